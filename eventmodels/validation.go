@@ -1,0 +1,124 @@
+package eventmodels
+
+import (
+	"fmt"
+	"strings"
+)
+
+// FieldError is one broken rule: the JSON name of the field and what is wrong.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (f FieldError) String() string { return f.Field + ": " + f.Problem }
+
+// ValidationError reports every field of an event that breaks a rule.
+// Validate methods return it (as error) and decoders wrap it, so
+//
+//	var ve *eventmodels.ValidationError
+//	if errors.As(err, &ve) { for _, f := range ve.Fields { … } }
+//
+// works on both paths.
+type ValidationError struct {
+	EventType string
+	Fields    []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.String()
+	}
+	typ := e.EventType
+	if typ == "" {
+		typ = "event"
+	}
+	return fmt.Sprintf("eventmodels: invalid %s: %s", typ, strings.Join(parts, "; "))
+}
+
+// Has reports whether field is among the broken fields.
+func (e *ValidationError) Has(field string) bool {
+	for _, f := range e.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// Add records one more broken field.
+func (e *ValidationError) Add(field, problem string) {
+	e.Fields = append(e.Fields, FieldError{Field: field, Problem: problem})
+}
+
+// Err returns e as an error, or nil when no field is broken. It lets a
+// Validate method end with `return ve.Err()`.
+func (e *ValidationError) Err() error {
+	if e == nil || len(e.Fields) == 0 {
+		return nil
+	}
+	return e
+}
+
+// validator collects field errors for one event. Nested records push a
+// prefix ("usage.") that is joined to field names only when a rule breaks, so
+// validating a valid event allocates nothing.
+type validator struct {
+	ve    ValidationError
+	path  [4]string
+	depth int
+}
+
+func (v *validator) push(prefix string) { v.path[v.depth] = prefix; v.depth++ }
+func (v *validator) pop()               { v.depth-- }
+
+func (v *validator) add(field, problem string) {
+	if v.depth > 0 {
+		field = strings.Join(v.path[:v.depth], "") + field
+	}
+	v.ve.Add(field, problem)
+}
+
+func (v *validator) required(field, value string) {
+	if strings.TrimSpace(value) == "" {
+		v.add(field, "must not be empty")
+	}
+}
+
+func (v *validator) maxLen(field, value string, n int) {
+	if len(value) > n {
+		v.add(field, fmt.Sprintf("must be at most %d bytes, got %d", n, len(value)))
+	}
+}
+
+func (v *validator) nonNegative(field string, value float64) {
+	if value < 0 || value != value { // value != value catches NaN
+		v.add(field, "must be a non-negative number")
+	}
+}
+
+func (v *validator) result() *ValidationError {
+	if len(v.ve.Fields) == 0 {
+		return nil
+	}
+	out := v.ve
+	return &out
+}
+
+// check runs the envelope rules, the type's own rules through fn, and
+// returns nil or a *ValidationError naming the event type.
+func check(b *Base, want string, fn func(v *validator)) error {
+	var v validator
+	b.validate(&v)
+	if b.EventType != "" && b.EventType != want {
+		v.add("event_type", fmt.Sprintf("must be %q", want))
+	}
+	fn(&v)
+	ve := v.result()
+	if ve == nil {
+		return nil
+	}
+	ve.EventType = want
+	return ve
+}
