@@ -1,0 +1,75 @@
+package broker
+
+import (
+	"maps"
+	"time"
+)
+
+// Message is one message on a topic: what a Publisher sends and what a
+// Handler receives.
+type Message struct {
+	// Topic the message is published to or was consumed from.
+	Topic string
+	// Key orders and partitions: messages with the same key are delivered
+	// in publish order. Empty keys spread over partitions with no order
+	// between them.
+	Key string
+	// Headers carry metadata as strings (CloudEvents attributes, trace
+	// context, dead-letter details). Keys are case-sensitive.
+	Headers map[string]string
+	// Body is the encoded payload. Backends never modify it.
+	Body []byte
+
+	// Delivery is filled by subscribers; publishers ignore it.
+	Delivery Delivery
+}
+
+// Delivery describes how a message reached a handler.
+type Delivery struct {
+	// Partition and Offset locate the message in a partitioned log
+	// (memory, Kafka); -1 when the backend has none.
+	Partition int32
+	Offset    int64
+	// Tag is the AMQP delivery tag (rabbitbus); 0 elsewhere.
+	Tag uint64
+	// Attempt counts handler calls for this delivery, from 1. The Retry
+	// middleware increments it before each new attempt.
+	Attempt int
+	// Redelivered is true when the broker delivered the message before
+	// (after a crash, a rebalance or a reconnect) and it may have been
+	// handled already.
+	Redelivered bool
+	// ReceivedAt is when the subscriber took the message from the broker.
+	ReceivedAt time.Time
+	// Group is the subscription group the message was delivered to.
+	Group string
+}
+
+// Header returns the value of a header, or "" if absent.
+func (m *Message) Header(key string) string { return m.Headers[key] }
+
+// SetHeader sets a header, allocating the map if needed.
+func (m *Message) SetHeader(key, value string) {
+	if m.Headers == nil {
+		m.Headers = make(map[string]string, 8)
+	}
+	m.Headers[key] = value
+}
+
+// Clone returns a copy of m whose Headers map can be changed without
+// affecting m. The body is shared: it is never modified in place.
+func (m *Message) Clone() *Message {
+	c := *m
+	c.Headers = maps.Clone(m.Headers)
+	return &c
+}
+
+// Size is the number of bytes a backend counts against its message size
+// limit: key, body, and header names and values.
+func (m *Message) Size() int {
+	n := len(m.Key) + len(m.Body)
+	for k, v := range m.Headers {
+		n += len(k) + len(v)
+	}
+	return n
+}

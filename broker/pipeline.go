@@ -1,0 +1,96 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Pipeline assembles the handler chain every backend runs for a
+// subscription, so retries, dead letters and failure policies behave the same
+// on memory, Kafka and RabbitMQ. From the outside in:
+//
+//	Middleware… → event-type filter → failure policy → Retry → Timeout → Recover → handler
+//
+// The failure policy is the DeadLetter middleware (OnFailureDeadLetter), a
+// log-and-acknowledge step (OnFailureDiscard), or nothing (OnFailureStop: the
+// error reaches the backend, which stops the subscription without
+// acknowledging the message).
+type Pipeline struct {
+	// Subscription supplies the retry policy, timeout, filter and failure
+	// policy; its defaults are applied.
+	Subscription Subscription
+	// DeadLetters receives dead letters; required for OnFailureDeadLetter.
+	DeadLetters Publisher
+	// Middleware runs outermost, first listed first: tracing, metrics,
+	// de-duplication.
+	Middleware []Middleware
+	// Hooks observe attempts, retries, dead letters and discards.
+	Hooks []Hook
+	// Logger receives dead-letter and discard records; default: discard.
+	Logger *slog.Logger
+}
+
+// Wrap returns h inside the pipeline.
+func (p Pipeline) Wrap(h Handler) Handler {
+	sub := p.Subscription.WithDefaults()
+	logger := p.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	hs := Hooks(p.Hooks)
+	chain := []Middleware{}
+	chain = append(chain, p.Middleware...)
+	if len(sub.EventTypes) > 0 {
+		chain = append(chain, filter(&sub))
+	}
+	switch sub.OnFailure {
+	case OnFailureDeadLetter:
+		chain = append(chain, DeadLetter(DeadLetterConfig{Publisher: p.DeadLetters, Group: sub.Group, Logger: logger, Hooks: p.Hooks}))
+	case OnFailureDiscard:
+		chain = append(chain, discard(sub.Group, logger, hs))
+	}
+	chain = append(chain, Retry(sub.Retry, p.Hooks...), Timeout(sub.HandlerTimeout), Recover())
+	if len(hs) > 0 {
+		chain = append(chain, observe(hs))
+	}
+	return Chain(h, chain...)
+}
+
+func filter(sub *Subscription) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			if !sub.Matches(m.Header(HeaderType)) {
+				return nil
+			}
+			return next(ctx, m)
+		}
+	}
+}
+
+func discard(group string, logger *slog.Logger, hs Hooks) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			err := next(ctx, m)
+			if err == nil {
+				return nil
+			}
+			logger.ErrorContext(ctx, "message discarded after handler failure",
+				"topic", m.Topic, "group", group, "key", m.Key, "id", m.Header(HeaderID),
+				"attempts", m.Delivery.Attempt, "error", err)
+			hs.discard(ctx, m, err)
+			return nil
+		}
+	}
+}
+
+func observe(hs Hooks) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			start := time.Now()
+			err := next(ctx, m)
+			hs.handled(ctx, m, time.Since(start), err)
+			return err
+		}
+	}
+}
