@@ -173,6 +173,17 @@ func (r *Registry) InfoOf(e Event) (TypeInfo, error) {
 	return info, nil
 }
 
+// LookupGoType returns the registration whose New returns values of type t
+// (a pointer type such as *JobCompleted).
+func (r *Registry) LookupGoType(t reflect.Type) (TypeInfo, bool) {
+	snap := r.snap.Load()
+	typ, ok := snap.byGo[t]
+	if !ok {
+		return TypeInfo{}, false
+	}
+	return snap.byType[typ], true
+}
+
 // Types returns every registration, sorted by event type.
 func (r *Registry) Types() []TypeInfo {
 	snap := r.snap.Load()
