@@ -35,7 +35,9 @@ type DeadLetterConfig struct {
 // partition and offset; then it returns nil so the original is acknowledged
 // and consumption goes on. If the dead-letter publish fails it is retried
 // until ctx ends; then the handler error is returned and the message is not
-// acknowledged. Place it outside Retry so it sees only the final error.
+// acknowledged. When ctx has ended by the time the handler fails (the
+// subscription is stopping), nothing is dead-lettered and the error is
+// returned: the message will be delivered again. Place it outside Retry so it sees only the final error.
 func DeadLetter(cfg DeadLetterConfig) Middleware {
 	if cfg.Topic == nil {
 		cfg.Topic = func(m *Message) string { return DeadLetterTopic(m.Topic) }
@@ -55,6 +57,13 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 			herr := next(ctx, m)
 			if herr == nil {
 				return nil
+			}
+			if ctx.Err() != nil {
+				// The subscription is stopping (or the handler ran out of
+				// time at shutdown): leave the message unacknowledged so it
+				// is delivered again, rather than dead-letter a message that
+				// did not really fail.
+				return herr
 			}
 			if cfg.Publisher == nil {
 				return errors.Join(herr, errors.New("broker: DeadLetter has no Publisher"))

@@ -72,8 +72,8 @@ func discard(group string, logger *slog.Logger, hs Hooks) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
 			err := next(ctx, m)
-			if err == nil {
-				return nil
+			if err == nil || ctx.Err() != nil {
+				return err // stopping: leave it unacknowledged
 			}
 			logger.ErrorContext(ctx, "message discarded after handler failure",
 				"topic", m.Topic, "group", group, "key", m.Key, "id", m.Header(HeaderID),
