@@ -7,8 +7,8 @@ import (
 
 // FieldError is one broken rule: the JSON name of the field and what is wrong.
 type FieldError struct {
-	Field   string
-	Problem string
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
 }
 
 func (f FieldError) String() string { return f.Field + ": " + f.Problem }
