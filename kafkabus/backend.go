@@ -1,0 +1,210 @@
+package kafkabus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cosmic-horizons/events/broker"
+)
+
+// Backend is the Kafka backend: a broker.Publisher and broker.Subscriber
+// on one cluster, with topic provisioning (Admin) and a health check.
+// Its methods are safe for concurrent use.
+//
+// Publishing goes through one idempotent producer shared by every caller.
+// Each Subscribe call is a consumer group member of its own (or, for an
+// ephemeral subscription, a set of partition consumers), with its own
+// connections.
+type Backend struct {
+	cfg   Config
+	pub   *publisher
+	admin *Admin
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscription]struct{}
+	groups map[string]map[string]bool // group -> topics, for Health
+	topics map[string]bool            // topics subscribed, for Health
+}
+
+var (
+	_ broker.Backend       = (*Backend)(nil)
+	_ broker.HealthChecker = (*Backend)(nil)
+)
+
+// New connects to the cluster of the configuration the options build and
+// starts the producer. It fails if the configuration is invalid (every
+// problem reported, see Config.Validate) or no broker can be reached.
+func New(opts ...Option) (*Backend, error) {
+	cfg, err := buildConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := newPublisher(cfg, cfg.sarama())
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{
+		cfg:    cfg,
+		pub:    pub,
+		admin:  &Admin{cfg: cfg},
+		subs:   make(map[*subscription]struct{}),
+		groups: make(map[string]map[string]bool),
+		topics: make(map[string]bool),
+	}, nil
+}
+
+// Config returns the configuration in effect, defaults applied.
+func (b *Backend) Config() Config { return b.cfg }
+
+// Admin returns the topic administration of the backend's cluster. It shares
+// the backend's admin connection, which Backend.Close closes; its own Close
+// does nothing.
+func (b *Backend) Admin() *Admin { return &Admin{cfg: b.cfg, shared: b.admin} }
+
+// Publish implements broker.Publisher. It returns once every message is
+// acknowledged by all in-sync replicas (acks=all, idempotent producer).
+// Messages of one call with equal keys keep their order; concurrent calls
+// are batched together. A message over Config.MaxMessageBytes fails the
+// call with broker.ErrMessageTooLarge before anything is sent, one without
+// a topic with broker.ErrInvalidMessage. Messages the producer gave up on
+// (after Config.ProducerRetries) are listed in a *broker.PublishError; a
+// topic that does not exist is reported as broker.ErrUnroutable. After
+// Close, Publish returns broker.ErrClosed.
+func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
+	return b.pub.Publish(ctx, msgs...)
+}
+
+// Subscribe implements broker.Subscriber.
+//
+// A durable subscription is a member of the consumer group sub.Group;
+// Subscribe returns once the member got its first assignment and every
+// assigned partition has its start offset (the committed one, else
+// sub.StartAt). Partitions are handled in order, and with Concurrency > 1
+// their messages are spread over the workers by key. The offset committed
+// for a partition is the lowest one not yet finished. When partitions are
+// revoked (a rebalance) or the subscription stops, no more messages are
+// handed out, in-flight handlers get DrainTimeout (within the group's
+// RebalanceTimeout on a rebalance) to finish before their ctx is cancelled,
+// and what finished is committed.
+//
+// An ephemeral subscription reads every partition from its high-water mark
+// at the time of the call and commits nothing.
+func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h broker.Handler) (broker.Consumer, error) {
+	if err := sub.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", broker.ErrInvalidSubscription)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sub = sub.WithDefaults()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, broker.ErrClosed
+	}
+	s := newSubscription(ctx, sub, b.cfg, h, b.pub)
+	b.subs[s] = struct{}{}
+	b.topics[sub.Topic] = true
+	if !sub.Ephemeral {
+		if b.groups[sub.Group] == nil {
+			b.groups[sub.Group] = make(map[string]bool)
+		}
+		b.groups[sub.Group][sub.Topic] = true
+	}
+	b.mu.Unlock()
+	go func() {
+		<-s.done
+		b.mu.Lock()
+		delete(b.subs, s)
+		b.mu.Unlock()
+	}()
+
+	sc := b.cfg.sarama()
+	if sub.StartAt == broker.StartNewest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	} else {
+		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	}
+	if sub.Ephemeral {
+		if err := s.startEphemeral(sc); err != nil {
+			s.finish(err)
+			return nil, err
+		}
+		return s, nil
+	}
+	cg, err := sarama.NewConsumerGroup(b.cfg.Brokers, sub.Group, sc)
+	if err != nil {
+		s.finish(err)
+		return nil, fmt.Errorf("kafkabus: consumer group %q: %w", sub.Group, err)
+	}
+	ready := newReadySignal()
+	go s.runGroup(cg, ready)
+	select {
+	case err := <-ready.ch:
+		if err != nil {
+			<-s.done
+			return nil, fmt.Errorf("kafkabus: join group %q on %q: %w", sub.Group, sub.Topic, err)
+		}
+		return s, nil
+	case <-s.done:
+		if err := s.Err(); err != nil {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, broker.ErrClosed
+	}
+}
+
+// Close stops every subscription (each drains and commits as Consumer.Close
+// does), waits for in-flight Publish calls, flushes the producer and closes
+// every connection. Publish and Subscribe return broker.ErrClosed
+// afterwards. Close is idempotent.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subs := make([]*subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Go(func() { _ = s.Close() })
+	}
+	wg.Wait()
+	return errors.Join(b.pub.Close(), b.admin.Close())
+}
+
+// usage returns the groups (with their topics) and topics this backend has
+// subscribed to, sorted, for Health.
+func (b *Backend) usage() (groups map[string][]string, topics []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	groups = make(map[string][]string, len(b.groups))
+	for g, ts := range b.groups {
+		for t := range ts {
+			groups[g] = append(groups[g], t)
+		}
+		slices.Sort(groups[g])
+	}
+	for t := range b.topics {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	return groups, topics
+}

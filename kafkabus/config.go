@@ -1,0 +1,351 @@
+package kafkabus
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cosmic-horizons/events/broker"
+)
+
+// Defaults of a Config; a zero field means its default.
+const (
+	DefaultClientID          = "cosmic-horizons-events"
+	DefaultVersion           = "3.6.0"
+	DefaultMaxMessageBytes   = 1 << 20
+	DefaultFlushFrequency    = time.Millisecond
+	DefaultFlushMessages     = 500
+	DefaultFlushBytes        = 512 << 10
+	DefaultProducerRetries   = 10
+	DefaultRetryBackoff      = 100 * time.Millisecond
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = 3 * time.Second
+	DefaultRebalanceTimeout  = 60 * time.Second
+	DefaultMetadataRefresh   = time.Minute
+	DefaultLagAlert          = 1000
+)
+
+// SASL mechanisms accepted in SASL.Mechanism.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASL holds SASL/PLAIN or SASL/SCRAM credentials, passed through to sarama.
+type SASL struct {
+	// Mechanism is SASLPlain (the default when User is set),
+	// SASLScramSHA256 or SASLScramSHA512.
+	Mechanism string
+	// User and Password authenticate the client. SASL is off when User
+	// is empty.
+	User     string
+	Password string
+}
+
+// Config configures a Backend or an Admin. The zero value of every field
+// means its default, so a Config with only Brokers set is complete. Fill it
+// by hand or with ConfigFromEnv, then pass it with WithConfig.
+type Config struct {
+	// Brokers are bootstrap addresses ("host:port"). Any subset of the
+	// cluster works: the client learns the others from metadata. Required.
+	Brokers []string
+	// ClientID names this process in broker logs and quotas; default
+	// DefaultClientID.
+	ClientID string
+	// Version is the oldest Kafka version of the cluster, as sarama
+	// parses it ("3.6.0"); it selects protocol versions. Default
+	// DefaultVersion; at least 0.11.0 (idempotent producer, headers).
+	Version string
+	// TLS, if not nil, encrypts connections with this configuration.
+	TLS *tls.Config
+	// SASL authenticates connections when SASL.User is set.
+	SASL SASL
+
+	// Compression is the codec of produced batches; default
+	// sarama.CompressionNone. LZ4 or Zstd pay off for bodies that
+	// compress (JSON); Avro bodies of a few hundred bytes barely do.
+	Compression sarama.CompressionCodec
+	// FlushFrequency, FlushMessages and FlushBytes decide when the
+	// producer sends a batch to a broker: when any is reached, and only
+	// once the previous request to that broker was answered (the
+	// idempotent producer keeps one request in flight per broker). The
+	// defaults (1ms, 500 messages, 512 KiB) keep latency near a
+	// millisecond at low rates and send large batches at high rates; a
+	// negative value turns that trigger off.
+	FlushFrequency time.Duration
+	FlushMessages  int
+	FlushBytes     int
+	// MaxMessageBytes is the largest record Publish accepts (key, value,
+	// headers and per-record overhead, as sarama counts it); larger
+	// messages fail with broker.ErrMessageTooLarge before anything of the
+	// call is sent. Keep it at or below the topics' max.message.bytes.
+	// Default DefaultMaxMessageBytes (1 MiB).
+	MaxMessageBytes int
+	// ProducerRetries is how many times a failed produce is retried (leader
+	// moves, timeouts, broken connections) before Publish reports the
+	// message as failed; default DefaultProducerRetries, at least 1. The
+	// idempotent producer makes retries free of duplicates.
+	ProducerRetries int
+	// RetryBackoff is the wait between produce, metadata and fetch
+	// retries; default DefaultRetryBackoff.
+	RetryBackoff time.Duration
+
+	// SessionTimeout is how long the group coordinator waits for a
+	// heartbeat before it removes a member; default
+	// DefaultSessionTimeout. It must lie within the brokers'
+	// group.min/max.session.timeout.ms.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is the time between heartbeats, which is also how
+	// quickly a member learns of a rebalance; default
+	// DefaultHeartbeatInterval, below a third of SessionTimeout.
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout bounds how long a rebalance waits for members to
+	// finish in-flight work and rejoin; default DefaultRebalanceTimeout.
+	// A subscription drains for at most min(Subscription.DrainTimeout,
+	// RebalanceTimeout) when its partitions are revoked.
+	RebalanceTimeout time.Duration
+	// MetadataRefresh is how often cluster metadata is refreshed in the
+	// background (leaders are also refreshed on every error); default
+	// DefaultMetadataRefresh.
+	MetadataRefresh time.Duration
+
+	// LagGroups names consumer groups whose lag Health reports besides
+	// the groups this process subscribes with, e.g. the groups of other
+	// services a health service watches.
+	LagGroups []string
+	// LagAlert is the per-partition lag above which Health marks a group
+	// degraded; default DefaultLagAlert (1000).
+	LagAlert int64
+
+	// Logger receives client errors, dead letters and rebalances;
+	// default: discard.
+	Logger *slog.Logger
+	// Hooks observe publishing and the consumption pipeline (see
+	// broker.Hook) and background client errors (HookClientError).
+	Hooks []broker.Hook
+	// Middleware wraps every subscription's handler, outermost first
+	// (see broker.Pipeline).
+	Middleware []broker.Middleware
+	// Sarama, if set, is called last on every sarama.Config this package
+	// builds, to set what Config does not expose. Changing the producer's
+	// idempotence, acks or MaxOpenRequests voids this package's
+	// guarantees.
+	Sarama func(*sarama.Config)
+}
+
+// ConfigFromEnv returns a Config filled from the environment:
+// KAFKA_BROKERS (comma-separated host:port list), KAFKA_CLIENT_ID,
+// KAFKA_VERSION, KAFKA_TLS ("true" or "1" for TLS with the system roots),
+// KAFKA_SASL_USER, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM. Unset
+// variables leave their field at the default; an unparsable KAFKA_TLS is
+// reported by Validate.
+func ConfigFromEnv() Config {
+	var c Config
+	for _, b := range strings.Split(os.Getenv("KAFKA_BROKERS"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			c.Brokers = append(c.Brokers, b)
+		}
+	}
+	c.ClientID = os.Getenv("KAFKA_CLIENT_ID")
+	c.Version = os.Getenv("KAFKA_VERSION")
+	if v := os.Getenv("KAFKA_TLS"); v != "" {
+		on, err := strconv.ParseBool(v)
+		switch {
+		case err != nil:
+			c.TLS = &tls.Config{ServerName: invalidTLSMarker + v}
+		case on:
+			c.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	}
+	c.SASL = SASL{
+		User:      os.Getenv("KAFKA_SASL_USER"),
+		Password:  os.Getenv("KAFKA_SASL_PASSWORD"),
+		Mechanism: strings.ToUpper(os.Getenv("KAFKA_SASL_MECHANISM")),
+	}
+	return c
+}
+
+// invalidTLSMarker flags an unparsable KAFKA_TLS for Validate.
+const invalidTLSMarker = "\x00invalid KAFKA_TLS="
+
+// withDefaults returns c with zero fields replaced by the defaults.
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.Version == "" {
+		c.Version = DefaultVersion
+	}
+	if c.FlushFrequency == 0 {
+		c.FlushFrequency = DefaultFlushFrequency
+	}
+	if c.FlushMessages == 0 {
+		c.FlushMessages = DefaultFlushMessages
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = DefaultFlushBytes
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.ProducerRetries == 0 {
+		c.ProducerRetries = DefaultProducerRetries
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = DefaultRebalanceTimeout
+	}
+	if c.MetadataRefresh == 0 {
+		c.MetadataRefresh = DefaultMetadataRefresh
+	}
+	if c.LagAlert == 0 {
+		c.LagAlert = DefaultLagAlert
+	}
+	if c.SASL.User != "" && c.SASL.Mechanism == "" {
+		c.SASL.Mechanism = SASLPlain
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of c (after defaults) in one error.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("Brokers: at least one bootstrap address is required"))
+	}
+	for _, b := range c.Brokers {
+		if i := strings.LastIndexByte(b, ':'); i <= 0 || i == len(b)-1 {
+			errs = append(errs, fmt.Errorf("Brokers: %q is not host:port", b))
+		} else if _, err := strconv.ParseUint(b[i+1:], 10, 16); err != nil {
+			errs = append(errs, fmt.Errorf("Brokers: %q has an invalid port", b))
+		}
+	}
+	if v, err := sarama.ParseKafkaVersion(c.Version); err != nil {
+		errs = append(errs, fmt.Errorf("Version: %w", err))
+	} else if !v.IsAtLeast(sarama.V0_11_0_0) {
+		errs = append(errs, fmt.Errorf("Version %s: the idempotent producer and headers need Kafka 0.11.0 or later", c.Version))
+	}
+	if c.TLS != nil && strings.HasPrefix(c.TLS.ServerName, invalidTLSMarker) {
+		errs = append(errs, fmt.Errorf("KAFKA_TLS=%q is not a boolean", strings.TrimPrefix(c.TLS.ServerName, invalidTLSMarker)))
+	}
+	switch c.SASL.Mechanism {
+	case "", SASLPlain, SASLScramSHA256, SASLScramSHA512:
+	default:
+		errs = append(errs, fmt.Errorf("SASL.Mechanism %q: want %s, %s or %s", c.SASL.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512))
+	}
+	if c.SASL.User == "" && c.SASL.Password != "" {
+		errs = append(errs, errors.New("SASL: a password without a user"))
+	}
+	if c.MaxMessageBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxMessageBytes must be positive, got %d", c.MaxMessageBytes))
+	}
+	if c.ProducerRetries < 1 {
+		errs = append(errs, fmt.Errorf("ProducerRetries must be at least 1, got %d", c.ProducerRetries))
+	}
+	if c.RetryBackoff < 0 || c.MetadataRefresh < 0 {
+		errs = append(errs, errors.New("RetryBackoff and MetadataRefresh must not be negative"))
+	}
+	if c.SessionTimeout < 0 || c.HeartbeatInterval < 0 || c.RebalanceTimeout < 0 {
+		errs = append(errs, errors.New("group timeouts must not be negative"))
+	} else if c.HeartbeatInterval*3 > c.SessionTimeout {
+		errs = append(errs, fmt.Errorf("HeartbeatInterval %v must be at most a third of SessionTimeout %v", c.HeartbeatInterval, c.SessionTimeout))
+	}
+	if c.LagAlert < 0 {
+		errs = append(errs, fmt.Errorf("LagAlert must not be negative, got %d", c.LagAlert))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("kafkabus: invalid config: %w", errors.Join(errs...))
+}
+
+// flushValue maps a Config flush setting to sarama's: negative turns the
+// trigger off (sarama's zero).
+func flushValue[T int | time.Duration](v T) T {
+	if v < 0 {
+		return 0
+	}
+	return v
+}
+
+// sarama returns the sarama configuration for c (already defaulted and
+// valid). Producer settings are those of the idempotent producer; consumer
+// settings report errors on channels so they reach the logger and hooks.
+func (c Config) sarama() *sarama.Config {
+	sc := sarama.NewConfig()
+	sc.ClientID = c.ClientID
+	sc.Version, _ = sarama.ParseKafkaVersion(c.Version)
+	if c.TLS != nil {
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = c.TLS
+	}
+	if c.SASL.User != "" {
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.User = c.SASL.User
+		sc.Net.SASL.Password = c.SASL.Password
+		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASL.Mechanism)
+		switch c.SASL.Mechanism {
+		case SASLScramSHA256:
+			sc.Net.SASL.SCRAMClientGeneratorFunc = newSCRAMSHA256
+		case SASLScramSHA512:
+			sc.Net.SASL.SCRAMClientGeneratorFunc = newSCRAMSHA512
+		}
+	}
+	sc.Metadata.RefreshFrequency = c.MetadataRefresh
+	sc.Metadata.Retry.Backoff = c.RetryBackoff
+	sc.Metadata.Retry.Max = 10
+	sc.Metadata.AllowAutoTopicCreation = false
+
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	sc.Producer.Compression = c.Compression
+	sc.Producer.MaxMessageBytes = c.MaxMessageBytes
+	sc.Producer.Flush.Frequency = flushValue(c.FlushFrequency)
+	sc.Producer.Flush.Messages = flushValue(c.FlushMessages)
+	sc.Producer.Flush.Bytes = flushValue(c.FlushBytes)
+	sc.Producer.Retry.Max = c.ProducerRetries
+	sc.Producer.Retry.Backoff = c.RetryBackoff
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Retry.Backoff = c.RetryBackoff
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	sc.Consumer.Offsets.Retry.Max = 5
+	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
+	sc.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
+	sc.Consumer.Group.Rebalance.Retry.Backoff = c.RetryBackoff * 5
+	sc.Consumer.Group.Rebalance.Retry.Max = 10
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+
+	sc.Admin.Retry.Backoff = c.RetryBackoff
+	sc.Admin.Timeout = 10 * time.Second
+	if c.Sarama != nil {
+		c.Sarama(sc)
+	}
+	return sc
+}

@@ -1,0 +1,267 @@
+package kafkabus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
+)
+
+// Health implements broker.HealthChecker. It reports:
+//
+//   - "brokers": the brokers in the cluster metadata and whether each
+//     answers (unhealthy if none does, degraded if some do not);
+//   - "controller": whether the cluster has an active controller;
+//   - "topic:<name>": for every topic this backend subscribed to, whether
+//     it exists;
+//   - "lag:<group>/<topic>": for every group this backend subscribed with
+//     and every group of Config.LagGroups, the lag of each partition
+//     (high-water mark − committed offset, or − the log start when the
+//     group committed nothing) in HealthReport.Lag, degraded when a
+//     partition's lag exceeds Config.LagAlert. Value is the total lag.
+//
+// Probe failures are reported as unhealthy checks, not as an error; the
+// error is for a cancelled ctx or a closed backend.
+func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
+	ca, client, err := b.admin.conn()
+	if err != nil {
+		return nil, err
+	}
+	rep := &broker.HealthReport{Backend: "kafka"}
+	add := func(cs ...eventmodels.HealthCheck) { rep.Checks = append(rep.Checks, cs...) }
+
+	type cluster struct {
+		brokers []*sarama.Broker
+		ctrl    int32
+	}
+	cl, err := withCtx(ctx, func() (cluster, error) {
+		if err := client.RefreshMetadata(); err != nil {
+			return cluster{}, err
+		}
+		bs, ctrl, err := ca.DescribeCluster()
+		return cluster{bs, ctrl}, err
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		add(check("brokers", eventmodels.HealthUnhealthy, 0, "cluster unreachable: %v", err))
+		add(check("controller", eventmodels.HealthUnknown, -1, "cluster unreachable"))
+		rep.Status = broker.Worst(statuses(rep.Checks)...)
+		return rep, nil
+	}
+	add(brokerCheck(ctx, client, cl.brokers))
+	if cl.ctrl >= 0 {
+		add(check("controller", eventmodels.HealthHealthy, float64(cl.ctrl), "broker %d", cl.ctrl))
+	} else {
+		add(check("controller", eventmodels.HealthUnhealthy, -1, "no active controller"))
+	}
+
+	groups, topics := b.usage()
+	known, _ := client.Topics()
+	for _, t := range topics {
+		if slices.Contains(known, t) {
+			add(check("topic:"+t, eventmodels.HealthHealthy, 1, "present"))
+		} else {
+			add(check("topic:"+t, eventmodels.HealthUnhealthy, 0, "missing"))
+		}
+	}
+	for _, g := range b.cfg.LagGroups {
+		if _, ok := groups[g]; !ok {
+			groups[g] = nil // every topic the group committed on
+		}
+	}
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	slices.Sort(names)
+	for _, g := range names {
+		lags, err := withCtx(ctx, func() ([]broker.GroupLag, error) { return groupLag(ca, client, g, groups[g]) })
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			add(check("lag:"+g, eventmodels.HealthUnknown, -1, "%v", err))
+			continue
+		}
+		rep.Lag = append(rep.Lag, lags...)
+		add(lagChecks(g, lags, b.cfg.LagAlert)...)
+	}
+	rep.Status = broker.Worst(statuses(rep.Checks)...)
+	return rep, nil
+}
+
+func check(name string, st eventmodels.HealthStatus, v float64, format string, args ...any) eventmodels.HealthCheck {
+	return eventmodels.HealthCheck{Name: name, Status: st, Value: v, Message: fmt.Sprintf(format, args...)}
+}
+
+func statuses(cs []eventmodels.HealthCheck) []eventmodels.HealthStatus {
+	out := make([]eventmodels.HealthStatus, len(cs))
+	for i, c := range cs {
+		out[i] = c.Status
+	}
+	return out
+}
+
+// brokerCheck connects to every broker of the metadata.
+func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Broker) eventmodels.HealthCheck {
+	var down []string
+	for _, br := range brokers {
+		if b, err := client.Broker(br.ID()); err == nil {
+			br = b
+		}
+		ok, err := br.Connected()
+		if !ok {
+			if err := br.Open(client.Config()); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
+				down = append(down, fmt.Sprintf("%d (%s): %v", br.ID(), br.Addr(), err))
+				continue
+			}
+			ok, err = br.Connected()
+		}
+		if !ok {
+			down = append(down, fmt.Sprintf("%d (%s): %v", br.ID(), br.Addr(), err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	up := len(brokers) - len(down)
+	switch {
+	case len(brokers) == 0 || up == 0:
+		return check("brokers", eventmodels.HealthUnhealthy, float64(up), "no broker reachable: %s", strings.Join(down, "; "))
+	case len(down) > 0:
+		return check("brokers", eventmodels.HealthDegraded, float64(up), "%d of %d reachable; down: %s", up, len(brokers), strings.Join(down, "; "))
+	}
+	return check("brokers", eventmodels.HealthHealthy, float64(up), "%d of %d reachable", up, len(brokers))
+}
+
+// groupLag returns the lag of group on topics (every topic it committed on
+// when topics is empty), one entry per partition.
+func groupLag(ca sarama.ClusterAdmin, client sarama.Client, group string, topics []string) ([]broker.GroupLag, error) {
+	var req map[string][]int32
+	if len(topics) > 0 {
+		req = make(map[string][]int32, len(topics))
+		for _, t := range topics {
+			ps, err := client.Partitions(t)
+			if err != nil {
+				return nil, fmt.Errorf("partitions of %q: %w", t, err)
+			}
+			req[t] = ps
+		}
+	}
+	resp, err := ca.ListConsumerGroupOffsets(group, req)
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets: %w", err)
+	}
+	committed := committedBlocks(resp)
+	members := -1
+	if ds, err := ca.DescribeConsumerGroups([]string{group}); err == nil && len(ds) == 1 {
+		members = len(ds[0].Members)
+	}
+	newest := map[string]map[int32]int64{}
+	oldest := map[string]map[int32]int64{}
+	for t, ps := range committed {
+		newest[t], oldest[t] = map[int32]int64{}, map[int32]int64{}
+		for p := range ps {
+			newest[t][p] = sarama.OffsetNewest
+			oldest[t][p] = sarama.OffsetOldest
+		}
+	}
+	if len(newest) == 0 {
+		return nil, nil
+	}
+	ends, err := ca.ListOffsets(newest, nil)
+	if err != nil {
+		return nil, fmt.Errorf("high-water marks: %w", err)
+	}
+	starts, err := ca.ListOffsets(oldest, nil)
+	if err != nil {
+		return nil, fmt.Errorf("log starts: %w", err)
+	}
+	var out []broker.GroupLag
+	for _, t := range sortedKeys(committed) {
+		ps := committed[t]
+		for _, p := range sortedKeys(ps) {
+			l := broker.GroupLag{Group: group, Topic: t, Partition: p, Committed: ps[p], End: -1, Consumers: members}
+			if r := ends[t][p]; r != nil && r.Err == nil {
+				l.End = r.Offset
+			}
+			from := l.Committed
+			if from < 0 {
+				from = 0
+				if r := starts[t][p]; r != nil && r.Err == nil {
+					from = r.Offset
+				}
+			}
+			if l.End >= 0 {
+				l.Lag = max(l.End-from, 0)
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// committedBlocks flattens an OffsetFetch response of one group.
+func committedBlocks(resp *sarama.OffsetFetchResponse) map[string]map[int32]int64 {
+	blocks := resp.Blocks
+	if resp.Version >= 8 && len(resp.Groups) > 0 {
+		blocks = resp.Groups[0].Blocks
+	}
+	out := map[string]map[int32]int64{}
+	for t, ps := range blocks {
+		for p, b := range ps {
+			if b == nil || !errors.Is(b.Err, sarama.ErrNoError) {
+				continue
+			}
+			if out[t] == nil {
+				out[t] = map[int32]int64{}
+			}
+			out[t][p] = b.Offset
+		}
+	}
+	return out
+}
+
+// lagChecks summarises lags per topic of one group.
+func lagChecks(group string, lags []broker.GroupLag, alert int64) []eventmodels.HealthCheck {
+	byTopic := map[string][]broker.GroupLag{}
+	for _, l := range lags {
+		byTopic[l.Topic] = append(byTopic[l.Topic], l)
+	}
+	var out []eventmodels.HealthCheck
+	for _, t := range sortedKeys(byTopic) {
+		var total, worst int64
+		worstP := int32(-1)
+		for _, l := range byTopic[t] {
+			total += l.Lag
+			if l.Lag > worst {
+				worst, worstP = l.Lag, l.Partition
+			}
+		}
+		name := "lag:" + group + "/" + t
+		if worst > alert {
+			out = append(out, check(name, eventmodels.HealthDegraded, float64(total),
+				"partition %d lags %d (alert above %d); total %d", worstP, worst, alert, total))
+		} else {
+			out = append(out, check(name, eventmodels.HealthHealthy, float64(total), "total lag %d", total))
+		}
+	}
+	return out
+}
+
+func sortedKeys[K string | int32, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,22 @@
+package kafkabus
+
+import "github.com/cosmic-horizons/events/broker"
+
+// HookClientError is a broker.Hook (pass it in Config.Hooks) told of the
+// errors the Kafka client meets in the background and retries or recovers
+// from on its own: fetch and offset-commit failures, lost group
+// membership, rebalance and heartbeat errors. They are also logged. group
+// is the subscription's group ("" for ephemeral subscriptions); partition
+// is -1 when the error concerns no single partition. Implementations must
+// be safe for concurrent use and must not block.
+type HookClientError interface {
+	OnClientError(group, topic string, partition int32, err error)
+}
+
+func notifyClientError(hooks []broker.Hook, group, topic string, partition int32, err error) {
+	for _, h := range hooks {
+		if x, ok := h.(HookClientError); ok {
+			x.OnClientError(group, topic, partition, err)
+		}
+	}
+}
