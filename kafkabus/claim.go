@@ -3,6 +3,7 @@ package kafkabus
 import (
 	"context"
 	"hash/maphash"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -34,6 +35,10 @@ type claim struct {
 	// redeliverUpTo: offsets at or below it were handed out by this
 	// process before (an earlier claim of the partition).
 	redeliverUpTo int64
+	// aborted is set when the claim's queued messages must not be started:
+	// a handler failed under OnFailureStop, or the drain deadline passed.
+	// On a plain revoke or stop, messages already handed out still run.
+	aborted atomic.Bool
 }
 
 func (s *subscription) newClaim(topic string, partition int32, mark func(int64)) *claim {
@@ -81,7 +86,7 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 		case <-stop:
 			return
 		}
-		if c.tr.stopped.Load() { // a handler failed under OnFailureStop
+		if c.aborted.Load() { // a handler failed under OnFailureStop
 			<-s.inFlight
 			return
 		}
@@ -124,6 +129,7 @@ func (c *claim) finishRun() {
 	select {
 	case <-c.tr.idle:
 	case <-t.C:
+		c.aborted.Store(true)
 		c.cancel()
 		c.sub.log.Warn("kafkabus: drain timeout reached, cancelling in-flight handlers",
 			"topic", c.topic, "partition", c.partition, "group", c.sub.sub.Group, "drain_timeout", wait)
@@ -157,7 +163,7 @@ func (s *subscription) worker(q <-chan *delivery) {
 	defer s.workers.Done()
 	for d := range q {
 		c := d.claim
-		if c.tr.stopped.Load() {
+		if c.aborted.Load() {
 			c.resolve(d, false)
 			continue
 		}
@@ -170,7 +176,7 @@ func (s *subscription) worker(q <-chan *delivery) {
 			c.resolve(d, false)
 		default:
 			// Only OnFailureStop lets a handler error through the pipeline.
-			c.tr.stop()
+			c.aborted.Store(true)
 			s.fail(&broker.HandlerError{
 				Topic: d.msg.Topic, Partition: d.msg.Delivery.Partition, Offset: d.msg.Delivery.Offset,
 				Key: d.msg.Key, Attempts: max(d.msg.Delivery.Attempt, 1), Err: err,

@@ -24,7 +24,7 @@ type slot struct {
 // over a contiguous finished prefix, so it never passes an unfinished
 // message. An abandoned message (revoked or failed) stops it for good.
 type tracker struct {
-	stopped atomic.Bool // no more hand-outs; queued messages are abandoned
+	stopped atomic.Bool // no more hand-outs: idle closes when all are resolved
 
 	mu         sync.Mutex
 	ring       []slot // outstanding slots, seq % len(ring)
