@@ -1,0 +1,294 @@
+package rabbitbus
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cosmic-horizons/events/broker"
+)
+
+// Queue types for Config.QueueType.
+const (
+	// QueueQuorum is a replicated Raft queue: it survives the loss of a
+	// minority of the cluster's nodes. The default for durable groups.
+	QueueQuorum = "quorum"
+	// QueueClassic is a single-node queue: faster on one node, lost with
+	// its node. For single-node brokers and tests.
+	QueueClassic = "classic"
+)
+
+// Defaults of a Config.
+const (
+	DefaultHeartbeat           = 2 * time.Second
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultReconnectBackoffMin = 100 * time.Millisecond
+	DefaultReconnectBackoffMax = 5 * time.Second
+	DefaultPublishChannels     = 4
+	DefaultConfirmWindow       = 1024
+	DefaultMaxMessageSize      = 1 << 20
+	DefaultSetupTimeout        = 30 * time.Second
+	// BrokerMaxMessageSize is RabbitMQ's own ceiling on a message body
+	// (max_message_size, 128 MiB); Config.MaxMessageSize cannot exceed it.
+	BrokerMaxMessageSize = 128 << 20
+)
+
+// Config configures a Client, Publisher or Subscriber. The zero value of
+// every field but URLs means its default; ConfigFromEnv fills it from the
+// environment. A Config is copied by the constructors: changing it afterwards
+// has no effect.
+type Config struct {
+	// URLs of the cluster's nodes (amqp://user:pass@host:5672/vhost or
+	// amqps://…). Required. The first that answers is used; on connection
+	// loss the client reconnects to the next one in the list (round robin),
+	// so list every node of the cluster. Heartbeat and connection_timeout
+	// query parameters of a URL override Heartbeat and DialTimeout.
+	URLs []string
+	// TLS configures amqps:// connections; nil uses the system roots and the
+	// URL's host as server name. Ignored for amqp:// URLs.
+	TLS *tls.Config
+	// Heartbeat is the AMQP heartbeat interval the client asks for; default
+	// 2s. A connection whose peer stays silent for about three intervals is
+	// treated as lost, so a black-holed network is noticed in seconds (the
+	// library default of 10s takes ~30s).
+	Heartbeat time.Duration
+	// DialTimeout bounds the TCP connect, TLS and AMQP handshake with one
+	// node; default 5s.
+	DialTimeout time.Duration
+	// ReconnectBackoffMin and ReconnectBackoffMax bound the wait between
+	// rounds of reconnect attempts (one attempt per URL per round); the
+	// wait doubles from Min up to Max, with ±20% jitter. The first round
+	// starts at once. Defaults 100ms and 5s. Reconnecting goes on until
+	// Close; only the first connection, in the constructor, fails fast.
+	ReconnectBackoffMin time.Duration
+	ReconnectBackoffMax time.Duration
+	// SetupTimeout bounds how long Subscribe, DeclareGroup and the other
+	// topology calls wait for a connection and for the broker's answers;
+	// default 30s.
+	SetupTimeout time.Duration
+	// PublishChannels is the number of confirm-mode channels publishing
+	// shares; default 4. Each Publish call uses one channel for all of its
+	// messages, so their order is kept.
+	PublishChannels int
+	// ConfirmWindow bounds the messages published on one channel and not
+	// yet confirmed; Publish waits for room beyond it. Default 1024.
+	ConfirmWindow int
+	// MaxMessageSize is the largest Message.Size() Publish accepts; larger
+	// messages fail with broker.ErrMessageTooLarge before anything is sent.
+	// Default 1 MiB, at most BrokerMaxMessageSize.
+	MaxMessageSize int
+	// QueueType of durable group queues and their dead-letter queues:
+	// QueueQuorum (default) or QueueClassic. It is fixed when a queue is
+	// first declared; declaring it again with another type fails with a
+	// *TopologyError.
+	QueueType string
+	// DeliveryLimit sets x-delivery-limit on quorum group queues: a message
+	// returned to its queue more often than this (crashing consumers,
+	// OnFailureStop) is dead-lettered to "<queue>.dlq" by the broker.
+	// 0 (the default) means no limit.
+	DeliveryLimit int
+	// SingleActiveConsumer declares durable group queues with
+	// x-single-active-consumer: of the members of a group only one consumes
+	// at a time, the others stand by. It gives per-key order across
+	// members, which competing consumers do not have, at the cost of
+	// parallelism across processes (use Subscription.Concurrency within
+	// one). Fixed when the queue is first declared.
+	SingleActiveConsumer bool
+	// QueueName returns the queue of a durable group on a topic; default
+	// "<topic>.<group>" (shortened with a hash when over 230 bytes). The
+	// topic is part of the name because one group may consume several
+	// topics, and a queue bound to two exchanges would mix them.
+	QueueName func(topic, group string) string
+	// DropUnroutable lists topics whose messages may be published with no
+	// queue to take them (live views nobody watches): such a message is
+	// confirmed and dropped instead of failing with broker.ErrUnroutable.
+	// "*" means every topic.
+	DropUnroutable []string
+	// ConnectionName is shown by the broker (rabbitmqctl list_connections
+	// client_properties, management UI); the role ("publisher",
+	// "subscriber") is appended. Default "rabbitbus".
+	ConnectionName string
+	// Logger receives connection state changes, reconnects, dead letters
+	// and discarded messages; nil is silent.
+	Logger *slog.Logger
+	// Hooks observe publishing, consumption (broker.HookHandled and the
+	// others) and connection state (HookConnection).
+	Hooks []broker.Hook
+	// Middleware wraps every subscription's handler, outermost first
+	// (tracing, metrics, de-duplication); see broker.Pipeline.
+	Middleware []broker.Middleware
+	// AMQP, if set, adjusts the amqp091 configuration of each dial (an
+	// escape hatch: SASL mechanisms, frame size, channel max, properties).
+	AMQP func(cfg *amqp.Config)
+}
+
+// Option changes a Config; constructors apply options after copying the
+// Config they are given.
+type Option func(*Config)
+
+// WithLogger sets Config.Logger.
+func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// WithHooks appends to Config.Hooks.
+func WithHooks(hs ...broker.Hook) Option {
+	return func(c *Config) { c.Hooks = append(c.Hooks, hs...) }
+}
+
+// WithMiddleware appends to Config.Middleware.
+func WithMiddleware(mws ...broker.Middleware) Option {
+	return func(c *Config) { c.Middleware = append(c.Middleware, mws...) }
+}
+
+// WithQueueType sets Config.QueueType.
+func WithQueueType(t string) Option { return func(c *Config) { c.QueueType = t } }
+
+// WithConnectionName sets Config.ConnectionName.
+func WithConnectionName(name string) Option { return func(c *Config) { c.ConnectionName = name } }
+
+// withDefaults returns c with zero fields replaced by the defaults and the
+// slices copied, so the caller's Config is never shared.
+func (c Config) withDefaults() Config {
+	c.URLs = append([]string(nil), c.URLs...)
+	c.DropUnroutable = append([]string(nil), c.DropUnroutable...)
+	c.Hooks = append([]broker.Hook(nil), c.Hooks...)
+	c.Middleware = append([]broker.Middleware(nil), c.Middleware...)
+	if c.TLS != nil {
+		c.TLS = c.TLS.Clone()
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.ReconnectBackoffMin == 0 {
+		c.ReconnectBackoffMin = DefaultReconnectBackoffMin
+	}
+	if c.ReconnectBackoffMax == 0 {
+		c.ReconnectBackoffMax = max(DefaultReconnectBackoffMax, c.ReconnectBackoffMin)
+	}
+	if c.SetupTimeout == 0 {
+		c.SetupTimeout = DefaultSetupTimeout
+	}
+	if c.PublishChannels == 0 {
+		c.PublishChannels = DefaultPublishChannels
+	}
+	if c.ConfirmWindow == 0 {
+		c.ConfirmWindow = DefaultConfirmWindow
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.QueueType == "" {
+		c.QueueType = QueueQuorum
+	}
+	if c.QueueName == nil {
+		c.QueueName = DefaultQueueName
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = "rabbitbus"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of c (after defaults) in one error.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.URLs) == 0 {
+		errs = append(errs, errors.New("URLs: at least one node URL is required (AMQP_URLS or AMQP_URL)"))
+	}
+	for i, u := range c.URLs {
+		if err := validURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("URLs[%d] %s: %w", i, redact(u), err))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Heartbeat", c.Heartbeat}, {"DialTimeout", c.DialTimeout}, {"SetupTimeout", c.SetupTimeout},
+		{"ReconnectBackoffMin", c.ReconnectBackoffMin}, {"ReconnectBackoffMax", c.ReconnectBackoffMax},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", d.name, d.v))
+		}
+	}
+	if c.Heartbeat > 0 && c.Heartbeat < time.Second {
+		errs = append(errs, fmt.Errorf("Heartbeat must be at least 1s (the AMQP unit), got %v", c.Heartbeat))
+	}
+	if c.ReconnectBackoffMax < c.ReconnectBackoffMin {
+		errs = append(errs, fmt.Errorf("ReconnectBackoffMax %v is below ReconnectBackoffMin %v", c.ReconnectBackoffMax, c.ReconnectBackoffMin))
+	}
+	if c.PublishChannels < 1 {
+		errs = append(errs, fmt.Errorf("PublishChannels must be at least 1, got %d", c.PublishChannels))
+	}
+	if c.ConfirmWindow < 1 {
+		errs = append(errs, fmt.Errorf("ConfirmWindow must be at least 1, got %d", c.ConfirmWindow))
+	}
+	if c.MaxMessageSize < 1 || c.MaxMessageSize > BrokerMaxMessageSize {
+		errs = append(errs, fmt.Errorf("MaxMessageSize must be between 1 and %d (RabbitMQ's limit), got %d", BrokerMaxMessageSize, c.MaxMessageSize))
+	}
+	switch c.QueueType {
+	case QueueQuorum, QueueClassic:
+	default:
+		errs = append(errs, fmt.Errorf("QueueType must be %q or %q, got %q", QueueQuorum, QueueClassic, c.QueueType))
+	}
+	if c.DeliveryLimit < 0 {
+		errs = append(errs, fmt.Errorf("DeliveryLimit must not be negative, got %d", c.DeliveryLimit))
+	}
+	if c.DeliveryLimit > 0 && c.QueueType != QueueQuorum {
+		errs = append(errs, fmt.Errorf("DeliveryLimit needs QueueType %q (x-delivery-limit is a quorum queue argument)", QueueQuorum))
+	}
+	return errors.Join(errs...)
+}
+
+func validURL(raw string) error {
+	u, err := amqp.ParseURI(raw)
+	if err != nil {
+		return err
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	return nil
+}
+
+// redact returns raw with its password replaced, for logs and errors.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return u.Redacted()
+}
+
+// dropsUnroutable reports whether Config.DropUnroutable covers topic.
+func (c *Config) dropsUnroutable(topic string) bool {
+	for _, t := range c.DropUnroutable {
+		if t == "*" || t == topic {
+			return true
+		}
+	}
+	return false
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,419 @@
+package rabbitbus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cosmic-horizons/events/broker"
+)
+
+// Consumer is a running subscription, the broker.Consumer Subscribe
+// returns.
+type Consumer struct {
+	s       *Subscriber
+	sub     broker.Subscription
+	topo    groupTopology
+	handler broker.Handler
+	log     *slog.Logger
+	tag     string
+	seed    maphash.Seed
+
+	work    []chan *delivery // one per worker; a key always maps to one worker
+	workers sync.WaitGroup
+	pending sync.WaitGroup // deliveries handed to workers and not finished
+	rr      atomic.Uint64  // spreads messages without a key
+	halt    atomic.Bool    // stopping: start no handler
+	hctx    context.Context
+	hcancel context.CancelFunc // cancels handlers at the drain bound
+
+	stop      context.CancelFunc // set by Subscribe before run starts
+	stopOnce  sync.Once
+	fatal     chan struct{}
+	fatalOnce sync.Once
+
+	queue atomic.Value // string: the queue consumed now
+	done  chan struct{}
+	errMu sync.Mutex
+	err   error
+}
+
+// delivery is one message handed to a worker, with the session it came
+// from: its acknowledgement only means something on that channel.
+type delivery struct {
+	d  amqp.Delivery
+	m  *broker.Message
+	cs *consumeSession
+}
+
+// consumeSession is the subscription's channel on one connection.
+type consumeSession struct {
+	sess       *session
+	ch         *amqp.Channel
+	queue      string
+	deliveries <-chan amqp.Delivery
+	closes     chan *amqp.Error
+	dead       atomic.Bool // lost: its deliveries are neither handled nor acked
+	maxTag     uint64      // highest delivery tag received (run's goroutine only)
+	closeOnce  sync.Once
+}
+
+// close closes the channel: the broker requeues what was not acknowledged.
+// It returns once the broker confirmed (channel.close-ok), i.e. after it
+// processed every acknowledgement sent before.
+func (cs *consumeSession) close() {
+	cs.closeOnce.Do(func() {
+		_ = cs.ch.Close()
+		go func() {
+			for range cs.deliveries { // drained so that amqp091's buffer goroutine ends
+			}
+		}()
+	})
+}
+
+func newConsumer(s *Subscriber, sub broker.Subscription, topo groupTopology, h broker.Handler) *Consumer {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	c := &Consumer{
+		s:     s,
+		sub:   sub,
+		topo:  topo,
+		log:   s.log.With("component", "rabbitbus", "topic", sub.Topic, "group", sub.Group),
+		tag:   "rabbitbus-" + hex.EncodeToString(b[:]),
+		seed:  maphash.MakeSeed(),
+		work:  make([]chan *delivery, sub.Concurrency),
+		fatal: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	dl := &deadLetters{src: s.dl, mandatory: !sub.Ephemeral}
+	if !sub.Ephemeral {
+		dl.bcc = dlqKey(topo.queue)
+	}
+	c.handler = broker.Pipeline{
+		Subscription: sub,
+		DeadLetters:  dl,
+		Middleware:   s.cfg.Middleware,
+		Hooks:        s.cfg.Hooks,
+		Logger:       s.log,
+	}.Wrap(h)
+	// Handlers keep the values of Subscribe's ctx, not its cancellation:
+	// they are cancelled only at the drain bound.
+	c.hctx, c.hcancel = context.WithCancel(context.Background())
+	c.queue.Store(topo.queue)
+	return c
+}
+
+// Queue returns the name of the queue the subscription consumes.
+func (c *Consumer) Queue() string { return c.queue.Load().(string) }
+
+// Close stops the subscription (see Subscriber.Subscribe) and returns the
+// error that stopped it, if any. It is idempotent.
+func (c *Consumer) Close() error {
+	c.stopOnce.Do(func() {
+		if c.stop != nil {
+			c.stop()
+		}
+	})
+	<-c.done
+	return c.Err()
+}
+
+// Done is closed when the subscription has fully stopped.
+func (c *Consumer) Done() <-chan struct{} { return c.done }
+
+// Err returns the error that stopped the subscription: nil while it runs
+// and after a clean stop, a *broker.HandlerError under OnFailureStop.
+func (c *Consumer) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+// subscribe opens a channel on the current connection, declares the
+// topology and starts consuming. With initial set it returns the first
+// error that is not a lost connection, and ctx's error when ctx ends;
+// otherwise it retries every error with backoff until ctx ends.
+func (c *Consumer) subscribe(ctx context.Context, initial bool) (*consumeSession, error) {
+	backoff := c.s.cfg.ReconnectBackoffMin
+	for {
+		s, err := c.s.mgr.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := c.open(ctx, s)
+		if err == nil {
+			return cs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if isConnLoss(err) {
+			waitLost(ctx, s)
+			continue
+		}
+		if initial {
+			return nil, err
+		}
+		c.log.Error("rabbitbus: cannot resume the subscription; retrying", "retry_in", backoff, "error", err)
+		t := time.NewTimer(jitter(backoff))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		backoff = min(backoff*2, c.s.cfg.ReconnectBackoffMax)
+	}
+}
+
+// open sets up one consume session on s; ctx bounds the wait (the calls
+// themselves cannot be interrupted: an abandoned setup is closed when it
+// finishes).
+func (c *Consumer) open(ctx context.Context, s *session) (*consumeSession, error) {
+	type result struct {
+		cs  *consumeSession
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		cs, err := c.setup(s)
+		res <- result{cs, err}
+	}()
+	select {
+	case r := <-res:
+		return r.cs, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-res; r.cs != nil {
+				r.cs.close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Consumer) setup(s *session) (*consumeSession, error) {
+	ch, err := s.channel()
+	if err != nil {
+		return nil, err
+	}
+	topo := c.topo
+	if topo.ephemeral {
+		topo.queue = ephemeralQueue(c.sub.Topic, c.sub.Group)
+	}
+	cs := &consumeSession{sess: s, ch: ch, queue: topo.queue}
+	cs.closes = ch.NotifyClose(make(chan *amqp.Error, 1))
+	fail := func(err error) (*consumeSession, error) {
+		_ = ch.Close()
+		return nil, err
+	}
+	if err := topo.declare(ch, &c.s.cfg); err != nil {
+		return fail(err)
+	}
+	if err := ch.Qos(c.sub.MaxInFlight, 0, false); err != nil {
+		return fail(topologyError("queue", topo.queue, err))
+	}
+	cs.deliveries, err = ch.Consume(topo.queue, c.tag, false, false, false, false, nil)
+	if err != nil {
+		return fail(topologyError("queue", topo.queue, err))
+	}
+	c.queue.Store(topo.queue)
+	return cs, nil
+}
+
+// run consumes until the subscription stops, resubscribing after losses.
+func (c *Consumer) run(ctx context.Context, cs *consumeSession) {
+	defer close(c.done)
+	defer c.s.forget(c)
+	for i := range c.work {
+		c.work[i] = make(chan *delivery, c.sub.MaxInFlight)
+		c.workers.Add(1)
+		go c.worker(c.work[i])
+	}
+	for {
+		lost := c.pump(ctx, cs)
+		if !lost {
+			break
+		}
+		cs.dead.Store(true)
+		cause := error(errConnLost)
+		select {
+		case e, ok := <-cs.closes:
+			if ok && e != nil {
+				cause = e
+			}
+		default:
+		}
+		c.log.Warn("rabbitbus: subscription interrupted; resuming", "queue", cs.queue, "error", cause)
+		cs.close()
+		next, err := c.subscribe(ctx, false)
+		if err != nil {
+			cs = nil // stopping while disconnected
+			break
+		}
+		c.log.Info("rabbitbus: subscription resumed", "queue", next.queue, "node", next.sess.node)
+		cs = next
+	}
+	c.shutdown(cs)
+}
+
+// pump hands deliveries to the workers until the channel's deliveries end
+// (lost: true) or the subscription stops (false).
+func (c *Consumer) pump(ctx context.Context, cs *consumeSession) (lost bool) {
+	for {
+		select {
+		case d, ok := <-cs.deliveries:
+			if !ok {
+				return true
+			}
+			cs.maxTag = max(cs.maxTag, d.DeliveryTag)
+			if !c.dispatch(ctx, cs, d) {
+				return false
+			}
+		case <-ctx.Done():
+			return false
+		case <-c.fatal:
+			return false
+		}
+	}
+}
+
+func (c *Consumer) dispatch(ctx context.Context, cs *consumeSession, d amqp.Delivery) bool {
+	m, redelivered := fromDelivery(&d, c.sub.Topic)
+	m.Delivery = broker.Delivery{
+		Partition: -1, Offset: -1, Tag: d.DeliveryTag, Redelivered: redelivered,
+		ReceivedAt: time.Now(), Group: c.sub.Group,
+	}
+	var w int
+	if len(c.work) > 1 {
+		if m.Key == "" {
+			w = int(c.rr.Add(1) % uint64(len(c.work)))
+		} else {
+			w = int(maphash.String(c.seed, m.Key) % uint64(len(c.work)))
+		}
+	}
+	c.pending.Add(1)
+	select {
+	case c.work[w] <- &delivery{d: d, m: m, cs: cs}:
+		return true
+	case <-ctx.Done():
+	case <-c.fatal:
+	}
+	c.pending.Done() // not handed out: the broker requeues it
+	return false
+}
+
+func (c *Consumer) worker(in <-chan *delivery) {
+	defer c.workers.Done()
+	for dl := range in {
+		c.handle(dl)
+		c.pending.Done()
+	}
+}
+
+func (c *Consumer) handle(dl *delivery) {
+	if c.halt.Load() || dl.cs.dead.Load() {
+		return // left unacknowledged: the broker delivers it again
+	}
+	err := c.handler(c.hctx, dl.m)
+	if err == nil {
+		if aerr := dl.d.Ack(false); aerr != nil {
+			c.log.Debug("rabbitbus: ack failed; the message will be delivered again", "tag", dl.d.DeliveryTag, "error", aerr)
+		}
+		return
+	}
+	if c.hctx.Err() != nil {
+		return // stopping: it was not handled, the broker delivers it again
+	}
+	if c.sub.OnFailure != broker.OnFailureStop {
+		// The pipeline returns an error while running only if it could not
+		// apply the failure policy; give the message back rather than
+		// sit on it.
+		c.log.Error("rabbitbus: handler pipeline failed; message requeued", "key", dl.m.Key, "error", err)
+		_ = dl.d.Nack(false, true)
+		return
+	}
+	// Left unacknowledged: shutdown gives it back to the queue.
+	c.halt.Store(true)
+	c.fatalOnce.Do(func() {
+		c.setErr(&broker.HandlerError{
+			Topic: c.sub.Topic, Partition: -1, Offset: -1, Key: dl.m.Key,
+			Attempts: max(dl.m.Delivery.Attempt, 1), Err: err,
+		})
+		c.log.Error("rabbitbus: handler failed; subscription stopped (OnFailureStop)", "key", dl.m.Key, "error", err)
+		close(c.fatal)
+	})
+}
+
+func (c *Consumer) setErr(err error) {
+	c.errMu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.errMu.Unlock()
+}
+
+// shutdown stops in the order that loses no acknowledgement: cancel the
+// AMQP consumer (and take what the broker had already sent), let the
+// handlers in flight finish (bounded by DrainTimeout; each worker acks what
+// its handler finished), give back everything not acknowledged with one
+// nack in delivery order, close the channel. Only then may the connection
+// close: acknowledgements still in flight when a connection closes can be
+// lost on quorum queues.
+func (c *Consumer) shutdown(cs *consumeSession) {
+	c.halt.Store(true)
+	live := cs != nil && !cs.dead.Load()
+	if live {
+		if err := cs.ch.Cancel(c.tag, false); err != nil {
+			c.log.Debug("rabbitbus: basic.cancel failed", "error", err)
+		} else {
+			// Closed by amqp091 once the cancel is done and its buffer is
+			// empty; what it holds stays unacknowledged.
+			for d := range cs.deliveries {
+				cs.maxTag = max(cs.maxTag, d.DeliveryTag)
+			}
+		}
+	}
+	drained := make(chan struct{})
+	go func() {
+		c.pending.Wait()
+		close(drained)
+	}()
+	t := time.NewTimer(c.sub.DrainTimeout)
+	select {
+	case <-drained:
+		t.Stop()
+	case <-t.C:
+		c.log.Warn("rabbitbus: drain timeout; cancelling handlers in flight", "timeout", c.sub.DrainTimeout)
+		c.hcancel()
+		<-drained
+	}
+	if live && cs.maxTag > 0 && !cs.dead.Load() {
+		// A quorum queue puts a message given back by a lone nack behind
+		// the ones a channel close returns; one multiple nack keeps the
+		// delivery order for the next consumer.
+		if err := cs.ch.Nack(cs.maxTag, true, true); err != nil {
+			c.log.Debug("rabbitbus: nack of unhandled messages failed", "error", err)
+		}
+	}
+	if cs != nil {
+		cs.close()
+	}
+	for _, w := range c.work {
+		close(w)
+	}
+	c.workers.Wait()
+	c.hcancel()
+	if err := c.Err(); err != nil {
+		c.log.Info("rabbitbus: subscription stopped", "queue", c.Queue(), "error", err)
+	} else {
+		c.log.Info("rabbitbus: subscription stopped", "queue", c.Queue())
+	}
+}

@@ -1,0 +1,148 @@
+package rabbitbus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
+)
+
+// Health reports the publisher's connection: the node it is connected to,
+// how often it reconnected, and whether the broker blocks it.
+func (p *Publisher) Health(ctx context.Context) (*broker.HealthReport, error) {
+	checks := []eventmodels.HealthCheck{connCheck(p.mgr)}
+	return report(checks, nil), nil
+}
+
+// Health reports the subscriber's connection (node, reconnects) and, for
+// every subscription running, its queue's depth (messages ready) and
+// consumer count, read with a passive queue declare (exact, unlike the
+// management statistics), plus the depth of the group's dead-letter queue.
+// A queue that cannot be read makes its check unhealthy; ctx bounds the
+// whole report.
+func (s *Subscriber) Health(ctx context.Context) (*broker.HealthReport, error) {
+	checks := []eventmodels.HealthCheck{connCheck(s.mgr)}
+	var lag []broker.GroupLag
+	if st := s.mgr.status(); st.connected {
+		qc, ql := s.queueHealth(ctx)
+		checks, lag = append(checks, qc...), ql
+	}
+	return report(checks, lag), nil
+}
+
+func report(checks []eventmodels.HealthCheck, lag []broker.GroupLag) *broker.HealthReport {
+	statuses := make([]eventmodels.HealthStatus, len(checks))
+	for i, c := range checks {
+		statuses[i] = c.Status
+	}
+	return &broker.HealthReport{Backend: "rabbitmq", Status: broker.Worst(statuses...), Checks: checks, Lag: lag}
+}
+
+func connCheck(m *connManager) eventmodels.HealthCheck {
+	st := m.status()
+	c := eventmodels.HealthCheck{Name: "rabbitmq " + m.role + " connection", Value: float64(st.reconnects)}
+	switch {
+	case !st.connected:
+		c.Status = eventmodels.HealthUnhealthy
+		c.Message = fmt.Sprintf("disconnected since %s, reconnecting (%d reconnects so far); last error: %v",
+			st.lostAt.UTC().Format("15:04:05"), st.reconnects, st.lastErr)
+	case st.blocked != "":
+		c.Status = eventmodels.HealthDegraded
+		c.Message = fmt.Sprintf("connected to %s; publishing blocked by the broker: %s; %d reconnects", st.node, st.blocked, st.reconnects)
+	default:
+		c.Status = eventmodels.HealthHealthy
+		c.Message = fmt.Sprintf("connected to %s; %d reconnects", st.node, st.reconnects)
+	}
+	return c
+}
+
+// queueProbe is one queue Health reads.
+type queueProbe struct {
+	group, topic, queue string
+	dlq                 bool
+}
+
+func (s *Subscriber) queueHealth(ctx context.Context) ([]eventmodels.HealthCheck, []broker.GroupLag) {
+	s.mu.Lock()
+	var probes []queueProbe
+	for c := range s.consumers {
+		q := c.Queue()
+		probes = append(probes, queueProbe{group: c.sub.Group, topic: c.sub.Topic, queue: q})
+		if !c.sub.Ephemeral {
+			probes = append(probes, queueProbe{group: c.sub.Group, topic: c.sub.Topic, queue: q + suffixDLQ, dlq: true})
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(probes, func(a, b queueProbe) int {
+		if a.queue < b.queue {
+			return -1
+		}
+		if a.queue > b.queue {
+			return 1
+		}
+		return 0
+	})
+	probes = slices.CompactFunc(probes, func(a, b queueProbe) bool { return a.queue == b.queue })
+
+	type answer struct {
+		q   amqp.Queue
+		err error
+	}
+	answers := make([]answer, len(probes))
+	done := make(chan struct{})
+	sess, err := s.mgr.current(ctx)
+	if err != nil {
+		return []eventmodels.HealthCheck{{Name: "rabbitmq queues", Status: eventmodels.HealthUnknown, Message: err.Error()}}, nil
+	}
+	go func() {
+		defer close(done)
+		var ch *amqp.Channel
+		for i, p := range probes {
+			if ch == nil || ch.IsClosed() {
+				var cerr error
+				if ch, cerr = sess.channel(); cerr != nil {
+					for j := i; j < len(probes); j++ {
+						answers[j].err = cerr
+					}
+					return
+				}
+			}
+			answers[i].q, answers[i].err = ch.QueueDeclarePassive(p.queue, false, false, false, false, nil)
+		}
+		if ch != nil {
+			_ = ch.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return []eventmodels.HealthCheck{{Name: "rabbitmq queues", Status: eventmodels.HealthUnknown, Message: "queue depths not read: " + ctx.Err().Error()}}, nil
+	}
+	var checks []eventmodels.HealthCheck
+	var lag []broker.GroupLag
+	for i, p := range probes {
+		a := answers[i]
+		name := "rabbitmq queue " + p.queue
+		if p.dlq {
+			name = "rabbitmq dead letters " + p.queue
+		}
+		if a.err != nil {
+			checks = append(checks, eventmodels.HealthCheck{Name: name, Status: eventmodels.HealthUnhealthy, Message: a.err.Error()})
+			continue
+		}
+		if p.dlq {
+			checks = append(checks, eventmodels.HealthCheck{Name: name, Status: eventmodels.HealthHealthy,
+				Message: fmt.Sprintf("%d dead letters", a.q.Messages), Value: float64(a.q.Messages)})
+			continue
+		}
+		checks = append(checks, eventmodels.HealthCheck{Name: name, Status: eventmodels.HealthHealthy,
+			Message: fmt.Sprintf("%d ready, %d consumers", a.q.Messages, a.q.Consumers), Value: float64(a.q.Messages)})
+		lag = append(lag, broker.GroupLag{Group: p.group, Topic: p.topic, Partition: -1, Committed: -1, End: -1,
+			Lag: int64(a.q.Messages), Consumers: a.q.Consumers})
+	}
+	return checks, lag
+}

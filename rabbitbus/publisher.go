@@ -1,0 +1,278 @@
+package rabbitbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+)
+
+// maxChannelFailures bounds how often the messages of one Publish call are
+// sent again after their channel was closed by a channel error (not a lost
+// connection, which is retried until ctx ends).
+const maxChannelFailures = 3
+
+// Publisher publishes to RabbitMQ with publisher confirms. It implements
+// broker.Publisher and is safe for concurrent use.
+//
+// Each topic is a durable topic exchange, declared on first use; the
+// routing key is the message's event type (ce_type). Messages are
+// persistent and mandatory: one that no queue takes fails with
+// broker.ErrUnroutable (unless its topic is in Config.DropUnroutable).
+//
+// Delivery is at least once. Publish returns nil only when the broker
+// confirmed every message. A message whose connection (or channel) is lost
+// before its confirm is sent again, in order, as soon as a connection is
+// back: the broker may then hold it twice, and the copy is marked so that a
+// rabbitbus consumer reports it as Delivery.Redelivered. A nacked message is
+// not sent again: it fails with ErrNacked. While no node is reachable,
+// Publish waits for one, bounded by its ctx; nothing is dropped silently.
+type Publisher struct {
+	cfg   Config
+	log   *slog.Logger
+	hooks broker.Hooks
+	mgr   *connManager
+	pool  channelPool
+	exch  exchangeCache
+
+	mu      sync.Mutex
+	closed  bool
+	calls   sync.WaitGroup
+	closing context.Context // cancelled by Close: waits for a connection give up
+	cancel  context.CancelFunc
+}
+
+// NewPublisher validates cfg, connects to the first node of cfg.URLs that
+// answers (trying each once: a *ConnectError when none does, matching
+// ErrAccessRefused for refused credentials) and returns a Publisher with
+// its own connection. ctx bounds the connection attempts.
+func NewPublisher(ctx context.Context, cfg Config, opts ...Option) (*Publisher, error) {
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("rabbitbus: invalid config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	return newPublisher(ctx, cfg)
+}
+
+func newPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
+	p := &Publisher{cfg: cfg, log: cfg.Logger, hooks: cfg.Hooks}
+	p.pool = channelPool{size: cfg.PublishChannels, window: cfg.ConfirmWindow}
+	mgr, err := newConnManager(ctx, &p.cfg, "publisher")
+	if err != nil {
+		return nil, err
+	}
+	p.mgr = mgr
+	p.closing, p.cancel = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// Publish sends msgs and returns when the broker confirmed every one of
+// them (see broker.Publisher). All messages of one call go out on one
+// channel, in order. The error is nil; or, before anything was sent, an
+// error matching broker.ErrInvalidMessage, broker.ErrMessageTooLarge
+// (Message.Size over Config.MaxMessageSize) or broker.ErrClosed; or ctx's
+// error when ctx ended first (the messages may or may not have arrived);
+// or a *broker.PublishError naming each message that failed, with
+// broker.ErrUnroutable, ErrNacked, a *TopologyError, or broker.ErrClosed
+// when Close stopped a wait for a connection.
+func (p *Publisher) Publish(ctx context.Context, msgs ...*broker.Message) error {
+	start := time.Now()
+	err := p.publish(ctx, msgs, pubOptions{mandatory: true})
+	if len(p.hooks) > 0 {
+		p.hooks.Published(ctx, msgs, time.Since(start), err)
+	}
+	return err
+}
+
+// pubOptions are the variations dead letters need.
+type pubOptions struct {
+	mandatory bool
+	bcc       string // an extra routing key (BCC header): the group's dead-letter queue
+}
+
+func (p *Publisher) enter() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.calls.Add(1)
+	return true
+}
+
+func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pubOptions) error {
+	if !p.enter() {
+		return broker.ErrClosed
+	}
+	defer p.calls.Done()
+	if len(msgs) == 0 {
+		return nil
+	}
+	out, topics, err := p.prepare(msgs, opt)
+	if err != nil {
+		return err
+	}
+	// Waits for a connection also end when Close is called.
+	wctx, stop := mergeDone(ctx, p.closing)
+	defer stop()
+
+	call := newCall(len(out))
+	todo := make([]int, len(out))
+	for i := range todo {
+		todo[i] = i
+	}
+	channelFailures := 0
+	for len(todo) > 0 {
+		s, err := p.mgr.current(wctx)
+		if err == nil {
+			err = p.mgr.waitUnblocked(wctx)
+		}
+		if err != nil {
+			return p.stopped(ctx, call, msgs, err)
+		}
+		if err := p.exch.ensure(s, topics); err != nil {
+			if isConnLoss(err) {
+				waitLost(wctx, s)
+				continue
+			}
+			call.failAll(err)
+			break
+		}
+		pc, err := p.pool.get(s)
+		if err != nil {
+			if isConnLoss(err) {
+				waitLost(wctx, s)
+				continue
+			}
+			call.failAll(err)
+			break
+		}
+		sendErr := pc.send(wctx, call, out, todo)
+		if err := call.wait(ctx); err != nil {
+			return fmt.Errorf("rabbitbus: publish: %w", err)
+		}
+		var lost bool
+		todo, lost = call.pending(out)
+		if len(todo) == 0 {
+			break
+		}
+		if sendErr != nil && !errors.Is(sendErr, errConnLost) {
+			// ctx or Close ended the wait for room in the window.
+			return p.stopped(ctx, call, msgs, sendErr)
+		}
+		cause := pc.err
+		if cause == nil {
+			cause = sendErr
+		}
+		p.log.Debug("rabbitbus: channel lost before confirms; sending again", "messages", len(todo), "in_flight_lost", lost, "error", cause)
+		if !isChannelError(cause) {
+			waitLost(wctx, s) // the connection is going: wait for its replacement
+			continue
+		}
+		// The broker closed the channel (an exchange deleted under us, …).
+		p.exch.forget()
+		if channelFailures++; channelFailures >= maxChannelFailures {
+			call.failAll(fmt.Errorf("rabbitbus: channel closed by the broker: %w", cause))
+			break
+		}
+	}
+	return call.result(msgs)
+}
+
+// stopped reports a publish abandoned while waiting: ctx's error, or
+// ErrClosed (for the messages not confirmed) when Close caused it.
+func (p *Publisher) stopped(ctx context.Context, call *publishCall, msgs []*broker.Message, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("rabbitbus: publish: %w", ctx.Err())
+	}
+	if p.closing.Err() != nil || errors.Is(err, broker.ErrClosed) {
+		call.failAll(broker.ErrClosed)
+		if res := call.result(msgs); res != nil {
+			var pe *broker.PublishError
+			if errors.As(res, &pe) && len(pe.Failed) == len(msgs) {
+				return broker.ErrClosed
+			}
+			return res
+		}
+		return nil
+	}
+	call.failAll(err)
+	return call.result(msgs)
+}
+
+// prepare checks every message and turns it into its wire form; nothing is
+// sent if one fails.
+func (p *Publisher) prepare(msgs []*broker.Message, opt pubOptions) ([]outMsg, []string, error) {
+	out := make([]outMsg, len(msgs))
+	var topics []string
+	seen := make(map[string]bool, 1)
+	for i, m := range msgs {
+		if m == nil {
+			return nil, nil, fmt.Errorf("%w: message #%d is nil", broker.ErrInvalidMessage, i)
+		}
+		if err := checkTopic(m.Topic); err != nil {
+			return nil, nil, fmt.Errorf("%w: message #%d: %w", broker.ErrInvalidMessage, i, err)
+		}
+		if n := m.Size(); n > p.cfg.MaxMessageSize {
+			return nil, nil, fmt.Errorf("%w: message #%d (topic %q, key %q) is %d bytes, the limit is %d",
+				broker.ErrMessageTooLarge, i, m.Topic, m.Key, n, p.cfg.MaxMessageSize)
+		}
+		if err := checkHeaders(m); err != nil {
+			return nil, nil, fmt.Errorf("message #%d: %w", i, err)
+		}
+		key, pub := toPublishing(m)
+		if len(key) > 255 {
+			return nil, nil, fmt.Errorf("%w: message #%d: event type (routing key) longer than 255 bytes", broker.ErrInvalidMessage, i)
+		}
+		if opt.bcc != "" {
+			pub.Headers["BCC"] = []any{opt.bcc}
+		}
+		out[i] = outMsg{exchange: m.Topic, key: key, pub: pub, mandatory: opt.mandatory && !p.cfg.dropsUnroutable(m.Topic)}
+		if !seen[m.Topic] {
+			seen[m.Topic] = true
+			topics = append(topics, m.Topic)
+		}
+	}
+	return out, topics, nil
+}
+
+// Close waits for the Publish calls in progress to finish (a call waiting
+// for a lost connection gives up with broker.ErrClosed; one waiting for
+// confirms gets them), then closes the connection. Publish after Close
+// returns broker.ErrClosed. Close is idempotent and returns nil.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	p.calls.Wait()
+	p.mgr.close()
+	return nil
+}
+
+// waitLost returns when s's connection is known to be gone (so that the
+// next current() waits for a new one) or ctx ends.
+func waitLost(ctx context.Context, s *session) {
+	select {
+	case <-s.lost:
+	case <-ctx.Done():
+	}
+}
+
+// mergeDone returns a context done when ctx or other is, with ctx's values.
+func mergeDone(ctx, other context.Context) (context.Context, context.CancelFunc) {
+	merged, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(other, cancel)
+	return merged, func() { stop(); cancel() }
+}
