@@ -1,0 +1,120 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+)
+
+// Publish appends msgs to their topics' partition logs, in argument order,
+// and returns once every one is appended: appended is this backend's
+// confirmation, and an appended message reaches every group registered on
+// the topic. Topics are created on first use. A non-empty key always maps to
+// the same partition (FNV-1a), so messages of one key keep their order;
+// messages with an empty key are spread round-robin.
+//
+// Every message is checked before anything is appended: a nil message or
+// one without a Topic fails the call with broker.ErrInvalidMessage, one
+// whose Size exceeds MaxMessageSize with broker.ErrMessageTooLarge, and then
+// nothing is appended. Publish stores a copy of each message's Headers; the
+// Body is shared, never modified. msgs are not modified.
+//
+// When a partition is full of messages some group still needs, Publish
+// waits for room (BlockWhenFull(true), the default). If ctx ends first it
+// returns ctx's error, and if the broker closes first a *broker.PublishError
+// matching broker.ErrClosed; with BlockWhenFull(false) it returns at once a
+// *broker.PublishError matching ErrBufferFull. In each case the messages of
+// the call before the one that waited stay appended and are delivered; the
+// PublishError lists the ones that were not.
+//
+// If ctx has ended when Publish is called, it appends nothing and returns
+// ctx's error. Publish is safe for concurrent use. After Close it returns
+// broker.ErrClosed. The Hooks option's HookPublished hooks are called
+// before it returns.
+func (b *Broker) Publish(ctx context.Context, msgs ...*broker.Message) (err error) {
+	if len(b.cfg.hooks) > 0 {
+		start := time.Now()
+		defer func() { broker.Hooks(b.cfg.hooks).Published(ctx, msgs, time.Since(start), err) }()
+	}
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, m := range msgs {
+		if err := b.check(i, m); err != nil {
+			return err
+		}
+	}
+	var (
+		t      *topic
+		locked *partition
+	)
+	for i, m := range msgs {
+		if t == nil || t.name != m.Topic {
+			t = b.topic(m.Topic)
+		}
+		p, h := t.partitionFor(m.Key)
+		e := entry{key: m.Key, headers: maps.Clone(m.Headers), body: m.Body, hash: h}
+		if p != locked {
+			if locked != nil {
+				locked.notify()
+				locked.mu.Unlock()
+			}
+			locked = p
+			p.mu.Lock()
+		}
+		for !p.makeRoom() {
+			p.notify() // the consumers must see what this call appended
+			if !b.cfg.blockWhenFull {
+				p.mu.Unlock()
+				return notAppended(msgs, i, ErrBufferFull)
+			}
+			room := p.roomChan()
+			p.mu.Unlock()
+			select {
+			case <-room:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-b.done:
+				return notAppended(msgs, i, broker.ErrClosed)
+			}
+			p.mu.Lock()
+		}
+		p.push(e)
+	}
+	if locked != nil {
+		locked.notify()
+		locked.mu.Unlock()
+	}
+	return nil
+}
+
+// check validates message i of a Publish call.
+func (b *Broker) check(i int, m *broker.Message) error {
+	if m == nil {
+		return fmt.Errorf("memory: message #%d is nil: %w", i, broker.ErrInvalidMessage)
+	}
+	if strings.TrimSpace(m.Topic) == "" {
+		return fmt.Errorf("memory: message #%d (key %q) has no topic: %w", i, m.Key, broker.ErrInvalidMessage)
+	}
+	if n := m.Size(); n > b.cfg.maxMessageSize {
+		return fmt.Errorf("memory: message #%d (topic %q, key %q) is %d bytes, over the %d-byte limit: %w",
+			i, m.Topic, m.Key, n, b.cfg.maxMessageSize, broker.ErrMessageTooLarge)
+	}
+	return nil
+}
+
+// notAppended reports msgs[from:] as not confirmed.
+func notAppended(msgs []*broker.Message, from int, cause error) error {
+	pe := &broker.PublishError{Failed: make([]broker.FailedMessage, 0, len(msgs)-from)}
+	for i := from; i < len(msgs); i++ {
+		pe.Failed = append(pe.Failed, broker.FailedMessage{Index: i, Message: msgs[i], Err: cause})
+	}
+	return pe
+}
