@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -54,13 +55,24 @@ func WithRoute(route func(info eventmodels.TypeInfo, e eventmodels.Event) string
 // W3C trace context and baggage.
 func WithPropagator(p propagation.TextMapPropagator) BusOption { return func(b *Bus) { b.prop = p } }
 
-// WithTracerProvider sets where publish spans go; default the global
-// OpenTelemetry provider (a no-op until the application installs an SDK).
+// WithTracerProvider sets where publish spans go; default (and nil) the
+// global OpenTelemetry provider (a no-op until the application installs an
+// SDK).
 func WithTracerProvider(tp trace.TracerProvider) BusOption {
-	return func(b *Bus) { b.tracer = tp.Tracer(instrumentationName) }
+	return func(b *Bus) {
+		if tp == nil {
+			b.tracer = nil
+			return
+		}
+		b.tracer = tp.Tracer(instrumentationName)
+	}
 }
 
 const instrumentationName = "github.com/cosmic-horizons/events/broker"
+
+// defaultMessagingSystem is the messaging.system attribute of the spans of
+// this package, on the publishing (Bus) and the consuming (Tracing) side.
+const defaultMessagingSystem = "cosmic-horizons"
 
 // NewBus returns a Bus publishing through pub.
 func NewBus(pub Publisher, opts ...BusOption) (*Bus, error) {
@@ -108,7 +120,7 @@ func (b *Bus) Publish(ctx context.Context, events ...eventmodels.Event) error {
 		return nil
 	}
 	ctx, span := b.tracer.Start(ctx, "publish", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("messaging.system", "cosmic-horizons"), attribute.Int("messaging.batch.message_count", len(events))))
+		trace.WithAttributes(attribute.String("messaging.system", defaultMessagingSystem), attribute.Int("messaging.batch.message_count", len(events))))
 	defer span.End()
 	msgs := make([]*Message, len(events))
 	for i, e := range events {
@@ -159,11 +171,20 @@ func (b *Bus) Message(ctx context.Context, e eventmodels.Event) (*Message, error
 		h[HeaderSubject] = key
 	}
 	if ds := b.codec.DataSchema(env.EventType); ds != "" {
-		h[HeaderDataSchema] = ds
+		h[HeaderDataSchema] = DataSchemaURI(ds)
 	}
 	b.prop.Inject(ctx, propagation.MapCarrier(h))
 	return &Message{Topic: b.route(info, e), Key: e.Key(), Headers: h, Body: body}, nil
 }
+
+// DataSchemaPrefix makes a schema name and version ("job-metrics/v2", as
+// eventmodels.Codec.DataSchema returns it) into the absolute URI that
+// CloudEvents requires of dataschema: "urn:cosmic-horizons:schema:job-metrics/v2".
+const DataSchemaPrefix = "urn:cosmic-horizons:schema:"
+
+// DataSchemaURI returns the ce_dataschema value of a schema name and
+// version such as "job-metrics/v2": DataSchemaPrefix + ds.
+func DataSchemaURI(ds string) string { return DataSchemaPrefix + ds }
 
 // Decoder turns messages back into typed events, using the headers to pick
 // the codec (content-type), the type (ce_type) and the schema version
@@ -192,7 +213,9 @@ func NewDecoder(reg *eventmodels.Registry, codecs *eventmodels.CodecSet) (*Decod
 // Registry returns the decoder's registry.
 func (d *Decoder) Registry() *eventmodels.Registry { return d.reg }
 
-// Decode returns the event in m. Failures (unknown content type, unknown
+// Decode returns the event in m. It reads ce_dataschema as the Bus writes
+// it (DataSchemaURI) and also in the bare form "<schema>/v<version>".
+// Failures (unknown content type, unknown
 // event type, malformed or invalid body, headers that contradict the body)
 // are errors marked Permanent: retrying cannot fix them.
 func (d *Decoder) Decode(m *Message) (eventmodels.Event, error) {
@@ -202,7 +225,7 @@ func (d *Decoder) Decode(m *Message) (eventmodels.Event, error) {
 	}
 	meta := eventmodels.Meta{EventType: m.Header(HeaderType)}
 	if ds := m.Header(HeaderDataSchema); ds != "" {
-		name, version, ok := schemas.ParseDataSchema(ds)
+		name, version, ok := schemas.ParseDataSchema(strings.TrimPrefix(ds, DataSchemaPrefix))
 		if !ok {
 			return nil, Permanent(fmt.Errorf("broker: bad %s header %q", HeaderDataSchema, ds))
 		}

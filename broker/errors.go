@@ -57,11 +57,13 @@ type PublishError struct {
 
 // FailedMessage is one message that was not confirmed, and why.
 type FailedMessage struct {
-	Index   int // position in the Publish call's arguments
-	Message *Message
+	Index   int      // position in the Publish call's arguments
+	Message *Message // the message at Index (may be nil)
 	Err     error
 }
 
+// Error lists up to three failed messages (index, topic, key, event ID and
+// cause) and counts the rest.
 func (e *PublishError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "broker: %d message(s) not confirmed", len(e.Failed))
@@ -70,11 +72,15 @@ func (e *PublishError) Error() string {
 			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-3)
 			break
 		}
-		fmt.Fprintf(&b, "; #%d (topic %q, key %q", f.Index, f.Message.Topic, f.Message.Key)
-		if id := f.Message.Header(HeaderID); id != "" {
-			fmt.Fprintf(&b, ", id %s", id)
+		fmt.Fprintf(&b, "; #%d", f.Index)
+		if f.Message != nil {
+			fmt.Fprintf(&b, " (topic %q, key %q", f.Message.Topic, f.Message.Key)
+			if id := f.Message.Header(HeaderID); id != "" {
+				fmt.Fprintf(&b, ", id %s", id)
+			}
+			b.WriteString(")")
 		}
-		fmt.Fprintf(&b, "): %v", f.Err)
+		fmt.Fprintf(&b, ": %v", f.Err)
 	}
 	return b.String()
 }
@@ -101,9 +107,12 @@ type HandlerError struct {
 	Err       error
 }
 
+// Error names the message (topic, partition, offset, key), the attempts
+// made and the handler's error.
 func (e *HandlerError) Error() string {
 	return fmt.Sprintf("broker: handler failed on %s[%d]@%d (key %q) after %d attempt(s): %v",
 		e.Topic, e.Partition, e.Offset, e.Key, e.Attempts, e.Err)
 }
 
+// Unwrap returns the handler's error.
 func (e *HandlerError) Unwrap() error { return e.Err }

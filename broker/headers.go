@@ -11,7 +11,7 @@ const (
 	HeaderTime          = "ce_time"          // timestamp, RFC 3339 with milliseconds
 	HeaderSubject       = "ce_subject"       // the event key (job id for job events)
 	HeaderCorrelationID = "ce_correlationid" // correlation_id (CloudEvents Correlation extension)
-	HeaderDataSchema    = "ce_dataschema"    // "<schema>/v<version>" for Avro bodies
+	HeaderDataSchema    = "ce_dataschema"    // DataSchemaURI("<schema>/v<version>") for Avro bodies
 	HeaderContentType   = "content-type"     // application/avro or application/json
 	HeaderTraceParent   = "traceparent"      // W3C trace context
 	HeaderTraceState    = "tracestate"       // W3C trace context

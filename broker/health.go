@@ -44,12 +44,26 @@ type HealthChecker interface {
 }
 
 // Worst returns the most severe of the statuses: unhealthy > degraded >
-// unknown > healthy. No statuses is healthy.
+// unknown > healthy. A status that is none of these (empty, misspelt)
+// counts as unknown. No statuses is healthy.
 func Worst(statuses ...eventmodels.HealthStatus) eventmodels.HealthStatus {
-	rank := map[eventmodels.HealthStatus]int{eventmodels.HealthHealthy: 0, eventmodels.HealthUnknown: 1, eventmodels.HealthDegraded: 2, eventmodels.HealthUnhealthy: 3}
+	rank := func(s eventmodels.HealthStatus) int {
+		switch s {
+		case eventmodels.HealthHealthy:
+			return 0
+		case eventmodels.HealthDegraded:
+			return 2
+		case eventmodels.HealthUnhealthy:
+			return 3
+		}
+		return 1 // unknown, or not a status
+	}
 	worst := eventmodels.HealthHealthy
 	for _, s := range statuses {
-		if rank[s] > rank[worst] {
+		if !s.Valid() {
+			s = eventmodels.HealthUnknown
+		}
+		if rank(s) > rank(worst) {
 			worst = s
 		}
 	}

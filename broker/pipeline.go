@@ -10,7 +10,10 @@ import (
 // subscription, so retries, dead letters and failure policies behave the same
 // on memory, Kafka and RabbitMQ. From the outside in:
 //
-//	Middleware… → event-type filter → failure policy → Retry → Timeout → Recover → handler
+//	Middleware… → event-type filter → failure policy → Retry → Timeout → hooks → Recover → handler
+//
+// The hooks step tells HookHandled of every attempt, a panicking one
+// included (as a *PanicError).
 //
 // The failure policy is the DeadLetter middleware (OnFailureDeadLetter), a
 // log-and-acknowledge step (OnFailureDiscard), or nothing (OnFailureStop: the
@@ -22,8 +25,11 @@ type Pipeline struct {
 	Subscription Subscription
 	// DeadLetters receives dead letters; required for OnFailureDeadLetter.
 	DeadLetters Publisher
-	// Middleware runs outermost, first listed first: tracing, metrics,
-	// de-duplication.
+	// Middleware runs outermost, first listed first, once per message:
+	// Tracing, for instance. It sees the outcome after retries and the
+	// failure policy (a dead-lettered message is a nil). Dedupe does not
+	// belong here but around the handler (see Dedupe); metrics come as
+	// Hooks.
 	Middleware []Middleware
 	// Hooks observe attempts, retries, dead letters and discards.
 	Hooks []Hook
@@ -50,10 +56,13 @@ func (p Pipeline) Wrap(h Handler) Handler {
 	case OnFailureDiscard:
 		chain = append(chain, discard(sub.Group, logger, hs))
 	}
-	chain = append(chain, Retry(sub.Retry, p.Hooks...), Timeout(sub.HandlerTimeout), Recover())
+	chain = append(chain, Retry(sub.Retry, p.Hooks...), Timeout(sub.HandlerTimeout))
 	if len(hs) > 0 {
+		// Outside Recover, so that an attempt that panicked is observed
+		// (as its *PanicError) like any other failed attempt.
 		chain = append(chain, observe(hs))
 	}
+	chain = append(chain, Recover())
 	return Chain(h, chain...)
 }
 

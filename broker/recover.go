@@ -12,6 +12,7 @@ type PanicError struct {
 	Stack []byte // the goroutine's stack at the panic
 }
 
+// Error reports the panic value; the stack is in Stack, not in the text.
 func (e *PanicError) Error() string { return fmt.Sprintf("broker: handler panic: %v", e.Value) }
 
 // Unwrap returns the panic value when it is an error.

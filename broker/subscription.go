@@ -71,6 +71,7 @@ const (
 	OnFailureDiscard
 )
 
+// String returns "dead-letter", "stop" or "discard".
 func (p FailurePolicy) String() string {
 	switch p {
 	case OnFailureDeadLetter:
