@@ -1,0 +1,265 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Metric attribute keys.
+const (
+	// MetricAttrTopic is the topic of the message.
+	MetricAttrTopic = attribute.Key("topic")
+	// MetricAttrGroup is the subscription group (consuming side only, when
+	// the subscriber set Delivery.Group).
+	MetricAttrGroup = attribute.Key("group")
+	// MetricAttrEventType is the event type from the ce_type header, when
+	// present.
+	MetricAttrEventType = attribute.Key("event_type")
+)
+
+// durationBuckets are the explicit bucket boundaries, in seconds, of the
+// duration histograms: 0.1 ms to 10 s in 1-2.5-5 steps.
+var durationBuckets = []float64{
+	0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005,
+	0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5,
+	1, 2.5, 5, 10,
+}
+
+// maxCachedAttrSets bounds the attribute-set cache: ce_type comes from the
+// wire, so a misbehaving producer could otherwise grow it without limit.
+// Beyond the bound, sets are built per call.
+const maxCachedAttrSets = 1024
+
+// Metrics records what publishers and the consumption pipeline do as
+// OpenTelemetry metrics. It implements HookHandled, HookRetry,
+// HookDeadLetter, HookDiscard, HookPublished and HookDuplicate: pass it in
+// a backend's hooks (and in DedupeHooks) and every event is counted. It is
+// safe for concurrent use.
+//
+// Instruments (counters in {message}, histograms in seconds with
+// bucket boundaries from 0.1 ms to 10 s in 1-2.5-5 steps), each with the attributes topic, group (where known) and
+// event_type (from ce_type, where present):
+//
+//	events.published        messages a Publish call confirmed
+//	events.publish_failed   messages a Publish call did not confirm
+//	events.publish.duration Publish calls, per topic of the call
+//	events.handled          handler attempts that returned nil
+//	events.handle_failed    handler attempts that returned an error
+//	events.handle.duration  handler attempts
+//	events.retried          failed attempts that were retried
+//	events.dead_lettered    messages published to their dead-letter topic
+//	events.discarded        failed messages acknowledged (OnFailureDiscard)
+//	events.duplicates       messages skipped by Dedupe
+type Metrics struct {
+	published, publishFailed        metric.Int64Counter
+	handled, handleFailed           metric.Int64Counter
+	retried, deadLettered           metric.Int64Counter
+	discarded, duplicates           metric.Int64Counter
+	publishDuration, handleDuration metric.Float64Histogram
+
+	mu    sync.Mutex // serialises additions to sets
+	sets  atomic.Pointer[map[attrKey]*attrOpts]
+	count int
+}
+
+type attrKey struct{ topic, group, typ string }
+
+// attrOpts carries one attribute set as ready-made option slices: passing
+// them with ... costs no allocation, where building the variadic slice at
+// each call would.
+type attrOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+// NewMetrics creates the instruments on mp's meter for this package; mp nil
+// means the global OpenTelemetry provider (a no-op until the application
+// installs an SDK).
+func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	meter := mp.Meter(instrumentationName)
+	m := &Metrics{}
+	var errs []error
+	counter := func(name, desc string) metric.Int64Counter {
+		c, err := meter.Int64Counter(name, metric.WithUnit("{message}"), metric.WithDescription(desc))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return c
+	}
+	histogram := func(name, desc string) metric.Float64Histogram {
+		h, err := meter.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return h
+	}
+	m.published = counter("events.published", "Messages a Publish call confirmed.")
+	m.publishFailed = counter("events.publish_failed", "Messages a Publish call did not confirm.")
+	m.handled = counter("events.handled", "Handler attempts that returned nil.")
+	m.handleFailed = counter("events.handle_failed", "Handler attempts that returned an error.")
+	m.retried = counter("events.retried", "Failed handler attempts that were retried.")
+	m.deadLettered = counter("events.dead_lettered", "Messages published to their dead-letter topic.")
+	m.discarded = counter("events.discarded", "Failed messages acknowledged without a dead letter.")
+	m.duplicates = counter("events.duplicates", "Messages skipped as duplicates.")
+	m.publishDuration = histogram("events.publish.duration", "Duration of Publish calls.")
+	m.handleDuration = histogram("events.handle.duration", "Duration of handler attempts.")
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("broker: metrics: %w", errors.Join(errs...))
+	}
+	empty := map[attrKey]*attrOpts{}
+	m.sets.Store(&empty)
+	return m, nil
+}
+
+// attrs returns the options carrying the attribute set of k, cached so
+// that the hot path allocates nothing.
+func (x *Metrics) attrs(k attrKey) *attrOpts {
+	if o, ok := (*x.sets.Load())[k]; ok {
+		return o
+	}
+	kvs := make([]attribute.KeyValue, 0, 3)
+	kvs = append(kvs, MetricAttrTopic.String(k.topic))
+	if k.group != "" {
+		kvs = append(kvs, MetricAttrGroup.String(k.group))
+	}
+	if k.typ != "" {
+		kvs = append(kvs, MetricAttrEventType.String(k.typ))
+	}
+	set := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	o := &attrOpts{add: []metric.AddOption{set}, rec: []metric.RecordOption{set}}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	old := *x.sets.Load()
+	if cached, ok := old[k]; ok {
+		return cached
+	}
+	if x.count >= maxCachedAttrSets {
+		return o
+	}
+	next := make(map[attrKey]*attrOpts, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[k] = o
+	x.sets.Store(&next)
+	x.count++
+	return o
+}
+
+func consumed(m *Message) attrKey {
+	return attrKey{m.Topic, m.Delivery.Group, m.Header(HeaderType)}
+}
+
+// OnHandled implements HookHandled.
+func (x *Metrics) OnHandled(ctx context.Context, m *Message, took time.Duration, err error) {
+	o := x.attrs(consumed(m))
+	if err != nil {
+		x.handleFailed.Add(ctx, 1, o.add...)
+	} else {
+		x.handled.Add(ctx, 1, o.add...)
+	}
+	x.handleDuration.Record(ctx, took.Seconds(), o.rec...)
+}
+
+// OnRetry implements HookRetry.
+func (x *Metrics) OnRetry(ctx context.Context, m *Message, _ int, _ error) {
+	x.retried.Add(ctx, 1, x.attrs(consumed(m)).add...)
+}
+
+// OnDeadLetter implements HookDeadLetter.
+func (x *Metrics) OnDeadLetter(ctx context.Context, m *Message, _ error) {
+	x.deadLettered.Add(ctx, 1, x.attrs(consumed(m)).add...)
+}
+
+// OnDiscard implements HookDiscard.
+func (x *Metrics) OnDiscard(ctx context.Context, m *Message, _ error) {
+	x.discarded.Add(ctx, 1, x.attrs(consumed(m)).add...)
+}
+
+// OnDuplicate implements HookDuplicate.
+func (x *Metrics) OnDuplicate(ctx context.Context, m *Message) {
+	x.duplicates.Add(ctx, 1, x.attrs(consumed(m)).add...)
+}
+
+// OnPublished implements HookPublished. Each message counts as published,
+// or as failed when err is a *PublishError naming it (or any other error:
+// then the whole call failed). The duration is recorded once per call and
+// topic, with the event type when all its messages on that topic share one.
+func (x *Metrics) OnPublished(ctx context.Context, msgs []*Message, took time.Duration, err error) {
+	var failed map[int]bool
+	var pe *PublishError
+	if err != nil && errors.As(err, &pe) {
+		failed = make(map[int]bool, len(pe.Failed))
+		for _, f := range pe.Failed {
+			failed[f.Index] = true
+		}
+	}
+	for i, m := range msgs {
+		o := x.attrs(attrKey{topic: m.Topic, typ: m.Header(HeaderType)})
+		if err == nil || (pe != nil && !failed[i]) {
+			x.published.Add(ctx, 1, o.add...)
+		} else {
+			x.publishFailed.Add(ctx, 1, o.add...)
+		}
+	}
+	// One duration per topic of the call; calls almost always have one.
+	for i, m := range msgs {
+		seen := false
+		for _, p := range msgs[:i] {
+			if p.Topic == m.Topic {
+				seen = true
+				break
+			}
+		}
+		if seen {
+			continue
+		}
+		typ := m.Header(HeaderType)
+		for _, n := range msgs[i+1:] {
+			if n.Topic == m.Topic && n.Header(HeaderType) != typ {
+				typ = ""
+				break
+			}
+		}
+		x.publishDuration.Record(ctx, took.Seconds(), x.attrs(attrKey{topic: m.Topic, typ: typ}).rec...)
+	}
+}
+
+// Middleware returns a middleware that records events.handled,
+// events.handle_failed and events.handle.duration around the handler it
+// wraps, for handlers run outside a backend's Pipeline (for instance by a
+// Replayer). Inside a Pipeline, pass the Metrics as a hook instead: using
+// both counts every attempt twice.
+func (x *Metrics) Middleware() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			start := time.Now()
+			err := next(ctx, m)
+			x.OnHandled(ctx, m, time.Since(start), err)
+			return err
+		}
+	}
+}
+
+var (
+	_ HookHandled    = (*Metrics)(nil)
+	_ HookRetry      = (*Metrics)(nil)
+	_ HookDeadLetter = (*Metrics)(nil)
+	_ HookDiscard    = (*Metrics)(nil)
+	_ HookPublished  = (*Metrics)(nil)
+	_ HookDuplicate  = (*Metrics)(nil)
+)
