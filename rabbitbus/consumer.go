@@ -60,7 +60,7 @@ type consumeSession struct {
 	queue      string
 	deliveries <-chan amqp.Delivery
 	closes     chan *amqp.Error
-	dead       atomic.Bool // lost: its deliveries are neither handled nor acked
+	dead       atomic.Bool  // lost: its deliveries are neither handled nor acked
 	unacked    atomic.Int64 // deliveries received and not yet acked or nacked
 	closeOnce  sync.Once
 }

@@ -200,7 +200,9 @@ func hostPort(t testing.TB, raw string) string {
 // topic's exchanges) at the end of the test.
 func declareGroup(t testing.TB, c *rabbitbus.Client, sub broker.Subscription) {
 	t.Helper()
-	t.Cleanup(func() { deleteTopology(t, c, []string{sub.Topic, broker.DeadLetterTopic(sub.Topic)}, []string{sub.Group}) })
+	t.Cleanup(func() {
+		deleteTopology(t, c, []string{sub.Topic, broker.DeadLetterTopic(sub.Topic)}, []string{sub.Group})
+	})
 	if err := c.DeclareGroup(deadline(t, 30*time.Second), sub); err != nil {
 		t.Fatalf("DeclareGroup: %v", err)
 	}
