@@ -138,6 +138,7 @@ func (c *claim) finishRun() {
 		select {
 		case <-c.tr.idle:
 		case <-g.C:
+			c.sub.stuck.Store(true)
 			c.sub.log.Error("kafkabus: handlers ignore their ctx; releasing the partition without them",
 				"topic", c.topic, "partition", c.partition, "group", c.sub.sub.Group)
 		}

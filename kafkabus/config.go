@@ -121,8 +121,9 @@ type Config struct {
 	// the groups this process subscribes with, e.g. the groups of other
 	// services a health service watches.
 	LagGroups []string
-	// LagAlert is the per-partition lag above which Health marks a group
-	// degraded; default DefaultLagAlert (1000).
+	// LagAlert is the total lag of a group on a topic (messages, summed
+	// over partitions) above which Health marks it degraded; default
+	// DefaultLagAlert (1000).
 	LagAlert int64
 
 	// Logger receives client errors, dead letters and rebalances;

@@ -23,8 +23,8 @@ import (
 //   - "lag:<group>/<topic>": for every group this backend subscribed with
 //     and every group of Config.LagGroups, the lag of each partition
 //     (high-water mark − committed offset, or − the log start when the
-//     group committed nothing) in HealthReport.Lag, degraded when a
-//     partition's lag exceeds Config.LagAlert. Value is the total lag.
+//     group committed nothing) in HealthReport.Lag; the check's Value is
+//     the group's total lag on the topic, degraded above Config.LagAlert.
 //
 // Probe failures are reported as unhealthy checks, not as an error; the
 // error is for a cancelled ctx or a closed backend.
@@ -190,13 +190,13 @@ func groupLag(ca sarama.ClusterAdmin, client sarama.Client, group string, topics
 		ps := committed[t]
 		for _, p := range sortedKeys(ps) {
 			l := broker.GroupLag{Group: group, Topic: t, Partition: p, Committed: ps[p], End: -1, Consumers: members}
-			if r := ends[t][p]; r != nil && r.Err == nil {
+			if r := ends[t][p]; r != nil && noError(r.Err) {
 				l.End = r.Offset
 			}
 			from := l.Committed
 			if from < 0 {
 				from = 0
-				if r := starts[t][p]; r != nil && r.Err == nil {
+				if r := starts[t][p]; r != nil && noError(r.Err) {
 					from = r.Offset
 				}
 			}
@@ -218,7 +218,7 @@ func committedBlocks(resp *sarama.OffsetFetchResponse) map[string]map[int32]int6
 	out := map[string]map[int32]int64{}
 	for t, ps := range blocks {
 		for p, b := range ps {
-			if b == nil || !errors.Is(b.Err, sarama.ErrNoError) {
+			if b == nil || !noError(b.Err) {
 				continue
 			}
 			if out[t] == nil {
@@ -247,9 +247,9 @@ func lagChecks(group string, lags []broker.GroupLag, alert int64) []eventmodels.
 			}
 		}
 		name := "lag:" + group + "/" + t
-		if worst > alert {
+		if total > alert {
 			out = append(out, check(name, eventmodels.HealthDegraded, float64(total),
-				"partition %d lags %d (alert above %d); total %d", worstP, worst, alert, total))
+				"total lag %d over the alert line %d; worst partition %d lags %d", total, alert, worstP, worst))
 		} else {
 			out = append(out, check(name, eventmodels.HealthHealthy, float64(total), "total lag %d", total))
 		}
@@ -265,3 +265,7 @@ func sortedKeys[K string | int32, V any](m map[K]V) []K {
 	slices.Sort(out)
 	return out
 }
+
+// noError reports whether a sarama error field means success (sarama
+// stores ErrNoError, a non-nil KError, in result structs).
+func noError(err error) bool { return err == nil || errors.Is(err, sarama.ErrNoError) }

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cosmic-horizons/events/broker"
@@ -34,6 +35,11 @@ type subscription struct {
 	queues   []chan *delivery
 	workers  sync.WaitGroup
 	seed     maphash.Seed
+
+	// stuck is set when a claim let its partition go while a handler that
+	// ignores its ctx was still running: the subscription then stops
+	// without waiting for that worker.
+	stuck atomic.Bool
 
 	mu        sync.Mutex
 	err       error
@@ -102,7 +108,9 @@ func (s *subscription) finish(err error) {
 	for _, q := range s.queues {
 		close(q)
 	}
-	s.workers.Wait()
+	if !s.stuck.Load() {
+		s.workers.Wait()
+	}
 	s.mu.Lock()
 	if s.err == nil && err != nil {
 		s.err = err

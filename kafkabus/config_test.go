@@ -1,0 +1,64 @@
+package kafkabus_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cosmic-horizons/events/kafkabus"
+)
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	err := kafkabus.Config{
+		Brokers:           []string{"kafka-1", "kafka-2:99999"},
+		Version:           "0.10.2.0",
+		SASL:              kafkabus.SASL{Mechanism: "GSSAPI", Password: "secret"},
+		SessionTimeout:    6 * time.Second,
+		HeartbeatInterval: 3 * time.Second,
+		ProducerRetries:   -1,
+	}.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a broken config")
+	}
+	for _, want := range []string{
+		`"kafka-1" is not host:port`, `"kafka-2:99999" has an invalid port`, "Version 0.10.2.0",
+		`SASL.Mechanism "GSSAPI"`, "a password without a user", "ProducerRetries", "HeartbeatInterval",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error lacks %q:\n%v", want, err)
+		}
+	}
+	if err := (kafkabus.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "Brokers") {
+		t.Errorf("empty config: %v, want Brokers required", err)
+	}
+	if err := (kafkabus.Config{Brokers: []string{"k:9092"}}).Validate(); err != nil {
+		t.Errorf("minimal config: %v", err)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", " k1:9092, k2:9092 ,,k3:9093")
+	t.Setenv("KAFKA_CLIENT_ID", "orchestrator")
+	t.Setenv("KAFKA_TLS", "true")
+	t.Setenv("KAFKA_SASL_USER", "svc")
+	t.Setenv("KAFKA_SASL_PASSWORD", "pw")
+	t.Setenv("KAFKA_SASL_MECHANISM", "scram-sha-512")
+	c := kafkabus.ConfigFromEnv()
+	if strings.Join(c.Brokers, ",") != "k1:9092,k2:9092,k3:9093" || c.ClientID != "orchestrator" || c.TLS == nil ||
+		c.SASL != (kafkabus.SASL{User: "svc", Password: "pw", Mechanism: kafkabus.SASLScramSHA512}) {
+		t.Fatalf("ConfigFromEnv = %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	t.Setenv("KAFKA_TLS", "perhaps")
+	if err := kafkabus.ConfigFromEnv().Validate(); err == nil || !strings.Contains(err.Error(), "KAFKA_TLS") {
+		t.Fatalf("KAFKA_TLS=perhaps: Validate = %v", err)
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	if _, err := kafkabus.New(); err == nil || !strings.Contains(err.Error(), "Brokers") {
+		t.Fatalf("New() = %v, want the missing brokers reported", err)
+	}
+}

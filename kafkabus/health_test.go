@@ -1,0 +1,128 @@
+package kafkabus_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/kafkabus"
+	"github.com/cosmic-horizons/events/testkit/kafkatest"
+)
+
+func checkNamed(rep *broker.HealthReport, name string) (eventmodels.HealthCheck, bool) {
+	for _, c := range rep.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return eventmodels.HealthCheck{}, false
+}
+
+// TestHealthReportsLag holds a subscription's handler while 1,500 events
+// arrive: Health reports the backlog per partition (high-water mark −
+// committed) and marks the group degraded above the 1,000 alert line, then
+// healthy once the backlog is handled. Brokers, controller and topic
+// checks are healthy throughout.
+func TestHealthReportsLag(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	b := newBackend(t, cluster, kafkabus.WithConfig(func() kafkabus.Config {
+		c := testConfig(cluster)
+		c.LagGroups = []string{"watched-elsewhere"}
+		return c
+	}()))
+	topic := newTopic(t, b, "lag", 3)
+	group := "lag-" + topic
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	handled := newOrderLog()
+	h := handled.handler(1)
+	c, err := b.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: group, MaxInFlight: 1},
+		func(ctx context.Context, m *broker.Message) error {
+			<-gate
+			return h(ctx, m)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { open(); _ = c.Close() })
+	publishKeys(t, b, topic, 10, 150, nil)
+	// Another process's group, named in Config.LagGroups, reads everything.
+	other := newOrderLog()
+	oc, err := newBackend(t, cluster).Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "watched-elsewhere"}, other.handler(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.waitHandled(t, 1500)
+	if err := oc.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	rep, err := b.Health(ctx)
+	if err != nil {
+		t.Fatalf("Health: %v", err)
+	}
+	for _, name := range []string{"brokers", "controller", "topic:" + topic} {
+		if c, ok := checkNamed(rep, name); !ok || c.Status != eventmodels.HealthHealthy {
+			t.Errorf("check %s = %+v, want healthy", name, c)
+		}
+	}
+	lag := rep.TotalLag(group, topic)
+	lagCheck, _ := checkNamed(rep, "lag:"+group+"/"+topic)
+	t.Logf("status %s; checks %+v; per partition %+v", rep.Status, rep.Checks, rep.Lag)
+	if lag < 1500-1 || lag > 1500 || lagCheck.Status != eventmodels.HealthDegraded || rep.Status != eventmodels.HealthDegraded {
+		t.Fatalf("with 1500 events waiting: total lag %d, check %+v, status %s; want ~1500 and degraded", lag, lagCheck, rep.Status)
+	}
+	if len(rep.Lag) != 6 || rep.TotalLag("watched-elsewhere", topic) != 0 {
+		t.Errorf("lag has %d partitions (want 3 per group), watched-elsewhere lags %d (want 0)", len(rep.Lag), rep.TotalLag("watched-elsewhere", topic))
+	}
+
+	open()
+	handled.waitHandled(t, 1500)
+	deadline := time.Now().Add(waitTimeout) // commits are asynchronous (auto-commit every second)
+	for {
+		rep, err = b.Health(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.TotalLag(group, topic) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lag stays at %d after everything was handled", rep.TotalLag(group, topic))
+		}
+		time.Sleep(100 * time.Millisecond) // polling the broker's view, not synchronising with our code
+	}
+	if rep.Status != eventmodels.HealthHealthy {
+		t.Errorf("status %s after the backlog cleared: %+v", rep.Status, rep.Checks)
+	}
+}
+
+// TestHealthWithBrokerDown reports the cluster unreachable as an unhealthy
+// check, not as an error.
+func TestHealthWithBrokerDown(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	b := newBackend(t, cluster)
+	if _, err := b.Health(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cluster.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := b.Health(ctx)
+	if err != nil {
+		t.Fatalf("Health with the cluster gone: %v", err)
+	}
+	if rep.Status != eventmodels.HealthUnhealthy {
+		t.Fatalf("status %s, want unhealthy: %+v", rep.Status, rep.Checks)
+	}
+	c, _ := checkNamed(rep, "brokers")
+	if !strings.Contains(c.Message, "unreachable") && !strings.Contains(c.Message, "no broker") {
+		t.Errorf("brokers check %+v", c)
+	}
+}
