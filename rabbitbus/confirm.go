@@ -188,6 +188,13 @@ func openPubChannel(s *session, window int) (*pubChannel, error) {
 	return pc, nil
 }
 
+// cause returns why the channel died, or nil while it lives.
+func (pc *pubChannel) cause() error {
+	pc.pmu.Lock()
+	defer pc.pmu.Unlock()
+	return pc.err
+}
+
 func (pc *pubChannel) isDead() bool {
 	select {
 	case <-pc.dead:

@@ -186,10 +186,11 @@ func (m *connManager) dialRound(ctx context.Context, start int) (*session, error
 }
 
 func (m *connManager) dial(ctx context.Context, idx int) (*session, error) {
-	raw := m.cfg.URLs[idx]
+	rawURL := m.cfg.URLs[idx]
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(m.cfg.ConnectionName + " " + m.role)
 	timeout := m.cfg.DialTimeout
+	var raw net.Conn
 	ac := amqp.Config{
 		Heartbeat:  m.cfg.Heartbeat,
 		Properties: props,
@@ -200,6 +201,7 @@ func (m *connManager) dial(ctx context.Context, idx int) (*session, error) {
 			if err != nil {
 				return nil, err
 			}
+			raw = c
 			// Bounds the TLS and AMQP handshakes; amqp091 clears it after.
 			if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 				_ = c.Close()
@@ -214,11 +216,18 @@ func (m *connManager) dial(ctx context.Context, idx int) (*session, error) {
 	if m.cfg.AMQP != nil {
 		m.cfg.AMQP(&ac)
 	}
-	conn, err := amqp.DialConfig(raw, ac)
+	conn, err := amqp.DialConfig(rawURL, ac)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{conn: conn, node: redact(raw), idx: idx, lost: make(chan struct{})}
+	// amqp091 clears the handshake deadline and arms the heartbeat read
+	// deadline only when the next frame arrives: a network that goes
+	// silent right after the handshake would never be noticed. Arm it now,
+	// as the heartbeater would (1.5 negotiated intervals).
+	if hb := conn.Config.Heartbeat; hb > 0 && raw != nil {
+		_ = raw.SetReadDeadline(time.Now().Add(3 * hb / 2))
+	}
+	s := &session{conn: conn, node: redact(rawURL), idx: idx, lost: make(chan struct{})}
 	s.closes = conn.NotifyClose(make(chan *amqp.Error, 1))
 	return s, nil
 }

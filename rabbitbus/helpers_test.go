@@ -220,3 +220,16 @@ func cleanupTopology(t testing.TB, c *rabbitbus.Client, topics, groups []string)
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// count returns how many events match ok.
+func (c *connEvents) count(ok func(rabbitbus.ConnectionEvent) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ev := range c.events {
+		if ok(ev) {
+			n++
+		}
+	}
+	return n
+}

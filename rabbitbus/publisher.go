@@ -167,7 +167,7 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 			// ctx or Close ended the wait for room in the window.
 			return p.stopped(ctx, call, msgs, sendErr)
 		}
-		cause := pc.err
+		cause := pc.cause()
 		if cause == nil {
 			cause = sendErr
 		}
