@@ -167,8 +167,12 @@ func TestConnectionCutMidStream(t *testing.T) {
 		}
 	}
 	st := checkStream(t, msgs)
-	pubLost := events.count(func(ev rabbitbus.ConnectionEvent) bool { return ev.Role == "publisher" && ev.State == rabbitbus.StateLost })
-	subLost := events.count(func(ev rabbitbus.ConnectionEvent) bool { return ev.Role == "subscriber" && ev.State == rabbitbus.StateLost })
+	pubLost := events.count(func(ev rabbitbus.ConnectionEvent) bool {
+		return ev.Role == "publisher" && ev.State == rabbitbus.StateLost
+	})
+	subLost := events.count(func(ev rabbitbus.ConnectionEvent) bool {
+		return ev.Role == "subscriber" && ev.State == rabbitbus.StateLost
+	})
 	t.Logf("confirmed %d (failed %d, slowest publish %v); consumed %d deliveries, %d distinct, %d duplicates, %d redelivered; connections lost: publisher %d, subscriber %d",
 		len(want), failed, slowest.Round(time.Millisecond), st.deliveries, st.distinct, st.duplicates, st.redelivered, pubLost, subLost)
 	if missing > 0 {
