@@ -98,16 +98,16 @@ func TestConnectionCutMidStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10 s fault test")
 	}
-	url, f := localURL(t)
+	e := newEnv(t)
+	url := e.url
 	proxy := rabbittest.NewProxy(t, hostPort(t, url))
-	admin := newClient(t, rabbitbus.Config{URLs: []string{url}})
 	events := newConnEvents()
 	c := newClient(t, rabbitbus.Config{
 		URLs: []string{proxy.URL(url)}, ReconnectBackoffMin: 20 * time.Millisecond, ReconnectBackoffMax: 500 * time.Millisecond,
 		Logger: testLogger(t), Hooks: []broker.Hook{events},
 	})
-	topic, group := f.Name("cut"), "g"
-	declareGroup(t, admin, broker.Subscription{Topic: topic, Group: group})
+	topic, group := e.f.Name("cut"), "g"
+	e.declareGroup(t, broker.Subscription{Topic: topic, Group: group})
 	capture := testkit.NewMessageCapture()
 	if _, err := c.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: group, Concurrency: 8, MaxInFlight: 200}, capture.Handle); err != nil {
 		t.Fatal(err)
@@ -192,16 +192,17 @@ func TestConnectionCutMidStream(t *testing.T) {
 // message, and completes once the node is back; Health says disconnected
 // meanwhile.
 func TestPublishWaitsForReconnect(t *testing.T) {
-	url, f := localURL(t)
+	e := newEnv(t)
+	url := e.url
 	proxy := rabbittest.NewProxy(t, hostPort(t, url))
-	admin := newClient(t, rabbitbus.Config{URLs: []string{url}})
+	direct := newClient(t, rabbitbus.Config{URLs: []string{url}})
 	events := newConnEvents()
 	c := newClient(t, rabbitbus.Config{URLs: []string{proxy.URL(url)}, ReconnectBackoffMax: 200 * time.Millisecond,
 		Logger: testLogger(t), Hooks: []broker.Hook{events}})
-	topic, group := f.Name("outage"), "g"
-	declareGroup(t, admin, broker.Subscription{Topic: topic, Group: group})
+	topic, group := e.f.Name("outage"), "g"
+	e.declareGroup(t, broker.Subscription{Topic: topic, Group: group})
 	capture := testkit.NewMessageCapture()
-	if _, err := admin.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: group}, capture.Handle); err != nil {
+	if _, err := direct.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: group}, capture.Handle); err != nil {
 		t.Fatal(err)
 	}
 
@@ -251,7 +252,7 @@ func TestPublishWaitsForReconnect(t *testing.T) {
 // TestCloseDuringOutage: Close ends a Publish that waits for a connection
 // with ErrClosed, and returns although no node is reachable.
 func TestCloseDuringOutage(t *testing.T) {
-	url, _ := localURL(t)
+	url := rabbittest.URL(t)
 	proxy := rabbittest.NewProxy(t, hostPort(t, url))
 	events := newConnEvents()
 	p, err := rabbitbus.NewPublisher(context.Background(), rabbitbus.Config{URLs: []string{proxy.URL(url)}, Hooks: []broker.Hook{events}})
@@ -278,14 +279,14 @@ func TestHeartbeatNoticesBlackhole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for heartbeats")
 	}
-	url, f := localURL(t)
+	e := newEnv(t)
+	url := e.url
 	proxy := rabbittest.NewProxy(t, hostPort(t, url))
 	events := newConnEvents()
 	c := newClient(t, rabbitbus.Config{URLs: []string{proxy.URL(url)}, Heartbeat: time.Second, DialTimeout: time.Second,
 		ReconnectBackoffMax: 500 * time.Millisecond, Logger: testLogger(t), Hooks: []broker.Hook{events}})
-	admin := newClient(t, rabbitbus.Config{URLs: []string{url}})
-	topic := f.Name("hb")
-	declareGroup(t, admin, broker.Subscription{Topic: topic, Group: "g"})
+	topic := e.f.Name("hb")
+	e.declareGroup(t, broker.Subscription{Topic: topic, Group: "g"})
 
 	start := time.Now()
 	proxy.Blackhole()

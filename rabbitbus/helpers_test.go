@@ -95,6 +95,13 @@ type streamStats struct {
 // re-send); never a gap, never an unflagged step back.
 func checkStream(t testing.TB, msgs []*broker.Message) streamStats {
 	t.Helper()
+	return checkStreamExcept(t, msgs, func(string, int) bool { return false })
+}
+
+// checkStreamExcept is checkStream for a stream from which the messages
+// absent(key, seq) are missing on purpose (dead-lettered).
+func checkStreamExcept(t testing.TB, msgs []*broker.Message, absent func(key string, seq int) bool) streamStats {
+	t.Helper()
 	var st streamStats
 	next := map[string]int{}
 	seen := map[string]int{}
@@ -110,6 +117,9 @@ func checkStream(t testing.TB, msgs []*broker.Message) streamStats {
 			st.redelivered++
 		}
 		s := keySeq(m)
+		for absent(m.Key, next[m.Key]) {
+			next[m.Key]++
+		}
 		switch n := next[m.Key]; {
 		case s == n:
 			next[m.Key] = n + 1
@@ -177,10 +187,51 @@ func deadline(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// localURL returns the test broker's URL and a fixture for unique names.
-func localURL(t testing.TB) (string, *rabbittest.Fixture) {
+// testEnv is one test's broker: its URL, unique names, and an admin client
+// that declares and deletes the test's topology and never consumes.
+type testEnv struct {
+	url   string
+	f     *rabbittest.Fixture
+	admin *rabbitbus.Client
+
+	mu     sync.Mutex
+	topics []string
+	groups []string
+}
+
+// newEnv must be called before the test creates its own clients: the
+// topology is deleted at cleanup after they are closed (cleanups run last
+// in, first out), so that no running subscription declares its queue again.
+func newEnv(t testing.TB) *testEnv {
+	t.Helper()
 	f := rabbittest.New(t)
-	return f.URL(), f
+	e := &testEnv{url: f.URL(), f: f, admin: newClient(t, rabbitbus.Config{URLs: []string{f.URL()}})}
+	t.Cleanup(func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		deleteTopology(t, e.admin, e.topics, e.groups)
+	})
+	return e
+}
+
+// track records topics (with their dead-letter topics) and groups for
+// deletion at cleanup.
+func (e *testEnv) track(topics, groups []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, tp := range topics {
+		e.topics = append(e.topics, tp, broker.DeadLetterTopic(tp))
+	}
+	e.groups = append(e.groups, groups...)
+}
+
+// declareGroup declares sub's group (deleted at cleanup).
+func (e *testEnv) declareGroup(t testing.TB, sub broker.Subscription) {
+	t.Helper()
+	e.track([]string{sub.Topic}, []string{sub.Group})
+	if err := e.admin.DeclareGroup(deadline(t, 30*time.Second), sub); err != nil {
+		t.Fatalf("DeclareGroup: %v", err)
+	}
 }
 
 // hostPort returns the host:port of an AMQP URL.
@@ -194,29 +245,6 @@ func hostPort(t testing.TB, raw string) string {
 		return u.Hostname() + ":5672"
 	}
 	return u.Host
-}
-
-// declareGroup declares group on topic with c and deletes it (and the
-// topic's exchanges) at the end of the test.
-func declareGroup(t testing.TB, c *rabbitbus.Client, sub broker.Subscription) {
-	t.Helper()
-	t.Cleanup(func() {
-		deleteTopology(t, c, []string{sub.Topic, broker.DeadLetterTopic(sub.Topic)}, []string{sub.Group})
-	})
-	if err := c.DeclareGroup(deadline(t, 30*time.Second), sub); err != nil {
-		t.Fatalf("DeclareGroup: %v", err)
-	}
-}
-
-// cleanupTopology deletes topics' exchanges and groups' queues at the end
-// of the test, through c (which must outlive the cleanup: create it first).
-func cleanupTopology(t testing.TB, c *rabbitbus.Client, topics, groups []string) {
-	t.Helper()
-	var all []string
-	for _, tp := range topics {
-		all = append(all, tp, broker.DeadLetterTopic(tp))
-	}
-	t.Cleanup(func() { deleteTopology(t, c, all, groups) })
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -37,14 +37,15 @@ func publishStream(t testing.TB, p broker.Publisher, topic string, n, keys int) 
 // the suite's LateSubscriberSeesOldMessages — and before that, publishing
 // to a topic no group declared fails with ErrUnroutable.
 func TestLateGroupDeclared(t *testing.T) {
-	url, f := localURL(t)
-	c := newClient(t, rabbitbus.Config{URLs: []string{url}, Logger: testLogger(t)})
-	topic, group := f.Name("late"), "g"
+	e := newEnv(t)
+	c := newClient(t, rabbitbus.Config{URLs: []string{e.url}, Logger: testLogger(t)})
+	topic, group := e.f.Name("late"), "g"
+	e.track([]string{topic}, []string{group})
 	err := c.Publish(deadline(t, 10*time.Second), msg(topic, "k", 0, "early"))
 	if !errorsIs(err, broker.ErrUnroutable) {
 		t.Fatalf("publish before any group: %v, want ErrUnroutable", err)
 	}
-	declareGroup(t, c, broker.Subscription{Topic: topic, Group: group})
+	e.declareGroup(t, broker.Subscription{Topic: topic, Group: group})
 	publishStream(t, c, topic, 50, 5)
 	capture := testkit.NewMessageCapture()
 	if _, err := c.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: group}, capture.Handle); err != nil {
@@ -65,12 +66,12 @@ func TestLateGroupDeclared(t *testing.T) {
 // shutdown order: what was acknowledged before Close is never delivered
 // again (FIELD-NOTES: acknowledgements lost at close on quorum queues).
 func TestResubscribeResumes(t *testing.T) {
-	url, f := localURL(t)
-	cfg := rabbitbus.Config{URLs: []string{url}, Logger: testLogger(t)}
+	e := newEnv(t)
+	cfg := rabbitbus.Config{URLs: []string{e.url}, Logger: testLogger(t)}
 	c := newClient(t, cfg)
-	topic, group := f.Name("resume"), "g"
+	topic, group := e.f.Name("resume"), "g"
 	sub := broker.Subscription{Topic: topic, Group: group, Concurrency: 4, MaxInFlight: 300, DrainTimeout: 200 * time.Millisecond}
-	declareGroup(t, c, sub)
+	e.declareGroup(t, sub)
 	const n = 3000
 	publishStream(t, c, topic, n, 20)
 
@@ -132,13 +133,12 @@ func TestResubscribeResumes(t *testing.T) {
 // requeued messages per 10k when the connection is closed right after the
 // acks; Cancel → drain → close channel → close connection leaves none).
 func TestAcksNotLostAtClose(t *testing.T) {
-	url, f := localURL(t)
-	cfg := rabbitbus.Config{URLs: []string{url}, Logger: testLogger(t)}
-	topic, group := f.Name("acks"), "g"
+	e := newEnv(t)
+	cfg := rabbitbus.Config{URLs: []string{e.url}, Logger: testLogger(t)}
+	topic, group := e.f.Name("acks"), "g"
 	const n = 10000
-	admin := newClient(t, cfg)
 	sub := broker.Subscription{Topic: topic, Group: group, Concurrency: 4, MaxInFlight: 500}
-	declareGroup(t, admin, sub)
+	e.declareGroup(t, sub)
 	for round := range 2 {
 		c := newClient(t, cfg)
 		if round == 0 {
