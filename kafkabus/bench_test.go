@@ -1,0 +1,303 @@
+package kafkabus_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/kafkabus"
+	"github.com/cosmic-horizons/events/testkit/kafkatest"
+)
+
+// Benchmarks compare kafkabus with raw sarama on the same workload: a fresh
+// 3-broker kafkatest cluster per benchmark, a 10-partition topic, 300-byte
+// random values, 100 keys. Run them with a fixed count, e.g.
+//
+//	go test ./kafkabus/ -run '^$' -bench . -benchtime 100000x -count 1
+//
+// msgs/s is the figure to compare; ns/op is per message.
+
+const benchPartitions = 10
+
+func benchValue() []byte {
+	v := make([]byte, 300)
+	_, _ = rand.Read(v)
+	return v
+}
+
+func benchCluster(b *testing.B) (*kafkatest.Cluster, *kafkabus.Backend, string) {
+	b.Helper()
+	c := kafkatest.NewCluster(b)
+	kb := newBackend(b, c)
+	topic := newTopic(b, kb, "bench", benchPartitions)
+	return c, kb, topic
+}
+
+// rawProducerConfig is sarama configured as kafkabus configures it
+// (idempotent, acks=all, murmur2, the same flush settings), so the
+// difference measured is kafkabus's own cost.
+func rawProducerConfig() *sarama.Config {
+	sc := rawConfig()
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	sc.Producer.Flush.Frequency = kafkabus.DefaultFlushFrequency
+	sc.Producer.Flush.Messages = kafkabus.DefaultFlushMessages
+	sc.Producer.Flush.Bytes = kafkabus.DefaultFlushBytes
+	return sc
+}
+
+func reportRate(b *testing.B, n int, d time.Duration) {
+	b.ReportMetric(float64(n)/d.Seconds(), "msgs/s")
+}
+
+func BenchmarkPublish(b *testing.B) {
+	value := benchValue()
+	b.Run("sarama-async", func(b *testing.B) {
+		c, _, topic := benchCluster(b)
+		p, err := sarama.NewAsyncProducer(c.Addrs(), rawProducerConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		done := make(chan struct{})
+		go func() {
+			for n := 0; n < b.N; n++ {
+				select {
+				case <-p.Successes():
+				case err := <-p.Errors():
+					b.Error(err)
+				}
+			}
+			close(done)
+		}()
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("key-" + strconv.Itoa(i%100)),
+				Value: sarama.ByteEncoder(value), Headers: []sarama.RecordHeader{{Key: []byte("ce_type"), Value: []byte("bench")}}}
+		}
+		<-done
+		reportRate(b, b.N, time.Since(start))
+	})
+	for _, g := range []struct{ goroutines, batch int }{{1, 1}, {64, 1}, {1, 100}, {64, 100}} {
+		b.Run(fmt.Sprintf("kafkabus/goroutines=%d/batch=%d", g.goroutines, g.batch), func(b *testing.B) {
+			_, kb, topic := benchCluster(b)
+			var next atomic.Int64
+			ctx := context.Background()
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range g.goroutines {
+				wg.Go(func() {
+					batch := make([]*broker.Message, 0, g.batch)
+					for {
+						first := next.Add(int64(g.batch)) - int64(g.batch)
+						if first >= int64(b.N) {
+							return
+						}
+						batch = batch[:0]
+						for i := first; i < min(first+int64(g.batch), int64(b.N)); i++ {
+							batch = append(batch, &broker.Message{Topic: topic, Key: "key-" + strconv.Itoa(int(i%100)), Body: value,
+								Headers: map[string]string{"ce_type": "bench"}})
+						}
+						if err := kb.Publish(ctx, batch...); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			reportRate(b, b.N, time.Since(start))
+		})
+	}
+}
+
+// fill publishes n messages to topic with the raw producer, as fast as it
+// can.
+func fill(b *testing.B, c *kafkatest.Cluster, topic string, n int) {
+	b.Helper()
+	p, err := sarama.NewAsyncProducer(c.Addrs(), rawProducerConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	value := benchValue()
+	go func() {
+		for i := range n {
+			p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("key-" + strconv.Itoa(i%100)),
+				Value: sarama.ByteEncoder(value), Headers: []sarama.RecordHeader{{Key: []byte("ce_type"), Value: []byte("bench")}}}
+		}
+	}()
+	for range n {
+		select {
+		case <-p.Successes():
+		case err := <-p.Errors():
+			b.Fatal(err)
+		}
+	}
+	_ = p.Close()
+}
+
+// counter counts handled messages and notes when the first and the n-th
+// arrived, so that joining the group is not measured.
+type counter struct {
+	n           int64
+	count       atomic.Int64
+	first, last atomic.Int64
+	done        chan struct{}
+}
+
+func newCounter(n int) *counter { return &counter{n: int64(n), done: make(chan struct{})} }
+
+func (c *counter) hit() {
+	k := c.count.Add(1)
+	if k == 1 {
+		c.first.Store(time.Now().UnixNano())
+	}
+	if k == c.n {
+		c.last.Store(time.Now().UnixNano())
+		close(c.done)
+	}
+}
+
+func (c *counter) report(b *testing.B) {
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("consumed %d of %d", c.count.Load(), c.n)
+	}
+	reportRate(b, int(c.n), time.Duration(c.last.Load()-c.first.Load()))
+}
+
+type rawGroupHandler struct{ c *counter }
+
+func (rawGroupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (rawGroupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h rawGroupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, cl sarama.ConsumerGroupClaim) error {
+	for m := range cl.Messages() {
+		s.MarkMessage(m, "")
+		h.c.hit()
+	}
+	return nil
+}
+
+func BenchmarkConsume(b *testing.B) {
+	b.Run("sarama-group", func(b *testing.B) {
+		c, _, topic := benchCluster(b)
+		fill(b, c, topic, b.N)
+		cnt := newCounter(b.N)
+		cg, err := sarama.NewConsumerGroup(c.Addrs(), "raw", rawConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ctx.Err() == nil {
+				_ = cg.Consume(ctx, []string{topic}, rawGroupHandler{cnt})
+			}
+		}()
+		b.ResetTimer()
+		cnt.report(b)
+		b.StopTimer()
+		cancel()
+		<-done
+		_ = cg.Close()
+	})
+	for _, conc := range []int{1, 8} {
+		b.Run(fmt.Sprintf("kafkabus/concurrency=%d", conc), func(b *testing.B) {
+			c, kb, topic := benchCluster(b)
+			fill(b, c, topic, b.N)
+			cnt := newCounter(b.N)
+			b.ResetTimer()
+			cons, err := kb.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "kb", Concurrency: conc},
+				func(context.Context, *broker.Message) error { cnt.hit(); return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			cnt.report(b)
+			b.StopTimer()
+			_ = cons.Close()
+		})
+	}
+}
+
+// BenchmarkLatency publishes at a paced 5,000 msgs/s (one message per
+// Publish, from 32 goroutines) to a subscribed group and reports the P50
+// and P99 of the Publish call and of publish→handle.
+func BenchmarkLatency(b *testing.B) {
+	const rate = 5000
+	_, kb, topic := benchCluster(b)
+	value := benchValue()
+	var mu sync.Mutex
+	e2e := make([]time.Duration, 0, b.N)
+	cnt := newCounter(b.N)
+	cons, err := kb.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "lat", Concurrency: 4},
+		func(_ context.Context, m *broker.Message) error {
+			sent, _ := strconv.ParseInt(m.Header("sent"), 10, 64)
+			d := time.Since(time.Unix(0, sent))
+			mu.Lock()
+			e2e = append(e2e, d)
+			mu.Unlock()
+			cnt.hit()
+			return nil
+		})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cons.Close()
+	work := make(chan int, 1024)
+	pubLat := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := range work {
+				m := &broker.Message{Topic: topic, Key: "key-" + strconv.Itoa(i%100), Body: value,
+					Headers: map[string]string{"sent": strconv.FormatInt(time.Now().UnixNano(), 10)}}
+				start := time.Now()
+				if err := kb.Publish(context.Background(), m); err != nil {
+					b.Error(err)
+				}
+				pubLat[i] = time.Since(start)
+			}
+		})
+	}
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	start := time.Now()
+	for i := 0; i < b.N; {
+		<-tick.C
+		due := min(int(time.Since(start).Seconds()*rate), b.N)
+		for ; i < due; i++ {
+			work <- i
+		}
+	}
+	tick.Stop()
+	close(work)
+	wg.Wait()
+	cnt.report(b)
+	b.StopTimer()
+	slices.Sort(pubLat)
+	mu.Lock()
+	slices.Sort(e2e)
+	mu.Unlock()
+	pct := func(ds []time.Duration, p float64) float64 {
+		return float64(ds[min(int(float64(len(ds))*p), len(ds)-1)].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(pubLat, 0.50), "publish-p50-ms")
+	b.ReportMetric(pct(pubLat, 0.99), "publish-p99-ms")
+	b.ReportMetric(pct(e2e, 0.50), "e2e-p50-ms")
+	b.ReportMetric(pct(e2e, 0.99), "e2e-p99-ms")
+}
