@@ -34,6 +34,7 @@ const (
 	DefaultConfirmWindow       = 1024
 	DefaultMaxMessageSize      = 1 << 20
 	DefaultSetupTimeout        = 30 * time.Second
+	DefaultNackRetry           = 30 * time.Second
 	// BrokerMaxMessageSize is RabbitMQ's own ceiling on a message body
 	// (max_message_size, 128 MiB); Config.MaxMessageSize cannot exceed it.
 	BrokerMaxMessageSize = 128 << 20
@@ -79,6 +80,11 @@ type Config struct {
 	// ConfirmWindow bounds the messages published on one channel and not
 	// yet confirmed; Publish waits for room beyond it. Default 1024.
 	ConfirmWindow int
+	// NackRetry is how long Publish keeps sending again a message the
+	// broker nacked (a quorum queue without a leader during a failover
+	// nacks at once), counted from the call's first nack; then the message
+	// fails with ErrNacked. Default 30s; negative: never re-send.
+	NackRetry time.Duration
 	// MaxMessageSize is the largest Message.Size() Publish accepts; larger
 	// messages fail with broker.ErrMessageTooLarge before anything is sent.
 	// Default 1 MiB, at most BrokerMaxMessageSize.
@@ -184,6 +190,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.NackRetry == 0 {
+		c.NackRetry = DefaultNackRetry
 	}
 	if c.QueueType == "" {
 		c.QueueType = QueueQuorum

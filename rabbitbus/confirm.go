@@ -3,7 +3,9 @@ package rabbitbus
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -15,7 +17,8 @@ const (
 	stPending   uint8 = iota // to be sent (first time, or again after a loss)
 	stInflight               // written, waiting for its confirm
 	stConfirmed              // acked by the broker and routed
-	stFailed                 // nacked, returned or refused: reported, never re-sent
+	stNacked                 // nacked: sent again after a pause, for Config.NackRetry
+	stFailed                 // returned or refused: reported, never re-sent
 )
 
 // outMsg is one message of a Publish call, ready for the wire.
@@ -99,11 +102,33 @@ func (c *publishCall) pending(out []outMsg) (idx []int, lost bool) {
 	return idx, lost
 }
 
+// hasNacked reports whether a message of the call was nacked.
+func (c *publishCall) hasNacked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.state, stNacked)
+}
+
+// requeueNacked makes the nacked messages pending again and reports how
+// many there were.
+func (c *publishCall) requeueNacked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for i, st := range c.state {
+		if st == stNacked {
+			c.state[i] = stPending
+			n++
+		}
+	}
+	return n
+}
+
 // failAll fails every message not confirmed or failed yet with err.
 func (c *publishCall) failAll(err error) {
 	c.mu.Lock()
 	for i, st := range c.state {
-		if st == stPending || st == stInflight {
+		if st == stPending || st == stInflight || st == stNacked {
 			c.state[i], c.errs[i] = stFailed, err
 		}
 	}
@@ -160,6 +185,14 @@ type pubChannel struct {
 
 	dead chan struct{} // closed when the channel is closed
 	err  error         // why; written before dead is closed
+
+	// retired is set at the first nack: RabbitMQ 3.10 keeps nacking every
+	// publish of a channel that was refused by a quorum queue whose leader
+	// died, even after a new leader is elected (measured here; fresh
+	// channels are fine). The pool stops handing it out, and it is closed
+	// once nothing is in flight on it.
+	retired   atomic.Bool
+	closeOnce sync.Once
 }
 
 func openPubChannel(s *session, window int) (*pubChannel, error) {
@@ -262,9 +295,22 @@ func (pc *pubChannel) confirm(tag uint64, ack bool) {
 		return
 	}
 	<-pc.window
+	if !ack {
+		pc.retired.Store(true)
+	}
+	if pc.retired.Load() {
+		pc.pmu.Lock()
+		idle := len(pc.pending) == 0
+		pc.pmu.Unlock()
+		if idle {
+			// Not from this goroutine: the close waits for the reader
+			// goroutine, which may be waiting to hand us a notification.
+			pc.closeOnce.Do(func() { go func() { _ = pc.ch.Close() }() })
+		}
+	}
 	switch {
 	case !ack:
-		p.call.settle(p.i, stFailed, ErrNacked)
+		p.call.settle(p.i, stNacked, ErrNacked)
 	case p.returned:
 		p.call.settle(p.i, stFailed, broker.ErrUnroutable)
 	default:
@@ -344,7 +390,7 @@ func (pl *channelPool) get(s *session) (*pubChannel, error) {
 	}
 	pl.next++
 	i := int(pl.next % uint64(pl.size))
-	if pc := pl.chans[i]; pc != nil && !pc.isDead() {
+	if pc := pl.chans[i]; pc != nil && !pc.isDead() && !pc.retired.Load() {
 		return pc, nil
 	}
 	pc, err := openPubChannel(s, pl.window)

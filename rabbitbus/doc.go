@@ -19,9 +19,10 @@
 // key is the event type (the ce_type header). Messages are persistent and
 // mandatory, published on a pool of confirm-mode channels; Publish returns
 // when the broker confirmed each of them. A message no queue takes fails
-// with broker.ErrUnroutable; a nack fails with [ErrNacked]; a message
-// whose connection was lost before its confirm is sent again after the
-// reconnect (at least once: the broker may hold two copies, and a rabbitbus
+// with broker.ErrUnroutable; a nacked message is sent again for a while
+// (Config.NackRetry: quorum queues nack while they elect a leader), then
+// fails with [ErrNacked]; a message whose connection was lost before its
+// confirm is sent again after the reconnect (at least once: the broker may hold two copies, and a rabbitbus
 // consumer reports the second as Redelivered). During an outage Publish
 // waits for a connection, bounded by its ctx. Confirms are tracked
 // asynchronously per channel, so concurrent callers share the round trips.

@@ -21,6 +21,7 @@ const (
 	EnvPublishChannels     = "AMQP_PUBLISH_CHANNELS"         // integer
 	EnvConfirmWindow       = "AMQP_CONFIRM_WINDOW"           // integer
 	EnvMaxMessageSize      = "AMQP_MAX_MESSAGE_SIZE"         // bytes
+	EnvNackRetry           = "AMQP_NACK_RETRY"               // Go duration; negative: never
 	EnvQueueType           = "AMQP_QUEUE_TYPE"               // quorum | classic
 	EnvDeliveryLimit       = "AMQP_DELIVERY_LIMIT"           // integer
 	EnvSingleActive        = "AMQP_SINGLE_ACTIVE_CONSUMER"   // boolean
@@ -87,6 +88,7 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	dur(EnvDialTimeout, &cfg.DialTimeout)
 	dur(EnvReconnectBackoffMin, &cfg.ReconnectBackoffMin)
 	dur(EnvReconnectBackoffMax, &cfg.ReconnectBackoffMax)
+	dur(EnvNackRetry, &cfg.NackRetry)
 	num(EnvPublishChannels, &cfg.PublishChannels)
 	num(EnvConfirmWindow, &cfg.ConfirmWindow)
 	num(EnvMaxMessageSize, &cfg.MaxMessageSize)

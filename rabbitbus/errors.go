@@ -24,9 +24,9 @@ var (
 	// the virtual host (AMQP 403 ACCESS_REFUSED, 530 NOT_ALLOWED). Retrying
 	// does not help: the initial connection fails at once.
 	ErrAccessRefused = errors.New("rabbitbus: access refused")
-	// ErrNacked is the cause of a message the broker refused to take
-	// responsibility for (a publisher confirm nack: queue overflow with
-	// reject-publish, an internal error). It is not re-sent.
+	// ErrNacked is the cause of a message the broker kept refusing to take
+	// responsibility for (publisher confirm nacks: a quorum queue without a
+	// leader, overflow with reject-publish) for Config.NackRetry.
 	ErrNacked = errors.New("rabbitbus: message nacked by the broker")
 	// ErrTopologyMismatch is matched by the *TopologyError returned when an
 	// exchange or queue exists with other properties or arguments than the

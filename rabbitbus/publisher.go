@@ -28,9 +28,16 @@ const maxChannelFailures = 3
 // confirmed every message. A message whose connection (or channel) is lost
 // before its confirm is sent again, in order, as soon as a connection is
 // back: the broker may then hold it twice, and the copy is marked so that a
-// rabbitbus consumer reports it as Delivery.Redelivered. A nacked message is
-// not sent again: it fails with ErrNacked. While no node is reachable,
-// Publish waits for one, bounded by its ctx; nothing is dropped silently.
+// rabbitbus consumer reports it as Delivery.Redelivered. A message the
+// broker nacks (a quorum queue electing a new leader after a node loss, a
+// queue refusing more) is sent again, with backoff, for Config.NackRetry,
+// then fails with ErrNacked. While no node is reachable, Publish waits for
+// one, bounded by its ctx; nothing is dropped silently.
+//
+// Messages of one call with equal keys are published in order; a re-send
+// keeps the order of the messages it re-sends, but if the broker nacks one
+// message and takes a later one of the same call, the nacked one arrives
+// after it.
 type Publisher struct {
 	cfg   Config
 	log   *slog.Logger
@@ -129,6 +136,7 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 		todo[i] = i
 	}
 	channelFailures := 0
+	var nacks nackRetry
 	for len(todo) > 0 {
 		s, err := p.mgr.current(wctx)
 		if err == nil {
@@ -158,6 +166,16 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 		if err := call.wait(ctx); err != nil {
 			return fmt.Errorf("rabbitbus: publish: %w", err)
 		}
+		if call.hasNacked() {
+			if !nacks.retry(wctx, p.cfg) {
+				if ctx.Err() != nil || p.closing.Err() != nil {
+					return p.stopped(ctx, call, msgs, wctx.Err())
+				}
+				call.failAll(ErrNacked)
+				break
+			}
+			call.requeueNacked()
+		}
 		var lost bool
 		todo, lost = call.pending(out)
 		if len(todo) == 0 {
@@ -167,13 +185,17 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 			// ctx or Close ended the wait for room in the window.
 			return p.stopped(ctx, call, msgs, sendErr)
 		}
+		if sendErr == nil && !pc.isDead() {
+			continue // only nacked messages, sent again after the pause
+		}
 		cause := pc.cause()
 		if cause == nil {
 			cause = sendErr
 		}
 		p.log.Debug("rabbitbus: channel lost before confirms; sending again", "messages", len(todo), "in_flight_lost", lost, "error", cause)
 		if !isChannelError(cause) {
-			waitLost(wctx, s) // the connection is going: wait for its replacement
+			// Lost with its connection (the next channel will wait for a
+			// new one), or retired after a nack: send on another.
 			continue
 		}
 		// The broker closed the channel (an exchange deleted under us, …).
@@ -259,6 +281,38 @@ func (p *Publisher) Close() error {
 	p.calls.Wait()
 	p.mgr.close()
 	return nil
+}
+
+// nackRetry paces the re-sending of nacked messages: with backoff from
+// Config.ReconnectBackoffMin to ReconnectBackoffMax, for at most
+// Config.NackRetry after the first nack of the call.
+type nackRetry struct {
+	first   time.Time
+	backoff time.Duration
+}
+
+// retry waits before the next attempt; false when the time is up (or ctx
+// ended) and the nacked messages fail.
+func (r *nackRetry) retry(ctx context.Context, cfg Config) bool {
+	if cfg.NackRetry < 0 {
+		return false
+	}
+	if r.first.IsZero() {
+		r.first, r.backoff = time.Now(), cfg.ReconnectBackoffMin
+	}
+	wait := jitter(r.backoff)
+	if time.Since(r.first)+wait > cfg.NackRetry {
+		return false
+	}
+	r.backoff = min(r.backoff*2, cfg.ReconnectBackoffMax)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // waitLost returns when s's connection is known to be gone (so that the
