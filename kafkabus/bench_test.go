@@ -90,11 +90,15 @@ func BenchmarkPublish(b *testing.B) {
 		<-done
 		reportRate(b, b.N, time.Since(start))
 	})
-	for _, g := range []struct{ goroutines, batch int }{{1, 1}, {64, 1}, {1, 100}, {64, 100}} {
+	for _, g := range []struct{ goroutines, batch int }{{1, 1}, {64, 1}, {1, 100}, {64, 100}, {256, 100}} {
 		b.Run(fmt.Sprintf("kafkabus/goroutines=%d/batch=%d", g.goroutines, g.batch), func(b *testing.B) {
 			_, kb, topic := benchCluster(b)
 			var next atomic.Int64
 			ctx := context.Background()
+			n := b.N
+			if g.goroutines*g.batch == 1 {
+				n = min(n, 5000) // one message in flight: about 1,000 msgs/s, so cap the run
+			}
 			b.ResetTimer()
 			start := time.Now()
 			var wg sync.WaitGroup
@@ -103,11 +107,11 @@ func BenchmarkPublish(b *testing.B) {
 					batch := make([]*broker.Message, 0, g.batch)
 					for {
 						first := next.Add(int64(g.batch)) - int64(g.batch)
-						if first >= int64(b.N) {
+						if first >= int64(n) {
 							return
 						}
 						batch = batch[:0]
-						for i := first; i < min(first+int64(g.batch), int64(b.N)); i++ {
+						for i := first; i < min(first+int64(g.batch), int64(n)); i++ {
 							batch = append(batch, &broker.Message{Topic: topic, Key: "key-" + strconv.Itoa(int(i%100)), Body: value,
 								Headers: map[string]string{"ce_type": "bench"}})
 						}
@@ -119,7 +123,7 @@ func BenchmarkPublish(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			reportRate(b, b.N, time.Since(start))
+			reportRate(b, n, time.Since(start))
 		})
 	}
 }
@@ -216,13 +220,14 @@ func BenchmarkConsume(b *testing.B) {
 		<-done
 		_ = cg.Close()
 	})
-	for _, conc := range []int{1, 8} {
-		b.Run(fmt.Sprintf("kafkabus/concurrency=%d", conc), func(b *testing.B) {
+	for _, v := range []struct{ conc, window int }{{1, 0}, {8, 0}, {1, 4096}} {
+		conc := v.conc
+		b.Run(fmt.Sprintf("kafkabus/concurrency=%d/maxinflight=%d", conc, max(v.window, broker.DefaultMaxInFlight)), func(b *testing.B) {
 			c, kb, topic := benchCluster(b)
 			fill(b, c, topic, b.N)
 			cnt := newCounter(b.N)
 			b.ResetTimer()
-			cons, err := kb.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "kb", Concurrency: conc},
+			cons, err := kb.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "kb", Concurrency: conc, MaxInFlight: v.window},
 				func(context.Context, *broker.Message) error { cnt.hit(); return nil })
 			if err != nil {
 				b.Fatal(err)

@@ -38,7 +38,7 @@ func (l *orderLog) handler(member int) broker.Handler {
 		if err != nil {
 			return broker.Permanent(err)
 		}
-		time.Sleep(200 * time.Microsecond) // simulated work, not synchronisation
+		time.Sleep(time.Millisecond) // simulated work, not synchronisation
 		l.mu.Lock()
 		l.byKey[m.Key] = append(l.byKey[m.Key], handling{member: member, seq: seq, redelivered: m.Delivery.Redelivered})
 		l.mu.Unlock()
@@ -153,41 +153,54 @@ func TestOrderingAcrossRebalances(t *testing.T) {
 	}
 	m1 := subscribe(1)
 
-	// Publish in the background: 10 publishers, each owning 10 jobs and
-	// sending their events in order in batches of 20.
+	// Publish seqs [from, to) of every job: 10 publishers, each owning 10
+	// jobs and sending their events in order in batches of 20 per job.
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	pubErr := make(chan error, 10)
-	for p := range 10 {
-		wg.Go(func() {
-			for seq := 0; seq < per; seq += 20 {
-				var batch []*broker.Message
-				for k := p * 10; k < p*10+10; k++ {
-					for s := seq; s < seq+20; s++ {
-						batch = append(batch, &broker.Message{Topic: topic, Key: jobKey(k), Body: []byte("event"),
-							Headers: map[string]string{"seq": strconv.Itoa(s)}})
+	publish := func(from, to int) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, 10)
+		for p := range 10 {
+			wg.Go(func() {
+				for seq := from; seq < to; seq += 20 {
+					var batch []*broker.Message
+					for k := p * 10; k < p*10+10; k++ {
+						for s := seq; s < min(seq+20, to); s++ {
+							batch = append(batch, &broker.Message{Topic: topic, Key: jobKey(k), Body: []byte("event"),
+								Headers: map[string]string{"seq": strconv.Itoa(s)}})
+						}
+					}
+					if err := pub.Publish(ctx, batch...); err != nil {
+						errs <- err
+						return
 					}
 				}
-				if err := pub.Publish(ctx, batch...); err != nil {
-					pubErr <- err
-					return
-				}
-			}
-		})
+			})
+		}
+		wg.Wait()
+		close(errs)
+		return <-errs
 	}
 
-	log.waitHandled(t, jobs*per/5)
+	// Membership changes while events are in the log and in flight:
+	// member 2 joins once member 1 is busy, member 3 joins after more
+	// events, and member 1 leaves while the last third is published.
+	if err := publish(0, 60); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	log.waitHandled(t, jobs*20)
 	m2 := subscribe(2)
-	log.waitHandled(t, jobs*per*2/5)
+	if err := publish(60, 120); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
 	m3 := subscribe(3)
-	log.waitHandled(t, jobs*per*3/5)
+	last := make(chan error, 1)
+	go func() { last <- publish(120, per) }()
+	log.waitHandled(t, jobs*per/2)
 	if err := m1.Close(); err != nil {
 		t.Fatalf("member 1 Close: %v", err)
 	}
-	wg.Wait()
-	close(pubErr)
-	for err := range pubErr {
+	if err := <-last; err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
 	log.waitAll(t, jobs, per)

@@ -30,6 +30,7 @@ type subscription struct {
 	// the Backend's Close, a failure under OnFailureStop).
 	runCtx  context.Context
 	stopRun context.CancelFunc
+	unwatch func() bool // stops watching Subscribe's ctx
 
 	inFlight chan struct{} // a slot per message handed out (MaxInFlight)
 	queues   []chan *delivery
@@ -75,7 +76,7 @@ func newSubscription(ctx context.Context, sub broker.Subscription, cfg Config, h
 		go s.worker(s.queues[i])
 	}
 	// Cancelling Subscribe's ctx stops the subscription like Close.
-	context.AfterFunc(ctx, stop)
+	s.unwatch = context.AfterFunc(ctx, stop)
 	return s
 }
 
@@ -117,6 +118,7 @@ func (s *subscription) finish(err error) {
 	}
 	s.mu.Unlock()
 	s.stopRun()
+	s.unwatch()
 	close(s.done)
 }
 
