@@ -30,7 +30,7 @@ const (
 	DefaultDialTimeout         = 5 * time.Second
 	DefaultReconnectBackoffMin = 100 * time.Millisecond
 	DefaultReconnectBackoffMax = 5 * time.Second
-	DefaultPublishChannels     = 4
+	DefaultPublishChannels     = 2
 	DefaultConfirmWindow       = 1024
 	DefaultMaxMessageSize      = 1 << 20
 	DefaultSetupTimeout        = 30 * time.Second
@@ -74,7 +74,7 @@ type Config struct {
 	// default 30s.
 	SetupTimeout time.Duration
 	// PublishChannels is the number of confirm-mode channels publishing
-	// shares; default 4. Each Publish call uses one channel for all of its
+	// shares; default 2 (more spread the broker's work over more Erlang processes, which on a small broker costs more than it gains). Each Publish call uses one channel for all of its
 	// messages, so their order is kept.
 	PublishChannels int
 	// ConfirmWindow bounds the messages published on one channel and not
