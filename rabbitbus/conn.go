@@ -35,6 +35,7 @@ const (
 	StateClosed
 )
 
+// String returns the state's name: "connected", "lost", ….
 func (s ConnState) String() string {
 	switch s {
 	case StateConnected:

@@ -51,6 +51,7 @@ type NodeError struct {
 	Err error
 }
 
+// Error lists every node tried and why it failed.
 func (e *ConnectError) Error() string {
 	var b strings.Builder
 	b.WriteString("rabbitbus: cannot connect to any of ")
@@ -92,6 +93,7 @@ type TopologyError struct {
 	Err      error  // the broker's error (*amqp091.Error) or the I/O error
 }
 
+// Error names the object, the argument when known, and the broker's reason.
 func (e *TopologyError) Error() string {
 	if e.Argument != "" {
 		return fmt.Sprintf("rabbitbus: declare %s %q: argument %q differs from the existing %s's: %v", e.Kind, e.Name, e.Argument, e.Kind, e.Err)
