@@ -316,11 +316,16 @@ func (r *nackRetry) retry(ctx context.Context, cfg Config) bool {
 }
 
 // waitLost returns when s's connection is known to be gone (so that the
-// next current() waits for a new one) or ctx ends.
+// next current() waits for a new one), when ctx ends, or after a second at
+// most: an operation that failed as if the connection were lost while it is
+// not (a channel closed under it) is simply tried again.
 func waitLost(ctx context.Context, s *session) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
 	select {
 	case <-s.lost:
 	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
