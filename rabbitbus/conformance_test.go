@@ -2,7 +2,6 @@ package rabbitbus_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,32 +11,15 @@ import (
 	"github.com/cosmic-horizons/events/testkit/rabbittest"
 )
 
-// notOnAMQP are the conformance tests whose premise AMQP does not have: they
-// publish to a group that never subscribed, and with AMQP a group that has
-// not subscribed (or been declared) has no queue, so the message is
-// unroutable rather than kept. TestLateGroupDeclared and
-// TestResubscribeResumes prove the same properties for a group declared
-// beforehand (Client.DeclareGroup), which is how AMQP groups exist before
-// their consumers.
-var notOnAMQP = map[string]string{
-	"LateSubscriberSeesOldMessages": "AMQP has no queue for a group that never subscribed; covered by TestLateGroupDeclared",
-	"ResubscribeResumes":            "AMQP has no queue for a group that never subscribed; covered by TestResubscribeResumes",
-	// The suite's own bug, seen on broker/memory too: assertOrdered reads
-	// the gap the dead-lettered message leaves (seq 3 after 1) as a
-	// reordering. TestDeadLetterPoison checks the same properties.
-	"DeadLetterAfterRetries": "brokertest bug: assertOrdered counts the dead-lettered message as a skipped one (fails on broker/memory too); covered by TestDeadLetterPoison",
-}
-
 // TestConformance runs the broker contract's conformance suite against the
-// local RabbitMQ server with durable quorum queues.
+// local RabbitMQ server with durable quorum queues. AMQP keeps messages only
+// for groups that exist (a group is a queue), so the suite declares a group
+// with Client.DeclareGroup before it publishes for it (Features.NewGroup).
 func TestConformance(t *testing.T) {
 	url := rabbittest.URL(t)
 	cfg := rabbitbus.Config{URLs: []string{url}, Logger: testLogger(t)}
 	admin := newClient(t, cfg)
 	brokertest.Run(t, func(t *testing.T) brokertest.Backend {
-		if why := notOnAMQP[t.Name()[strings.LastIndex(t.Name(), "/")+1:]]; why != "" {
-			t.Skip(why)
-		}
 		c := newClient(t, cfg)
 		return brokertest.Backend{
 			Publisher:  c,
@@ -57,6 +39,13 @@ func TestConformance(t *testing.T) {
 		KeyAffinity:    false,
 		Ephemeral:      true,
 		MaxMessageSize: rabbitbus.DefaultMaxMessageSize,
+		NewGroup: func(t *testing.T, topic, group string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := admin.DeclareGroup(ctx, broker.Subscription{Topic: topic, Group: group}); err != nil {
+				t.Fatalf("DeclareGroup(%s/%s): %v", topic, group, err)
+			}
+		},
 		Cleanup: func(t *testing.T, topics, groups []string) {
 			deleteTopology(t, admin, topics, groups)
 		},

@@ -244,3 +244,21 @@ func assertOrdered(e *env, msgs []*broker.Message) {
 		last[m.Key] = s
 	}
 }
+
+// assertIncreasing checks that, per key, first deliveries come in publish
+// order, allowing gaps (messages taken out of the stream, e.g. dead-lettered).
+// Redeliveries may repeat an earlier message.
+func assertIncreasing(e *env, msgs []*broker.Message) {
+	e.t.Helper()
+	last := map[string]int{}
+	for i, m := range msgs {
+		var s int
+		if _, err := fmt.Sscan(m.Header(hdrKeySeq), &s); err != nil {
+			e.t.Fatalf("message %d has no %s header", i, hdrKeySeq)
+		}
+		if prev, ok := last[m.Key]; ok && s <= prev && !m.Delivery.Redelivered {
+			e.t.Fatalf("key %q: message %d (per-key seq %d) arrived after seq %d", m.Key, i, s, prev)
+		}
+		last[m.Key] = s
+	}
+}

@@ -16,10 +16,12 @@ func testLateSubscriber(e *env) {
 		e.t.Skip("backend is not persistent")
 	}
 	topic := e.topic("late")
+	group := e.group("g")
+	e.declareGroup(topic, group)
 	n := e.n(50)
 	e.publishN(topic, n, 5)
 	c := newCollector()
-	e.subscribe(nil, broker.Subscription{Topic: topic, Group: e.group("g")}, c.handler)
+	e.subscribe(nil, broker.Subscription{Topic: topic, Group: group}, c.handler)
 	seen := distinct(c.waitCount(e.t, e.f.Timeout, n))
 	if len(seen) != n {
 		e.t.Fatalf("late group saw %d of %d", len(seen), n)

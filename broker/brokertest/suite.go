@@ -48,6 +48,13 @@ type Features struct {
 	// without auto-creation) and may register its deletion with t.Cleanup.
 	// The suite also calls it for the topic's dead-letter topic.
 	NewTopic func(t *testing.T, name string, partitions int32)
+	// NewGroup, if set, creates a consumer group on a topic before anything
+	// is published for it, for backends where a group exists only once
+	// declared (AMQP: a group is a queue, and a message published before
+	// the queue exists is not kept for it). The Persistent tests call it
+	// before they publish; backends that keep a topic's log regardless
+	// (Kafka, memory) leave it nil.
+	NewGroup func(t *testing.T, topic, group string)
 	// Cleanup, if set, runs at the end of each test with the topics and
 	// groups it used (e.g. to delete RabbitMQ queues).
 	Cleanup func(t *testing.T, topics, groups []string)
@@ -158,6 +165,15 @@ func (e *env) group(suffix string) string {
 	name := e.prefix + "-" + suffix
 	e.groups = append(e.groups, name)
 	return name
+}
+
+// declareGroup makes group exist on topic before a test publishes for it
+// (Features.NewGroup).
+func (e *env) declareGroup(topic, group string) {
+	e.t.Helper()
+	if e.f.NewGroup != nil {
+		e.f.NewGroup(e.t, topic, group)
+	}
 }
 
 func (e *env) n(base int) int {
