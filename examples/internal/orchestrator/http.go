@@ -1,0 +1,117 @@
+package orchestrator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/cosmic-horizons/events/eventmodels"
+)
+
+// MaxRequestBytes bounds a submission body.
+const MaxRequestBytes = 64 << 10
+
+// SubmitRequest is the body of POST /jobs: the user and the job spec, side by
+// side.
+type SubmitRequest struct {
+	UserID string `json:"user_id"`
+	eventmodels.JobSpec
+}
+
+// apiError is every error body of the API.
+type apiError struct {
+	Error  string                   `json:"error"`
+	Fields []eventmodels.FieldError `json:"fields,omitempty"`
+}
+
+// Handler serves the API:
+//
+//	POST   /jobs       submit (201 with the job; 400 with field errors; 413; 503 when the bus refuses)
+//	GET    /jobs       list
+//	GET    /jobs/{id}  one job (404)
+//	DELETE /jobs/{id}  cancel (202; 404; 409 when already finished)
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /jobs", s.handleSubmit)
+	mux.HandleFunc("GET /jobs", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.List()) })
+	mux.HandleFunc("GET /jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.Get(r.PathValue("id"))
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+	mux.HandleFunc("DELETE /jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		by := r.Header.Get("X-User-ID")
+		if by == "" {
+			by = "api"
+		}
+		v, err := s.Cancel(r.PathValue("id"), by, r.URL.Query().Get("reason"))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
+		case errors.Is(err, ErrFinished):
+			writeJSON(w, http.StatusConflict, apiError{Error: err.Error()})
+		default:
+			writeJSON(w, http.StatusAccepted, v)
+		}
+	})
+	return mux
+}
+
+func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be application/json"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	var req SubmitRequest
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body over %d bytes", MaxRequestBytes)})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request: " + err.Error()})
+		return
+	}
+	if dec.More() {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request: trailing data after the JSON object"})
+		return
+	}
+	var fields []eventmodels.FieldError
+	if strings.TrimSpace(req.UserID) == "" {
+		fields = append(fields, eventmodels.FieldError{Field: "user_id", Problem: "must not be empty"})
+	}
+	var ve *eventmodels.ValidationError
+	if err := req.JobSpec.Validate(); errors.As(err, &ve) {
+		fields = append(fields, ve.Fields...)
+	}
+	if len(fields) > 0 {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid job", Fields: fields})
+		return
+	}
+	v, err := s.Submit(r.Context(), req.UserID, req.JobSpec)
+	switch {
+	case errors.As(err, &ve):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid job", Fields: ve.Fields})
+	case errors.Is(err, ErrStopped):
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
+	default:
+		w.Header().Set("Location", "/jobs/"+v.JobID)
+		writeJSON(w, http.StatusCreated, v)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,297 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/google/uuid"
+)
+
+// Config wires the service.
+type Config struct {
+	// Durable publishes job-lifecycle and job-metrics events. Required.
+	Durable *broker.Bus
+	// Realtime publishes the lifecycle events for live views; optional.
+	Realtime *broker.Bus
+	// Replayer reads job-lifecycle back for Restore; optional (Restore
+	// then does nothing).
+	Replayer broker.Replayer
+	// Decoder decodes replayed messages; default over Durable's registry.
+	Decoder *broker.Decoder
+	// Sim shapes the simulated executor.
+	Sim SimConfig
+	// RetryMin and RetryMax bound the backoff between attempts to publish a
+	// transition; defaults 50ms and 5s.
+	RetryMin, RetryMax time.Duration
+	// RealtimeAttempts is how often a real-time publish is tried; default 3.
+	RealtimeAttempts int
+	// Clock stamps events; default time.Now.
+	Clock func() time.Time
+	// JobIDPrefix starts every job ID; default "job-".
+	JobIDPrefix string
+	// Logger; default discard.
+	Logger *slog.Logger
+}
+
+// Service is the orchestrator. Its methods are safe for concurrent use.
+type Service struct {
+	cfg Config
+	dec *broker.Decoder
+	log *slog.Logger
+
+	mu   sync.Mutex
+	jobs map[string]*job
+	next int // next job number
+
+	ctx    context.Context // lifetime of job goroutines
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	stats Stats
+}
+
+// Stats counts what the service published; the demo and tests compare them
+// with what consumers saw.
+type Stats struct {
+	Published       atomic.Int64 // durable events confirmed
+	PublishRetries  atomic.Int64 // durable publish attempts that failed
+	RealtimeSent    atomic.Int64 // real-time events confirmed
+	RealtimeDropped atomic.Int64 // real-time events given up after RealtimeAttempts
+}
+
+// New returns a service; its jobs run until Shutdown.
+func New(cfg Config) (*Service, error) {
+	if cfg.Durable == nil {
+		return nil, errors.New("orchestrator: Config.Durable is required")
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 50 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 5 * time.Second
+	}
+	if cfg.RealtimeAttempts <= 0 {
+		cfg.RealtimeAttempts = 3
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.JobIDPrefix == "" {
+		cfg.JobIDPrefix = "job-"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Sim = cfg.Sim.withDefaults()
+	dec := cfg.Decoder
+	if dec == nil {
+		var err error
+		if dec, err = broker.NewDecoder(cfg.Durable.Registry(), nil); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, dec: dec, log: cfg.Logger, jobs: map[string]*job{}, next: 1, ctx: ctx, cancel: cancel}, nil
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+// Errors returned by the service's API.
+var (
+	ErrNotFound = errors.New("orchestrator: no such job")
+	ErrFinished = errors.New("orchestrator: job already finished")
+	ErrStopped  = errors.New("orchestrator: service is shutting down")
+)
+
+// Submit accepts a job: it validates spec, publishes job.submitted on the
+// durable path and starts the job. If the publish fails (within ctx), the
+// job is not accepted and the error says why; nothing is half-accepted.
+func (s *Service) Submit(ctx context.Context, userID string, spec eventmodels.JobSpec) (JobView, error) {
+	if s.ctx.Err() != nil {
+		return JobView{}, ErrStopped
+	}
+	s.mu.Lock()
+	id := fmt.Sprintf("%s%06d", s.cfg.JobIDPrefix, s.next)
+	s.next++
+	s.mu.Unlock()
+	j := newJob(id, userID, spec, uuid.Nil)
+	ev := eventmodels.NewJobSubmitted(userID, id, spec, j.opts(s.cfg.Clock)...)
+	if err := ev.Validate(); err != nil {
+		return JobView{}, err
+	}
+	if err := s.cfg.Durable.Publish(ctx, ev); err != nil {
+		return JobView{}, fmt.Errorf("orchestrator: job not accepted, the event bus refused job.submitted: %w", err)
+	}
+	s.stats.Published.Add(1)
+	s.publishRealtime(ev)
+	j.apply(ev)
+	s.mu.Lock()
+	s.jobs[id] = j
+	s.mu.Unlock()
+	s.start(j)
+	return j.view(), nil
+}
+
+// Get returns a job.
+func (s *Service) Get(id string) (JobView, error) {
+	s.mu.Lock()
+	j, ok := s.jobs[id]
+	s.mu.Unlock()
+	if !ok {
+		return JobView{}, ErrNotFound
+	}
+	return j.view(), nil
+}
+
+// List returns every job known to this instance, in job ID order.
+func (s *Service) List() []JobView {
+	s.mu.Lock()
+	out := make([]JobView, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		out = append(out, j.view())
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, k int) bool { return out[i].JobID < out[k].JobID })
+	return out
+}
+
+// Cancel asks for a job to be cancelled; its runner publishes job.cancelled
+// at the next step. ErrFinished if it already ended.
+func (s *Service) Cancel(id, by, reason string) (JobView, error) {
+	s.mu.Lock()
+	j, ok := s.jobs[id]
+	s.mu.Unlock()
+	if !ok {
+		return JobView{}, ErrNotFound
+	}
+	if !j.requestCancel(by, reason) {
+		return j.view(), ErrFinished
+	}
+	return j.view(), nil
+}
+
+// Wait blocks until every job known now has ended, or ctx ends.
+func (s *Service) Wait(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		var pending *job
+		for _, j := range s.jobs {
+			if !j.terminal() {
+				pending = j
+				break
+			}
+		}
+		s.mu.Unlock()
+		if pending == nil {
+			return nil
+		}
+		select {
+		case <-pending.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Shutdown stops every job runner (unfinished jobs stay unfinished on the
+// durable path, for the next instance's Restore) and waits for them, bounded
+// by ctx.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Service) start(j *job) {
+	if j.terminal() {
+		close(j.done)
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.run(s.ctx, j)
+	}()
+}
+
+// publish sends a transition on the durable path, retrying with backoff
+// until it is confirmed or the service stops; the job is marked degraded
+// while it fails. Real-time delivery follows, best effort.
+func (s *Service) publish(ctx context.Context, j *job, ev eventmodels.Event) error {
+	backoff := s.cfg.RetryMin
+	for {
+		err := s.cfg.Durable.Publish(ctx, ev)
+		if err == nil {
+			j.setDegraded(nil)
+			s.stats.Published.Add(1)
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, broker.ErrInvalidMessage) {
+			return err // a bug, not an outage: retrying cannot help
+		}
+		s.stats.PublishRetries.Add(1)
+		j.setDegraded(err)
+		s.log.Warn("publish failed, job waits", "job", j.id, "type", ev.Envelope().EventType, "retry_in", backoff, "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, s.cfg.RetryMax)
+	}
+	if eventmodels.IsJobEvent(ev) {
+		s.publishRealtime(ev)
+	}
+	return nil
+}
+
+func (s *Service) publishRealtime(ev eventmodels.Event) {
+	if s.cfg.Realtime == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	var err error
+	for range s.cfg.RealtimeAttempts {
+		if err = s.cfg.Realtime.Publish(ctx, ev); err == nil {
+			s.stats.RealtimeSent.Add(1)
+			return
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.stats.RealtimeDropped.Add(1)
+	s.log.Warn("real-time publish dropped", "type", ev.Envelope().EventType, "key", ev.Key(), "error", err)
+}
+
+// jobNumber extracts the number of a job ID made by Submit, or -1.
+func (s *Service) jobNumber(id string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(id, s.cfg.JobIDPrefix))
+	if err != nil || !strings.HasPrefix(id, s.cfg.JobIDPrefix) {
+		return -1
+	}
+	return n
+}
