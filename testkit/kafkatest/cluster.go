@@ -64,6 +64,25 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	return c
 }
 
+// Start starts a cluster like [NewCluster] outside a test — for programs
+// that embed Kafka, such as the reference demo and eventbench. The caller
+// must Close it. Invalid options or a cluster that cannot start return an
+// error and leave nothing running.
+func Start(opts ...Option) (*Cluster, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("kafkatest: %w", err)
+	}
+	c, err := start(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kafkatest: %w", err)
+	}
+	return c, nil
+}
+
 // start runs a cluster for cfg; on error nothing is left running.
 func start(cfg config) (*Cluster, error) {
 	lns := newListeners()
