@@ -230,6 +230,7 @@ func (c *AvroCodec) Decode(data []byte, meta eventmodels.Meta) (ev eventmodels.E
 	if got := e.Envelope().EventType; got != typ {
 		return fail(eventmodels.Malformed(fmt.Errorf("header type %q, body type %q", typ, got)))
 	}
+	emptyLabelsToNil(e)
 	if err := e.Validate(); err != nil {
 		return fail(err)
 	}
@@ -280,4 +281,19 @@ func NewCodecs(reg *eventmodels.Registry, maxSize int) (*eventmodels.CodecSet, e
 		return nil, err
 	}
 	return eventmodels.NewCodecSet(avroCodec, eventmodels.NewJSONCodec(reg, maxSize)), nil
+}
+
+// emptyLabelsToNil makes an empty Labels decode as nil, as the JSON codec
+// does (LabelsOf), so one event compares equal whichever codec carried it.
+func emptyLabelsToNil(e eventmodels.Event) {
+	switch v := e.(type) {
+	case *eventmodels.JobSubmitted:
+		if len(v.Spec.Parameters) == 0 {
+			v.Spec.Parameters = nil
+		}
+	case *eventmodels.Audit:
+		if len(v.Details) == 0 {
+			v.Details = nil
+		}
+	}
 }

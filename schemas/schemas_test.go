@@ -160,6 +160,45 @@ func TestEnumEvolution(t *testing.T) {
 	}
 }
 
+// TestEmptyLabelsSameInBothCodecs: an event with empty labels decodes to the
+// same Go value from JSON and from Avro (nil, not an empty slice).
+func TestEmptyLabelsSameInBothCodecs(t *testing.T) {
+	reg := eventmodels.NewRegistry()
+	avroCodec := newCodec(t, reg)
+	jsonCodec := eventmodels.NewJSONCodec(reg, 0)
+	for _, e := range samples.All() {
+		switch v := e.(type) {
+		case *eventmodels.JobSubmitted:
+			v.Spec.Parameters = eventmodels.Labels{}
+		case *eventmodels.Audit:
+			v.Details = eventmodels.Labels{}
+		default:
+			continue
+		}
+		typ := e.Envelope().EventType
+		meta := eventmodels.Meta{EventType: typ}
+		jb, err := jsonCodec.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromJSON, err := jsonCodec.Decode(jb, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ab, err := avroCodec.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromAvro, err := avroCodec.Decode(ab, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fromAvro, fromJSON) {
+			t.Errorf("%s: empty labels decode differently\nAvro %#v\nJSON %#v", typ, fromAvro, fromJSON)
+		}
+	}
+}
+
 func TestRoundTripJSONAvroJSON(t *testing.T) {
 	reg := eventmodels.NewRegistry()
 	avroCodec := newCodec(t, reg)
