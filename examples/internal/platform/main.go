@@ -1,0 +1,99 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Service is one reference service as a program: Start subscribes and
+// starts its work on p and returns its HTTP API and a stop function.
+type Service struct {
+	// Name of the service, for logs and the consumer group.
+	Name string
+	// Flags registers the service's own flags (optional).
+	Flags func(fs *flag.FlagSet)
+	// Start starts the service. stop is called once on shutdown, before
+	// the platform closes, with a context bounding the drain.
+	Start func(ctx context.Context, p *Platform, log *slog.Logger) (api http.Handler, stop func(context.Context) error, err error)
+}
+
+// Main runs svc as a process: parses args (the platform flags, --http and
+// the service's own), opens the platform, starts the service, serves its API
+// and stops cleanly on SIGINT/SIGTERM. It returns the process exit code.
+func Main(svc Service, args []string) int {
+	fs := flag.NewFlagSet(svc.Name, flag.ContinueOnError)
+	var opts Options
+	opts.RegisterFlags(fs)
+	addr := fs.String("http", "127.0.0.1:0", "address of the service's HTTP API")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if svc.Flags != nil {
+		svc.Flags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: --log-level: %v\n", svc.Name, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", svc.Name)
+	opts.Logger, opts.Source = log, "urn:cosmic-horizons:"+svc.Name
+	if err := serve(svc, opts, *addr, log); err != nil {
+		log.Error("stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(svc Service, opts Options, addr string, log *slog.Logger) error {
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	p, err := Open(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if p.Embedded != nil {
+		log.Warn("no --kafka-brokers: running on a private embedded Kafka cluster that other processes can join with --kafka-brokers",
+			"addrs", strings.Join(p.KafkaAddrs, ","))
+	}
+	api, stop, err := svc.Start(ctx, p, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = stop(context.Background())
+		return err
+	}
+	log.Info("serving", "http", "http://"+ln.Addr().String(), "kafka", strings.Join(p.KafkaAddrs, ","), "realtime", p.RealtimeDesc)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if serr := stop(sctx); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

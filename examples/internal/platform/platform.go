@@ -1,0 +1,212 @@
+// Package platform wires the reference services to their two event paths:
+// the durable path (Kafka: job lifecycle, metrics, notifications, audit and
+// health topics) and the real-time path (RabbitMQ, for live views).
+//
+// With no addresses configured it runs on an embedded default that needs no
+// server: an in-process Kafka cluster speaking the real wire protocol
+// (testkit/kafkatest, on kfake) for the durable path and the in-memory bus
+// (broker/memory) for the real-time path. --kafka-brokers and --amqp-urls
+// (or KAFKA_BROKERS and AMQP_URLS) switch each path to real servers.
+package platform
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/broker/memory"
+	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/kafkabus"
+	"github.com/cosmic-horizons/events/rabbitbus"
+	"github.com/cosmic-horizons/events/testkit/kafkatest"
+)
+
+// Options select the brokers of both paths.
+type Options struct {
+	// KafkaBrokers are the durable path's bootstrap addresses; empty runs
+	// an embedded in-process Kafka cluster.
+	KafkaBrokers []string
+	// AMQPURLs are the real-time path's RabbitMQ node URLs; empty runs the
+	// in-memory bus (which only this process can reach).
+	AMQPURLs []string
+	// Source is the ce_source of the events this process publishes.
+	Source string
+	// Logger; default discard.
+	Logger *slog.Logger
+}
+
+// RegisterFlags adds --kafka-brokers and --amqp-urls to fs, defaulting to
+// the KAFKA_BROKERS and AMQP_URLS environment variables.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.Func("kafka-brokers", "comma-separated Kafka bootstrap addresses (env KAFKA_BROKERS); empty: an embedded in-process Kafka cluster", func(s string) error {
+		o.KafkaBrokers = splitList(s)
+		return nil
+	})
+	fs.Func("amqp-urls", "comma-separated RabbitMQ node URLs (env AMQP_URLS); empty: the in-memory bus", func(s string) error {
+		o.AMQPURLs = splitList(s)
+		return nil
+	})
+	if o.KafkaBrokers == nil {
+		o.KafkaBrokers = splitList(os.Getenv("KAFKA_BROKERS"))
+	}
+	if o.AMQPURLs == nil {
+		o.AMQPURLs = splitList(os.Getenv("AMQP_URLS"))
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Platform holds both paths, ready for services.
+type Platform struct {
+	// Registry of the event types; Decoder reads every codec over it.
+	Registry *eventmodels.Registry
+	Decoder  *broker.Decoder
+
+	// Durable publishes to and Subscriber consumes from the durable path;
+	// Replayer reads its log back.
+	Durable        *broker.Bus
+	DurableBackend broker.Backend
+	Replayer       broker.Replayer
+
+	// Realtime publishes to and RealtimeSub consumes from the real-time
+	// path.
+	Realtime        *broker.Bus
+	RealtimeBackend broker.Backend
+
+	// Health lists the health checkers of both paths by name ("kafka",
+	// "rabbitmq" or "memory").
+	Health map[string]broker.HealthChecker
+
+	// Embedded is the in-process Kafka cluster when no brokers were given,
+	// else nil. Its Addrs let other processes join it.
+	Embedded *kafkatest.Cluster
+	// KafkaAddrs are the durable path's bootstrap addresses (embedded or
+	// given); RealtimeDesc says what the real-time path is.
+	KafkaAddrs   []string
+	RealtimeDesc string
+
+	closers []func() error
+}
+
+// Open connects both paths (starting the embedded ones) and makes sure the
+// platform's Kafka topics and their dead-letter topics exist.
+func Open(ctx context.Context, o Options) (_ *Platform, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Source == "" {
+		o.Source = "cosmic-horizons"
+	}
+	p := &Platform{Registry: eventmodels.NewRegistry(), Health: map[string]broker.HealthChecker{}}
+	defer func() {
+		if err != nil {
+			_ = p.Close()
+		}
+	}()
+	if p.Decoder, err = broker.NewDecoder(p.Registry, nil); err != nil {
+		return nil, err
+	}
+
+	p.KafkaAddrs = o.KafkaBrokers
+	if len(p.KafkaAddrs) == 0 {
+		c, err := kafkatest.Start(kafkatest.PlatformTopics())
+		if err != nil {
+			return nil, fmt.Errorf("platform: embedded Kafka: %w", err)
+		}
+		p.Embedded = c
+		p.closers = append(p.closers, func() error { c.Close(); return nil })
+		p.KafkaAddrs = c.Addrs()
+	}
+	kafkaOpts := []kafkabus.Option{kafkabus.Brokers(p.KafkaAddrs...), kafkabus.Logger(o.Logger.With("path", "kafka"))}
+	admin, err := kafkabus.NewAdmin(kafkaOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("platform: Kafka admin: %w", err)
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = admin.EnsureTopics(ectx, broker.PlatformTopics(), kafkabus.WithDeadLetterTopics())
+	cancel()
+	_ = admin.Close()
+	if err != nil && !errors.Is(err, kafkabus.ErrTopicDrift) {
+		return nil, fmt.Errorf("platform: Kafka topics: %w", err)
+	}
+	if err != nil {
+		o.Logger.Warn("Kafka topics differ from the platform's specification", "error", err)
+	}
+	kb, err := kafkabus.New(kafkaOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("platform: Kafka: %w", err)
+	}
+	p.closers = append(p.closers, kb.Close)
+	p.DurableBackend, p.Health["kafka"] = kb, kb
+	if r, ok := any(kb).(broker.Replayer); ok {
+		p.Replayer = r
+	}
+
+	if len(o.AMQPURLs) == 0 {
+		mb := memory.New()
+		p.closers = append(p.closers, mb.Close)
+		p.RealtimeBackend, p.Health["memory"] = mb, mb
+		p.RealtimeDesc = "in-memory bus"
+	} else {
+		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq")}
+		rc, err := rabbitbus.New(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("platform: RabbitMQ: %w", err)
+		}
+		p.closers = append(p.closers, rc.Close)
+		p.RealtimeBackend, p.Health["rabbitmq"] = rc, rc
+		p.RealtimeDesc = "RabbitMQ " + strings.Join(redact(o.AMQPURLs), ",")
+	}
+
+	busOpts := []broker.BusOption{broker.WithRegistry(p.Registry), broker.WithSource(o.Source)}
+	if p.Durable, err = broker.NewBus(p.DurableBackend, busOpts...); err != nil {
+		return nil, err
+	}
+	if p.Realtime, err = broker.NewBus(p.RealtimeBackend, busOpts...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// redact hides the password of each URL.
+func redact(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		if at := strings.LastIndex(u, "@"); at > 0 {
+			if scheme := strings.Index(u, "://"); scheme > 0 && scheme < at {
+				if colon := strings.Index(u[scheme+3:at], ":"); colon >= 0 {
+					u = u[:scheme+3+colon+1] + "***" + u[at:]
+				}
+			}
+		}
+		out[i] = u
+	}
+	return out
+}
+
+// Close closes both paths in reverse order of opening (backends drain their
+// consumers first), then stops the embedded cluster.
+func (p *Platform) Close() error {
+	var errs []error
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		if err := p.closers[i](); err != nil && !errors.Is(err, broker.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	p.closers = nil
+	return errors.Join(errs...)
+}

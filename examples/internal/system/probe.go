@@ -1,0 +1,155 @@
+package system
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/google/uuid"
+)
+
+// Probe is an independent consumer of the durable job topics that checks
+// what the services cannot check about themselves: that every job's events
+// arrive in the order they were published (event IDs are UUIDv7, taken in
+// publish order, so they must increase per job) and follow the legal status
+// transitions, and how long events take from publish to consume.
+type Probe struct {
+	mu        sync.Mutex
+	seen      map[uuid.UUID]struct{}
+	lastID    map[string]uuid.UUID             // job -> last event ID
+	status    map[string]eventmodels.JobStatus // job -> last status
+	byTopic   map[string]int64
+	dups      int64
+	violation []string
+	latency   *hdrhistogram.Histogram // µs, publish (event timestamp) → handled
+}
+
+// NewProbe returns an empty probe.
+func NewProbe() *Probe {
+	return &Probe{
+		seen: map[uuid.UUID]struct{}{}, lastID: map[string]uuid.UUID{}, status: map[string]eventmodels.JobStatus{},
+		byTopic: map[string]int64{}, latency: hdrhistogram.New(1, 600_000_000, 3),
+	}
+}
+
+// Subscribe consumes job-lifecycle and job-metrics as group.
+func (p *Probe) Subscribe(ctx context.Context, sub broker.Subscriber, dec *broker.Decoder, group string) ([]broker.Consumer, error) {
+	var out []broker.Consumer
+	for _, topic := range []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics} {
+		c, err := sub.Subscribe(ctx, broker.Subscription{Topic: topic, Group: group, Concurrency: 8},
+			broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
+				m, _ := broker.MessageFromContext(ctx)
+				p.observe(topic, e, m)
+				return nil
+			}))
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("probe: subscribe %s: %w", topic, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (p *Probe) observe(topic string, e eventmodels.Event, m *broker.Message) {
+	env := e.Envelope()
+	now := time.Now()
+	if m != nil && !m.Delivery.ReceivedAt.IsZero() {
+		now = m.Delivery.ReceivedAt
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, dup := p.seen[env.EventID]; dup {
+		p.dups++
+		return
+	}
+	p.seen[env.EventID] = struct{}{}
+	p.byTopic[topic]++
+	if us := now.Sub(env.Timestamp).Microseconds(); us >= 0 {
+		_ = p.latency.RecordValue(max(us, 1))
+	}
+	job := e.Key()
+	if topic != eventmodels.TopicJobLifecycle {
+		return
+	}
+	if last, ok := p.lastID[job]; ok && env.EventID.String() < last.String() {
+		p.violation = append(p.violation, fmt.Sprintf("job %s: event %s (%s) arrived after the later event %s", job, env.EventID, env.EventType, last))
+	}
+	p.lastID[job] = env.EventID
+	to, ok := statusAfter(e)
+	if !ok {
+		return
+	}
+	from, known := p.status[job]
+	switch {
+	case !known && to != eventmodels.StatusSubmitted:
+		p.violation = append(p.violation, fmt.Sprintf("job %s: first lifecycle event is %s, want job.submitted", job, env.EventType))
+	case known && !eventmodels.CanTransition(from, to):
+		p.violation = append(p.violation, fmt.Sprintf("job %s: illegal transition %s → %s (%s)", job, from, to, env.EventType))
+	}
+	p.status[job] = to
+}
+
+// statusAfter is the status a lifecycle event moves its job to.
+func statusAfter(e eventmodels.Event) (eventmodels.JobStatus, bool) {
+	switch v := e.(type) {
+	case *eventmodels.JobSubmitted:
+		return eventmodels.StatusSubmitted, true
+	case *eventmodels.JobQueued:
+		return eventmodels.StatusQueued, true
+	case *eventmodels.JobStatusChanged:
+		return v.ToStatus, true
+	case *eventmodels.JobCompleted:
+		return eventmodels.StatusCompleted, true
+	case *eventmodels.JobFailed:
+		return eventmodels.StatusFailed, true
+	case *eventmodels.JobCancelled:
+		return eventmodels.StatusCancelled, true
+	}
+	return "", false
+}
+
+// ProbeReport is what the probe saw.
+type ProbeReport struct {
+	Events     int64            // distinct events
+	ByTopic    map[string]int64 // distinct events per topic
+	Duplicates int64            // redeliveries ignored
+	Jobs       int
+	Terminal   int      // jobs whose last status is terminal
+	Violations []string // order or transition errors (empty: all good)
+	// Latency publish → consume, from the event's timestamp (millisecond
+	// resolution) to the delivery's receive time.
+	LatencyP50, LatencyP95, LatencyP99, LatencyMax time.Duration
+}
+
+// Report returns a snapshot.
+func (p *Probe) Report() ProbeReport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := ProbeReport{ByTopic: map[string]int64{}, Duplicates: p.dups, Jobs: len(p.status), Violations: append([]string(nil), p.violation...)}
+	for t, n := range p.byTopic {
+		r.ByTopic[t] = n
+		r.Events += n
+	}
+	for _, s := range p.status {
+		if s.Terminal() {
+			r.Terminal++
+		}
+	}
+	sort.Strings(r.Violations)
+	us := func(q float64) time.Duration { return time.Duration(p.latency.ValueAtQuantile(q)) * time.Microsecond }
+	r.LatencyP50, r.LatencyP95, r.LatencyP99 = us(50), us(95), us(99)
+	r.LatencyMax = time.Duration(p.latency.Max()) * time.Microsecond
+	return r
+}
+
+func closeAll(cs []broker.Consumer) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}

@@ -1,0 +1,68 @@
+// Command metrics runs the MetricsService alone: it consumes job-lifecycle
+// and job-metrics from the durable path and serves GET /metrics (Prometheus
+// text format) and GET /summary (JSON).
+//
+//	go run ./examples/metrics --kafka-brokers 127.0.0.1:9092 --http :8082
+//
+// See docs/running.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
+	"github.com/cosmic-horizons/events/examples/internal/platform"
+)
+
+func main() {
+	var group string
+	os.Exit(platform.Main(platform.Service{
+		Name:  "metrics",
+		Flags: func(fs *flag.FlagSet) { fs.StringVar(&group, "group", "metrics-service", "consumer group") },
+		Start: func(ctx context.Context, p *platform.Platform, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
+			svc, err := metricsvc.New(metricsvc.Config{Decoder: p.Decoder, Health: p.Health["kafka"]})
+			if err != nil {
+				return nil, nil, err
+			}
+			cs, err := svc.Subscribe(ctx, p.DurableBackend, group, 8)
+			if err != nil {
+				return nil, nil, err
+			}
+			lagCtx, stopLag := context.WithCancel(ctx)
+			go func() {
+				t := time.NewTicker(5 * time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-lagCtx.Done():
+						return
+					case <-t.C:
+						if err := svc.RefreshLag(lagCtx); err != nil {
+							log.Warn("consumer lag not refreshed", "error", err)
+						}
+					}
+				}
+			}()
+			return svc.HTTPHandler(), func(context.Context) error {
+				stopLag()
+				return closeConsumers(cs)
+			}, nil
+		},
+	}, os.Args[1:]))
+}
+
+func closeConsumers(cs []broker.Consumer) error {
+	var first error
+	for _, c := range cs {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
