@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -28,10 +30,14 @@ type apiError struct {
 
 // Handler serves the API:
 //
-//	POST   /jobs       submit (201 with the job; 400 with field errors; 413; 503 when the bus refuses)
+//	POST   /jobs       submit (201 with the job; 400 with field errors; 413; 415; 503 when the bus refuses)
 //	GET    /jobs       list
 //	GET    /jobs/{id}  one job (404)
-//	DELETE /jobs/{id}  cancel (202; 404; 409 when already finished)
+//	DELETE /jobs/{id}  cancel (202; 400 with field errors; 404; 409 when already finished)
+//
+// DELETE takes the canceller from the X-User-ID header (default "api") and
+// the reason from the query parameter "reason". Every error body is JSON:
+// {"error": "...", "fields": [{"field": "...", "problem": "..."}]}.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /jobs", s.handleSubmit)
@@ -50,11 +56,16 @@ func (s *Service) Handler() http.Handler {
 			by = "api"
 		}
 		v, err := s.Cancel(r.PathValue("id"), by, r.URL.Query().Get("reason"))
+		var ve *eventmodels.ValidationError
 		switch {
 		case errors.Is(err, ErrNotFound):
 			writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
 		case errors.Is(err, ErrFinished):
 			writeJSON(w, http.StatusConflict, apiError{Error: err.Error()})
+		case errors.As(err, &ve):
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid cancellation", Fields: ve.Fields})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 		default:
 			writeJSON(w, http.StatusAccepted, v)
 		}
@@ -63,9 +74,11 @@ func (s *Service) Handler() http.Handler {
 }
 
 func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be application/json"})
-		return
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: fmt.Sprintf("Content-Type must be application/json, got %q", ct)})
+			return
+		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 	dec := json.NewDecoder(r.Body)
@@ -75,6 +88,10 @@ func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body over %d bytes", MaxRequestBytes)})
+			return
+		}
+		if errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request: empty body, expected a JSON object"})
 			return
 		}
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request: " + err.Error()})

@@ -32,7 +32,7 @@ type job struct {
 	id   string
 	user string
 	spec eventmodels.JobSpec
-	done chan struct{} // closed when the job is terminal (or its runner stopped)
+	done chan struct{} // closed when the job's runner returned (or was never started)
 
 	mu          sync.Mutex
 	corr        uuid.UUID
@@ -59,6 +59,8 @@ func newJob(id, user string, spec eventmodels.JobSpec, corr uuid.UUID) *job {
 // opts are the envelope options of the job's events: its correlation ID and
 // the service clock.
 func (j *job) opts(clock func() time.Time) []eventmodels.Option {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	return []eventmodels.Option{eventmodels.WithCorrelationID(j.corr), eventmodels.WithClock(clock)}
 }
 
@@ -87,6 +89,27 @@ func (j *job) apply(e eventmodels.Event) {
 	case *eventmodels.JobCancelled:
 		j.status = eventmodels.StatusCancelled
 	}
+}
+
+// follows reports whether e is a transition j's current status allows (a
+// job.submitted never follows: a job is submitted once).
+func (j *job) follows(e eventmodels.Event) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	from := j.status
+	switch v := e.(type) {
+	case *eventmodels.JobQueued:
+		return eventmodels.CanTransition(from, eventmodels.StatusQueued)
+	case *eventmodels.JobStatusChanged:
+		return v.FromStatus == from && eventmodels.CanTransition(from, v.ToStatus)
+	case *eventmodels.JobCompleted:
+		return eventmodels.CanTransition(from, eventmodels.StatusCompleted)
+	case *eventmodels.JobFailed:
+		return v.FromStatus == from && eventmodels.CanTransition(from, eventmodels.StatusFailed)
+	case *eventmodels.JobCancelled:
+		return v.FromStatus == from && eventmodels.CanTransition(from, eventmodels.StatusCancelled)
+	}
+	return false
 }
 
 // setStep records the progress step reached while running.
@@ -159,11 +182,7 @@ func (j *job) view() JobView {
 // transition before applying it. It returns early when ctx ends (shutdown);
 // the job then stays where its last confirmed transition left it.
 func (s *Service) run(ctx context.Context, j *job) {
-	defer func() {
-		if j.terminal() {
-			close(j.done)
-		}
-	}()
+	defer close(j.done)
 	sim := s.cfg.Sim
 	p := sim.planFor(j.id, j.spec)
 	opts := j.opts(s.cfg.Clock)

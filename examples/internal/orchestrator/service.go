@@ -49,9 +49,10 @@ type Service struct {
 	dec *broker.Decoder
 	log *slog.Logger
 
-	mu   sync.Mutex
-	jobs map[string]*job
-	next int // next job number
+	mu      sync.Mutex
+	jobs    map[string]*job
+	next    int  // next job number
+	stopped bool // Shutdown called: no runner starts any more
 
 	ctx    context.Context // lifetime of job goroutines
 	cancel context.CancelFunc
@@ -116,20 +117,28 @@ var (
 
 // Submit accepts a job: it validates spec, publishes job.submitted on the
 // durable path and starts the job. If the publish fails (within ctx), the
-// job is not accepted and the error says why; nothing is half-accepted.
+// job is not accepted and the error says why; nothing is half-accepted. An
+// invalid user or spec gives a *eventmodels.ValidationError (field names as
+// in job.submitted: "user_id", "spec.project_id", …) and uses no job number.
 func (s *Service) Submit(ctx context.Context, userID string, spec eventmodels.JobSpec) (JobView, error) {
 	if s.ctx.Err() != nil {
 		return JobView{}, ErrStopped
 	}
-	s.mu.Lock()
-	id := fmt.Sprintf("%s%06d", s.cfg.JobIDPrefix, s.next)
-	s.next++
-	s.mu.Unlock()
-	j := newJob(id, userID, spec, uuid.Nil)
-	ev := eventmodels.NewJobSubmitted(userID, id, spec, j.opts(s.cfg.Clock)...)
+	j := newJob("", userID, spec, uuid.Nil)
+	// The ID is drawn after validation, so a rejected job leaves no gap.
+	ev := eventmodels.NewJobSubmitted(userID, s.cfg.JobIDPrefix+"0", spec, j.opts(s.cfg.Clock)...)
 	if err := ev.Validate(); err != nil {
 		return JobView{}, err
 	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return JobView{}, ErrStopped
+	}
+	id := fmt.Sprintf("%s%06d", s.cfg.JobIDPrefix, s.next)
+	s.next++
+	s.mu.Unlock()
+	j.id, ev.JobID = id, id
 	if err := s.cfg.Durable.Publish(ctx, ev); err != nil {
 		return JobView{}, fmt.Errorf("orchestrator: job not accepted, the event bus refused job.submitted: %w", err)
 	}
@@ -167,7 +176,11 @@ func (s *Service) List() []JobView {
 }
 
 // Cancel asks for a job to be cancelled; its runner publishes job.cancelled
-// at the next step. ErrFinished if it already ended.
+// (with by as cancelled_by and reason) at the next step. It returns
+// ErrNotFound for an unknown job, ErrFinished if the job already ended, and
+// a *eventmodels.ValidationError when by or reason cannot go into a
+// job.cancelled event (by empty or over eventmodels.MaxIDLength bytes,
+// reason over eventmodels.MaxTextLength); then nothing changes.
 func (s *Service) Cancel(id, by, reason string) (JobView, error) {
 	s.mu.Lock()
 	j, ok := s.jobs[id]
@@ -175,39 +188,57 @@ func (s *Service) Cancel(id, by, reason string) (JobView, error) {
 	if !ok {
 		return JobView{}, ErrNotFound
 	}
+	// The runner publishes exactly this event (with the job's status): check
+	// it now, or a bad value would leave the job unable to publish it.
+	probe := eventmodels.NewJobCancelled(by, id, eventmodels.StatusQueued, reason)
+	if err := probe.Validate(); err != nil {
+		return j.view(), err
+	}
 	if !j.requestCancel(by, reason) {
 		return j.view(), ErrFinished
 	}
 	return j.view(), nil
 }
 
-// Wait blocks until every job known now has ended, or ctx ends.
+// Wait blocks until the runner of every job known now has returned, or ctx
+// ends (ctx's error). It returns nil when every one of those jobs is
+// terminal, ErrStopped when Shutdown stopped some before they ended, and an
+// error naming a job whose runner gave up (a transition the bus rejects as
+// invalid: a bug, shown on the job as degraded).
 func (s *Service) Wait(ctx context.Context) error {
-	for {
-		s.mu.Lock()
-		var pending *job
-		for _, j := range s.jobs {
-			if !j.terminal() {
-				pending = j
-				break
-			}
-		}
-		s.mu.Unlock()
-		if pending == nil {
-			return nil
-		}
+	s.mu.Lock()
+	jobs := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
 		select {
-		case <-pending.done:
+		case <-j.done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	for _, j := range jobs {
+		if j.terminal() {
+			continue
+		}
+		if s.ctx.Err() != nil {
+			return ErrStopped
+		}
+		v := j.view()
+		return fmt.Errorf("orchestrator: job %s stopped in status %s: %s", v.JobID, v.Status, v.LastError)
+	}
+	return nil
 }
 
 // Shutdown stops every job runner (unfinished jobs stay unfinished on the
 // durable path, for the next instance's Restore) and waits for them, bounded
-// by ctx.
+// by ctx. Submit then returns ErrStopped.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -219,12 +250,17 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 }
 
+// start runs j's runner, unless j is terminal or the service stopped: then
+// j.done is closed at once.
 func (s *Service) start(j *job) {
-	if j.terminal() {
+	s.mu.Lock()
+	if s.stopped || j.terminal() {
+		s.mu.Unlock()
 		close(j.done)
 		return
 	}
-	s.wg.Add(1)
+	s.wg.Add(1) // under s.mu, so never concurrently with Shutdown's Wait
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		s.run(s.ctx, j)
@@ -247,7 +283,8 @@ func (s *Service) publish(ctx context.Context, j *job, ev eventmodels.Event) err
 			return ctx.Err()
 		}
 		if errors.Is(err, broker.ErrInvalidMessage) {
-			return err // a bug, not an outage: retrying cannot help
+			j.setDegraded(err) // a bug, not an outage: retrying cannot help
+			return err
 		}
 		s.stats.PublishRetries.Add(1)
 		j.setDegraded(err)
