@@ -278,19 +278,25 @@ func (c *consumer) fetch(a *assignment, limit int) []entry {
 	return c.batch
 }
 
-// message builds the delivery of entry e at offset off: a fresh message
-// with its own Headers map.
+// message builds the group delivery of entry e at offset off.
 func (c *consumer) message(a *assignment, e *entry, off int64, at time.Time) *broker.Message {
+	m := e.message(c.t.name, a.part.id, off, at)
+	m.Delivery.Redelivered = off < a.redeliverBelow
+	m.Delivery.Group = c.g.name
+	return m
+}
+
+// message converts the entry at offset off of a partition into a fresh
+// message with its own Headers map: Delivery has the partition, the offset,
+// Attempt 1 and ReceivedAt at, and no group.
+func (e *entry) message(topic string, partition int32, off int64, at time.Time) *broker.Message {
 	h := maps.Clone(e.headers)
 	if h == nil {
 		h = make(map[string]string, 1)
 	}
 	return &broker.Message{
-		Topic: c.t.name, Key: e.key, Headers: h, Body: e.body,
-		Delivery: broker.Delivery{
-			Partition: a.part.id, Offset: off, Attempt: 1,
-			Redelivered: off < a.redeliverBelow, ReceivedAt: at, Group: c.g.name,
-		},
+		Topic: topic, Key: e.key, Headers: h, Body: e.body,
+		Delivery: broker.Delivery{Partition: partition, Offset: off, Attempt: 1, ReceivedAt: at},
 	}
 }
 
