@@ -35,6 +35,10 @@ type Options struct {
 	// AMQPURLs are the real-time path's RabbitMQ node URLs; empty runs the
 	// in-memory bus (which only this process can reach).
 	AMQPURLs []string
+	// MemoryOnly runs the durable path on the in-memory backend as well
+	// (no Kafka at all): the fastest setup, for tests. KafkaBrokers is
+	// then ignored.
+	MemoryOnly bool
 	// Source is the ce_source of the events this process publishes.
 	Source string
 	// Logger; default discard.
@@ -121,39 +125,15 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		return nil, err
 	}
 
-	p.KafkaAddrs = o.KafkaBrokers
-	if len(p.KafkaAddrs) == 0 {
-		c, err := kafkatest.Start(kafkatest.PlatformTopics())
-		if err != nil {
-			return nil, fmt.Errorf("platform: embedded Kafka: %w", err)
+	if o.MemoryOnly {
+		mb := memory.New()
+		p.closers = append(p.closers, mb.Close)
+		p.DurableBackend, p.Health["memory-durable"] = mb, mb
+		if r, ok := any(mb).(broker.Replayer); ok {
+			p.Replayer = r
 		}
-		p.Embedded = c
-		p.closers = append(p.closers, func() error { c.Close(); return nil })
-		p.KafkaAddrs = c.Addrs()
-	}
-	kafkaOpts := []kafkabus.Option{kafkabus.Brokers(p.KafkaAddrs...), kafkabus.Logger(o.Logger.With("path", "kafka"))}
-	admin, err := kafkabus.NewAdmin(kafkaOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("platform: Kafka admin: %w", err)
-	}
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = admin.EnsureTopics(ectx, broker.PlatformTopics(), kafkabus.WithDeadLetterTopics())
-	cancel()
-	_ = admin.Close()
-	if err != nil && !errors.Is(err, kafkabus.ErrTopicDrift) {
-		return nil, fmt.Errorf("platform: Kafka topics: %w", err)
-	}
-	if err != nil {
-		o.Logger.Warn("Kafka topics differ from the platform's specification", "error", err)
-	}
-	kb, err := kafkabus.New(kafkaOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("platform: Kafka: %w", err)
-	}
-	p.closers = append(p.closers, kb.Close)
-	p.DurableBackend, p.Health["kafka"] = kb, kb
-	if r, ok := any(kb).(broker.Replayer); ok {
-		p.Replayer = r
+	} else if err := p.openKafka(ctx, o); err != nil {
+		return nil, err
 	}
 
 	if len(o.AMQPURLs) == 0 {
@@ -180,6 +160,46 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// openKafka starts or connects the durable path on Kafka.
+func (p *Platform) openKafka(ctx context.Context, o Options) error {
+	p.KafkaAddrs = o.KafkaBrokers
+	if len(p.KafkaAddrs) == 0 {
+		c, err := kafkatest.Start(kafkatest.PlatformTopics())
+		if err != nil {
+			return fmt.Errorf("platform: embedded Kafka: %w", err)
+		}
+		p.Embedded = c
+		p.closers = append(p.closers, func() error { c.Close(); return nil })
+		p.KafkaAddrs = c.Addrs()
+	}
+	kafkaOpts := []kafkabus.Option{kafkabus.Brokers(p.KafkaAddrs...), kafkabus.Logger(o.Logger.With("path", "kafka"))}
+	admin, err := kafkabus.NewAdmin(kafkaOpts...)
+	if err != nil {
+		return fmt.Errorf("platform: Kafka admin: %w", err)
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = admin.EnsureTopics(ectx, broker.PlatformTopics(), kafkabus.WithDeadLetterTopics())
+	cancel()
+	_ = admin.Close()
+	if err != nil && !errors.Is(err, kafkabus.ErrTopicDrift) {
+		return fmt.Errorf("platform: Kafka topics: %w", err)
+	}
+	if err != nil {
+		o.Logger.Warn("Kafka topics differ from the platform's specification", "error", err)
+	}
+	kb, err := kafkabus.New(kafkaOpts...)
+	if err != nil {
+		return fmt.Errorf("platform: Kafka: %w", err)
+	}
+	p.closers = append(p.closers, kb.Close)
+	p.DurableBackend, p.Health["kafka"] = kb, kb
+	if r, ok := any(kb).(broker.Replayer); ok {
+		p.Replayer = r
+	}
+
+	return nil
 }
 
 // redact hides the password of each URL.

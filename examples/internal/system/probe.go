@@ -27,6 +27,9 @@ type Probe struct {
 	dups      int64
 	violation []string
 	latency   *hdrhistogram.Histogram // µs, publish (event timestamp) → handled
+
+	live     map[uuid.UUID]struct{} // lifecycle events seen on the real-time path
+	liveDups int64
 }
 
 // NewProbe returns an empty probe.
@@ -34,6 +37,7 @@ func NewProbe() *Probe {
 	return &Probe{
 		seen: map[uuid.UUID]struct{}{}, lastID: map[string]uuid.UUID{}, status: map[string]eventmodels.JobStatus{},
 		byTopic: map[string]int64{}, latency: hdrhistogram.New(1, 600_000_000, 3),
+		live: map[uuid.UUID]struct{}{},
 	}
 }
 
@@ -54,6 +58,26 @@ func (p *Probe) Subscribe(ctx context.Context, sub broker.Subscriber, dec *broke
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// SubscribeRealtime counts the lifecycle events of the real-time path with
+// an ephemeral subscription, as a live dashboard does.
+func (p *Probe) SubscribeRealtime(ctx context.Context, sub broker.Subscriber, dec *broker.Decoder, group string) (broker.Consumer, error) {
+	c, err := sub.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicJobLifecycle, Group: group, Ephemeral: true, Concurrency: 4},
+		broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if _, dup := p.live[e.Envelope().EventID]; dup {
+				p.liveDups++
+			} else {
+				p.live[e.Envelope().EventID] = struct{}{}
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("probe: subscribe to the real-time path: %w", err)
+	}
+	return c, nil
 }
 
 func (p *Probe) observe(topic string, e eventmodels.Event, m *broker.Message) {
@@ -121,6 +145,7 @@ type ProbeReport struct {
 	Duplicates int64            // redeliveries ignored
 	Jobs       int
 	Terminal   int      // jobs whose last status is terminal
+	Realtime   int64    // distinct lifecycle events seen on the real-time path
 	Violations []string // order or transition errors (empty: all good)
 	// Latency publish → consume, from the event's timestamp (millisecond
 	// resolution) to the delivery's receive time.
@@ -131,7 +156,8 @@ type ProbeReport struct {
 func (p *Probe) Report() ProbeReport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r := ProbeReport{ByTopic: map[string]int64{}, Duplicates: p.dups, Jobs: len(p.status), Violations: append([]string(nil), p.violation...)}
+	r := ProbeReport{ByTopic: map[string]int64{}, Duplicates: p.dups, Jobs: len(p.status), Violations: append([]string(nil), p.violation...),
+		Realtime: int64(len(p.live))}
 	for t, n := range p.byTopic {
 		r.ByTopic[t] = n
 		r.Events += n

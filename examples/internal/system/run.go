@@ -83,6 +83,7 @@ func (s *System) counts() []ServiceCount {
 		{Service: "orchestrator", Published: published, Consumed: -1},
 		{Service: "metrics", Published: -1, Consumed: m.Events, Expected: published},
 		{Service: "order probe", Published: -1, Consumed: p.Events, Expected: published},
+		{Service: "live view (real-time path)", Published: -1, Consumed: p.Realtime, Expected: o.RealtimeSent.Load()},
 	}
 }
 

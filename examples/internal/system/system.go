@@ -92,6 +92,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, cs...)
+	live, err := s.Services.Probe.SubscribeRealtime(ctx, p.RealtimeBackend, p.Decoder, "demo-live-probe")
+	if err != nil {
+		return nil, err
+	}
+	s.consumers = append(s.consumers, live)
 	if _, err := s.Services.Orchestrator.Restore(ctx); err != nil {
 		return nil, err
 	}
