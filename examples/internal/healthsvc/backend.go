@@ -1,0 +1,237 @@
+package healthsvc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
+)
+
+// BackendReport is one checker's state in a round.
+type BackendReport struct {
+	// Name is the checker's name in Config.Checkers.
+	Name string `json:"name"`
+	// Status is the worst of the backend's own status and what the service
+	// concluded (unreachable, fewer brokers than expected).
+	Status eventmodels.HealthStatus `json:"status"`
+	// Down is true when the backend is unreachable: Health failed or timed
+	// out, or a broker or connection check is unhealthy. Degraded is true
+	// when it answers with part of its brokers missing. Problems say why,
+	// in words.
+	Down     bool     `json:"down"`
+	Degraded bool     `json:"degraded"`
+	Problems []string `json:"problems,omitempty"`
+	// Err is Health's error, if any.
+	Err string `json:"error,omitempty"`
+	// Latency is how long Health took.
+	Latency time.Duration `json:"latency"`
+	// Checks are the backend's checks, its lag checks replaced by one per
+	// group and topic (same shape for every backend).
+	Checks []eventmodels.HealthCheck `json:"checks"`
+	// Lag is the backlog per group and topic.
+	Lag []LagSummary `json:"lag,omitempty"`
+	// DeadLetters sums the dead-letter queue depths the backend reports
+	// (RabbitMQ); -1 when it reports none.
+	DeadLetters int64 `json:"dead_letters"`
+}
+
+// LagSummary is a consumer group's backlog on one topic.
+type LagSummary struct {
+	Group string `json:"group"`
+	Topic string `json:"topic"`
+	// Total is the lag summed over the partitions (or the queue's ready
+	// messages).
+	Total int64 `json:"total"`
+	// Partitions is how many partitions were reported (1 for a queue);
+	// WorstPartition and WorstLag name the one furthest behind (-1 for a
+	// queue).
+	Partitions     int   `json:"partitions"`
+	WorstPartition int32 `json:"worst_partition"`
+	WorstLag       int64 `json:"worst_lag"`
+}
+
+// Names of backend checks the service interprets; see DESIGN of the
+// backends' Health methods (kafkabus, rabbitbus, broker/memory).
+const (
+	checkKafkaBrokers    = "brokers"    // kafkabus: Value = brokers answering
+	checkKafkaController = "controller" // kafkabus
+	checkMemoryBroker    = "broker"     // broker/memory
+	suffixConnection     = " connection"
+	prefixLag            = "lag:"                  // kafkabus per-group lag checks
+	prefixRabbitDLQ      = "rabbitmq dead letters" // rabbitbus: Value = dead letters
+)
+
+// availability reports whether a check says whether the backend can be
+// reached at all: Kafka's brokers and controller, the memory broker, a
+// RabbitMQ connection.
+func availability(name string) bool {
+	return name == checkKafkaBrokers || name == checkKafkaController || name == checkMemoryBroker ||
+		strings.HasSuffix(name, suffixConnection)
+}
+
+// probe calls every checker at once, each bounded by timeout, and returns
+// the reports by name. It waits for every call to answer or time out; a
+// checker that ignores its ctx is left running and its late answer dropped.
+func probe(ctx context.Context, checkers map[string]broker.HealthChecker, timeout time.Duration, clock func() time.Time) map[string]probeResult {
+	type answer struct {
+		name string
+		res  probeResult
+	}
+	answers := make(chan answer, len(checkers))
+	for name, hc := range checkers {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			start := clock()
+			done := make(chan probeResult, 1)
+			go func() {
+				rep, err := hc.Health(cctx)
+				done <- probeResult{rep: rep, err: err}
+			}()
+			var res probeResult
+			select {
+			case res = <-done:
+			case <-cctx.Done():
+				res.err = fmt.Errorf("no answer within %v: %w", timeout, cctx.Err())
+			}
+			res.latency = clock().Sub(start)
+			if res.err == nil && res.rep == nil {
+				res.err = errors.New("Health returned no report")
+			}
+			answers <- answer{name, res}
+		}()
+	}
+	out := make(map[string]probeResult, len(checkers))
+	for range checkers {
+		a := <-answers
+		out[a.name] = a.res
+	}
+	return out
+}
+
+type probeResult struct {
+	rep     *broker.HealthReport
+	err     error
+	latency time.Duration
+}
+
+// backendObservations interprets one probe: the backend's report for the
+// round and its alert observations. expected is the broker count to
+// compare Kafka's "brokers" check with (0: none).
+func (s *Service) backendObservations(name string, pr probeResult, expected int) (BackendReport, []observation) {
+	br := BackendReport{Name: name, Latency: pr.latency, DeadLetters: -1}
+	var obs []observation
+	th, ratio := s.cfg.Thresholds, s.cfg.Hysteresis.ClearRatio
+	down := Alert{Kind: AlertBrokerDown, Backend: name, Subject: name, Severity: eventmodels.SeverityCritical}
+	if pr.err != nil {
+		br.Err = pr.err.Error()
+		br.Down, br.Status = true, eventmodels.HealthUnhealthy
+		br.Problems = []string{"health check failed: " + pr.err.Error()}
+		br.Checks = []eventmodels.HealthCheck{{Name: "health", Status: eventmodels.HealthUnhealthy, Message: pr.err.Error()}}
+		down.Message = name + " unreachable: " + pr.err.Error()
+		return br, []observation{{alert: down, level: levelFire}}
+	}
+	rep := pr.rep
+	statuses := []eventmodels.HealthStatus{rep.Status}
+	for _, c := range rep.Checks {
+		if strings.HasPrefix(c.Name, prefixLag) {
+			continue // replaced by the lag summaries below
+		}
+		br.Checks = append(br.Checks, c)
+		if strings.HasPrefix(c.Name, prefixRabbitDLQ) {
+			br.DeadLetters = max(br.DeadLetters, 0) + int64(c.Value)
+		}
+		switch {
+		case availability(c.Name) && c.Status == eventmodels.HealthUnhealthy:
+			br.Down = true
+			br.Problems = append(br.Problems, c.Name+": "+c.Message)
+		case c.Name == checkKafkaBrokers && c.Status == eventmodels.HealthDegraded:
+			br.Degraded = true
+			br.Problems = append(br.Problems, c.Name+": "+c.Message)
+		default:
+			obs = append(obs, checkObservation(name, c))
+		}
+		if c.Name == checkKafkaBrokers && expected > 0 && c.Status != eventmodels.HealthUnhealthy && int(c.Value) < expected {
+			br.Degraded = true
+			br.Problems = append(br.Problems, fmt.Sprintf("%s: %d of %d expected brokers answer (%s)", c.Name, int(c.Value), expected, c.Message))
+			statuses = append(statuses, eventmodels.HealthDegraded)
+		}
+	}
+	switch {
+	case br.Down:
+		down.Message = name + " unreachable: " + strings.Join(br.Problems, "; ")
+		obs = append(obs, observation{alert: down, level: levelFire})
+		statuses = append(statuses, eventmodels.HealthUnhealthy)
+	case br.Degraded:
+		down.Severity = eventmodels.SeverityError
+		down.Message = name + " degraded: " + strings.Join(br.Problems, "; ")
+		obs = append(obs, observation{alert: down, level: levelFire})
+	default:
+		down.Message = name + " reachable"
+		obs = append(obs, observation{alert: down, level: levelClear})
+	}
+	br.Lag = summariseLag(rep.Lag)
+	for _, l := range br.Lag {
+		st := eventmodels.HealthHealthy
+		if l.Total > th.Lag {
+			st = eventmodels.HealthDegraded
+		}
+		msg := fmt.Sprintf("total lag %d", l.Total)
+		if l.Partitions > 1 {
+			msg += fmt.Sprintf(" over %d partitions; worst partition %d lags %d", l.Partitions, l.WorstPartition, l.WorstLag)
+		}
+		br.Checks = append(br.Checks, eventmodels.HealthCheck{Name: "lag:" + l.Group + "/" + l.Topic, Status: st, Message: msg, Value: float64(l.Total)})
+		statuses = append(statuses, st)
+		a := Alert{Kind: AlertConsumerLag, Backend: name, Subject: l.Group + "/" + l.Topic, Severity: eventmodels.SeverityWarning,
+			Value: float64(l.Total), Threshold: float64(th.Lag),
+			Message: fmt.Sprintf("consumer group %s is %d messages behind on %s (threshold %d); %s", l.Group, l.Total, l.Topic, th.Lag, msg)}
+		obs = append(obs, observation{alert: a, level: measured(a.Value, a.Threshold, ratio)})
+	}
+	br.Status = broker.Worst(statuses...)
+	return br, obs
+}
+
+// checkObservation judges a check that is neither about reachability nor
+// lag: degraded or unhealthy fires, healthy clears, unknown holds.
+func checkObservation(backend string, c eventmodels.HealthCheck) observation {
+	a := Alert{Kind: AlertCheckFailed, Backend: backend, Subject: c.Name, Severity: eventmodels.SeverityError, Value: c.Value,
+		Message: fmt.Sprintf("%s %s: %s: %s", backend, c.Name, c.Status, c.Message)}
+	switch c.Status {
+	case eventmodels.HealthHealthy:
+		return observation{alert: a, level: levelClear}
+	case eventmodels.HealthDegraded, eventmodels.HealthUnhealthy:
+		return observation{alert: a, level: levelFire}
+	}
+	return observation{alert: a, level: levelHold}
+}
+
+// summariseLag groups per-partition lag by group and topic, sorted.
+func summariseLag(lags []broker.GroupLag) []LagSummary {
+	idx := map[[2]string]int{}
+	var out []LagSummary
+	for _, l := range lags {
+		k := [2]string{l.Group, l.Topic}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, LagSummary{Group: l.Group, Topic: l.Topic, WorstPartition: l.Partition, WorstLag: -1})
+		}
+		s := &out[i]
+		s.Total += max(l.Lag, 0)
+		s.Partitions++
+		if l.Lag > s.WorstLag {
+			s.WorstPartition, s.WorstLag = l.Partition, l.Lag
+		}
+	}
+	slices.SortFunc(out, func(a, b LagSummary) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic))
+	})
+	return out
+}

@@ -1,0 +1,48 @@
+package healthsvc
+
+import "time"
+
+// SignalSource reports what the services' consumers did recently. The
+// service calls Signals once per round with Thresholds.Window.
+//
+// Implementations must be safe for concurrent use and must not block: they
+// are read while handlers keep running. Recorder is the implementation fed
+// by the consumption pipeline's hooks; tests and other processes can supply
+// their own (for instance one that reads a metrics backend).
+type SignalSource interface {
+	// Signals returns one entry per service seen, for the last window
+	// (implementations may round it to their own resolution).
+	Signals(window time.Duration) []ServiceSignals
+}
+
+// ServiceSignals is what one service's handlers did over a window.
+type ServiceSignals struct {
+	// Service names the service (for Recorder: the subscription group).
+	Service string `json:"service"`
+	// Handled and Failed count handler attempts in the window that
+	// returned nil and an error (a retried message counts once per
+	// attempt).
+	Handled int64 `json:"handled"`
+	Failed  int64 `json:"failed"`
+	// DeadLettered and Discarded count failed messages in the window that
+	// went to the dead-letter topic, or were acknowledged without one.
+	DeadLettered int64 `json:"dead_lettered"`
+	Discarded    int64 `json:"discarded"`
+	// DeadLetteredTotal counts dead letters since the source started.
+	DeadLetteredTotal int64 `json:"dead_lettered_total"`
+	// P50 and P99 are percentiles of handler attempt durations in the
+	// window; 0 without attempts.
+	P50 time.Duration `json:"p50"`
+	P99 time.Duration `json:"p99"`
+}
+
+// Attempts is Handled + Failed.
+func (s ServiceSignals) Attempts() int64 { return s.Handled + s.Failed }
+
+// ErrorRate is Failed / Attempts, 0 without attempts.
+func (s ServiceSignals) ErrorRate() float64 {
+	if n := s.Attempts(); n > 0 {
+		return float64(s.Failed) / float64(n)
+	}
+	return 0
+}
