@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -18,6 +19,9 @@ import (
 // is shared.
 const deadline = 30 * time.Second
 
+// errBusDown is the failure the tests inject into the durable publisher.
+var errBusDown = errors.New("bus down")
+
 func waitCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -27,8 +31,7 @@ func waitCtx(t *testing.T) context.Context {
 
 // recPublisher is the durable publisher of the tests: it passes messages to
 // a memory broker, records every confirmed one in order, and lets a test
-// fail or hold publishes (hook) to simulate an outage. It is also a
-// broker.Replayer over what it recorded, for restart tests.
+// fail or hold publishes (hook) to simulate an outage.
 type recPublisher struct {
 	inner broker.Publisher
 
@@ -37,10 +40,7 @@ type recPublisher struct {
 	msgs []*broker.Message
 }
 
-var (
-	_ broker.Publisher = (*recPublisher)(nil)
-	_ broker.Replayer  = (*recPublisher)(nil)
-)
+var _ broker.Publisher = (*recPublisher)(nil)
 
 func newRecPublisher(inner broker.Publisher) *recPublisher { return &recPublisher{inner: inner} }
 
@@ -89,21 +89,6 @@ func (p *recPublisher) messages(topic string) []*broker.Message {
 		}
 	}
 	return out
-}
-
-// Replay hands the recorded messages of topic to h, in confirmation order
-// (which is per-key order), as a log broker's replay would.
-func (p *recPublisher) Replay(ctx context.Context, topic string, h broker.Handler) error {
-	for i, m := range p.messages(topic) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m.Delivery = broker.Delivery{Partition: 0, Offset: int64(i), Attempt: 1}
-		if err := h(ctx, m); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // decodeAll decodes msgs, failing the test on any error.
@@ -178,7 +163,7 @@ func newRig(t *testing.T, sim orchestrator.SimConfig, opts ...rigOption) *rig {
 	}
 	rc.cfg.Durable = durable
 	if rc.cfg.Replayer == nil {
-		rc.cfg.Replayer = r.durable
+		rc.cfg.Replayer = r.durableBroker // the durable log, as Kafka would replay it
 	}
 	if !rc.noRealtime {
 		var pub broker.Publisher = r.rtPub
