@@ -29,7 +29,7 @@ type BackendReport struct {
 	Problems []string `json:"problems,omitempty"`
 	// Err is Health's error, if any.
 	Err string `json:"error,omitempty"`
-	// Latency is how long Health took.
+	// Latency is how long Health took (wall time, whatever Config.Clock).
 	Latency time.Duration `json:"latency"`
 	// Checks are the backend's checks, its lag checks replaced by one per
 	// group and topic (same shape for every backend).
@@ -78,7 +78,7 @@ func availability(name string) bool {
 // probe calls every checker at once, each bounded by timeout, and returns
 // the reports by name. It waits for every call to answer or time out; a
 // checker that ignores its ctx is left running and its late answer dropped.
-func probe(ctx context.Context, checkers map[string]broker.HealthChecker, timeout time.Duration, clock func() time.Time) map[string]probeResult {
+func probe(ctx context.Context, checkers map[string]broker.HealthChecker, timeout time.Duration) map[string]probeResult {
 	type answer struct {
 		name string
 		res  probeResult
@@ -88,7 +88,7 @@ func probe(ctx context.Context, checkers map[string]broker.HealthChecker, timeou
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			start := clock()
+			start := time.Now()
 			done := make(chan probeResult, 1)
 			go func() {
 				rep, err := hc.Health(cctx)
@@ -100,7 +100,7 @@ func probe(ctx context.Context, checkers map[string]broker.HealthChecker, timeou
 			case <-cctx.Done():
 				res.err = fmt.Errorf("no answer within %v: %w", timeout, cctx.Err())
 			}
-			res.latency = clock().Sub(start)
+			res.latency = time.Since(start)
 			if res.err == nil && res.rep == nil {
 				res.err = errors.New("Health returned no report")
 			}
@@ -140,10 +140,11 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 	rep := pr.rep
 	statuses := []eventmodels.HealthStatus{rep.Status}
 	for _, c := range rep.Checks {
-		if strings.HasPrefix(c.Name, prefixLag) {
-			continue // replaced by the lag summaries below
+		if strings.HasPrefix(c.Name, prefixLag) && c.Status != eventmodels.HealthUnknown {
+			continue // replaced by the lag summaries below; unknown ones say why lag is missing
 		}
 		br.Checks = append(br.Checks, c)
+		statuses = append(statuses, c.Status)
 		if strings.HasPrefix(c.Name, prefixRabbitDLQ) {
 			br.DeadLetters = max(br.DeadLetters, 0) + int64(c.Value)
 		}

@@ -112,7 +112,7 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 		return Report{}, err
 	}
 	now := s.cfg.Clock()
-	probes := probe(ctx, s.cfg.Checkers, s.cfg.CheckTimeout, s.cfg.Clock)
+	probes := probe(ctx, s.cfg.Checkers, s.cfg.CheckTimeout)
 	var signals []ServiceSignals
 	if s.cfg.Signals != nil {
 		signals = s.cfg.Signals.Signals(s.cfg.Thresholds.Window)

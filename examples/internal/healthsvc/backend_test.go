@@ -1,0 +1,167 @@
+package healthsvc_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/broker/memory"
+	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
+)
+
+// TestBrokerDownOnError: a checker whose Health fails raises one critical
+// broker_down alert and makes the round not ready; once it answers again,
+// the alert clears after two good rounds.
+func TestBrokerDownOnError(t *testing.T) {
+	fc := &checker{}
+	fc.set(nil, errors.New("dial tcp 10.0.0.1:9092: connection refused"))
+	s, pub := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"kafka": fc}}, nil)
+	rep := check(t, s)
+	down := ofKind(rep.Raised, healthsvc.AlertBrokerDown)
+	if len(down) != 1 || down[0].Backend != "kafka" || down[0].Severity != eventmodels.SeverityCritical ||
+		!strings.Contains(down[0].Message, "connection refused") {
+		t.Fatalf("raised %+v, want one critical broker_down for kafka saying why", rep.Raised)
+	}
+	if rep.Ready || len(rep.NotReady) != 1 || !strings.Contains(rep.NotReady[0], "connection refused") {
+		t.Fatalf("ready %v, reasons %q; want not ready because of the refused connection", rep.Ready, rep.NotReady)
+	}
+	if rep.Status != eventmodels.HealthUnhealthy || rep.Backends[0].Err == "" {
+		t.Errorf("status %s, backend %+v; want unhealthy with the error", rep.Status, rep.Backends[0])
+	}
+	check(t, s)
+	fc.set(healthyReport(3, "g", "t", 0), nil)
+	if rep := check(t, s); len(rep.Cleared) != 0 || !rep.Ready {
+		t.Fatalf("first good round: cleared %+v, ready %v; want no clear yet but ready", rep.Cleared, rep.Ready)
+	}
+	if rep := check(t, s); len(ofKind(rep.Cleared, healthsvc.AlertBrokerDown)) != 1 {
+		t.Fatalf("second good round cleared %+v, want broker_down", rep.Cleared)
+	}
+	wantFiringThenResolved(t, notifications(pub), healthsvc.AlertBrokerDown, eventmodels.SeverityCritical)
+}
+
+// hangingChecker never answers until released, ignoring its ctx.
+type hangingChecker struct{ release chan struct{} }
+
+func (h hangingChecker) Health(context.Context) (*broker.HealthReport, error) {
+	<-h.release
+	return nil, errors.New("released")
+}
+
+// TestCheckTimeout: a checker that does not answer within CheckTimeout
+// counts as unreachable, and the others are judged anyway.
+func TestCheckTimeout(t *testing.T) {
+	h := hangingChecker{release: make(chan struct{})}
+	t.Cleanup(func() { close(h.release) })
+	good := memory.New()
+	t.Cleanup(func() { _ = good.Close() })
+	s, _ := newService(t, healthsvc.Config{
+		Checkers:     map[string]broker.HealthChecker{"stuck": h, "memory": good},
+		CheckTimeout: 100 * time.Millisecond,
+		Clock:        time.Now,
+	}, nil)
+	rep := check(t, s)
+	down := ofKind(rep.Raised, healthsvc.AlertBrokerDown)
+	if len(down) != 1 || down[0].Backend != "stuck" || !strings.Contains(down[0].Message, "no answer within") {
+		t.Fatalf("raised %+v, want broker_down for stuck (no answer)", rep.Raised)
+	}
+	if len(rep.Backends) != 2 || rep.Backends[0].Name != "memory" || rep.Backends[0].Status != eventmodels.HealthHealthy {
+		t.Fatalf("backends %+v, want memory healthy first", rep.Backends)
+	}
+}
+
+// TestCancelledRoundChangesNothing: a round whose ctx ends returns the
+// error and raises nothing, even though every probe failed.
+func TestCancelledRoundChangesNothing(t *testing.T) {
+	b := memory.New()
+	t.Cleanup(func() { _ = b.Close() })
+	s, pub := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"memory": b}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Check(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Check with a cancelled ctx: %v, want context.Canceled", err)
+	}
+	if st := s.Stats(); st.Rounds != 0 || st.AlertsRaised != 0 || pub.Count() != 0 {
+		t.Fatalf("stats %+v, %d published; want nothing", st, pub.Count())
+	}
+	if _, ok := s.Last(); ok {
+		t.Fatal("a cancelled round left a report")
+	}
+}
+
+// TestMemoryClosed: a closed memory broker reports itself unhealthy, which
+// is broker_down.
+func TestMemoryClosed(t *testing.T) {
+	b := memory.New()
+	s, _ := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"memory": b}}, nil)
+	if rep := check(t, s); len(rep.Raised) != 0 || !rep.Ready {
+		t.Fatalf("open broker: raised %+v, ready %v", rep.Raised, rep.Ready)
+	}
+	_ = b.Close()
+	rep := check(t, s)
+	if down := ofKind(rep.Raised, healthsvc.AlertBrokerDown); len(down) != 1 || !strings.Contains(down[0].Message, "closed") {
+		t.Fatalf("raised %+v, want broker_down saying closed", rep.Raised)
+	}
+}
+
+// TestCheckFailedAndDegradedConnection: a missing topic and a RabbitMQ
+// connection blocked by a resource alarm are check_failed alerts, not
+// broker_down, and keep the backend ready (its status is the worst of its
+// checks); dead-letter queue depths are summed.
+func TestCheckFailedAndDegradedConnection(t *testing.T) {
+	fc := &checker{}
+	rep := &broker.HealthReport{Backend: "rabbitmq", Status: eventmodels.HealthDegraded, Checks: []eventmodels.HealthCheck{
+		{Name: "rabbitmq publisher connection", Status: eventmodels.HealthDegraded, Message: "connected to n1; publishing blocked by the broker: low on disk"},
+		{Name: "rabbitmq subscriber connection", Status: eventmodels.HealthHealthy},
+		{Name: "rabbitmq queue q1", Status: eventmodels.HealthUnhealthy, Message: "NOT_FOUND"},
+		{Name: "rabbitmq dead letters q1.dlq", Status: eventmodels.HealthHealthy, Value: 3},
+		{Name: "rabbitmq dead letters q2.dlq", Status: eventmodels.HealthHealthy, Value: 4},
+		{Name: "rabbitmq queues", Status: eventmodels.HealthUnknown, Message: "timeout"},
+	}}
+	fc.set(rep, nil)
+	s, _ := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"rabbitmq": fc}}, nil)
+	got := check(t, s)
+	failed := ofKind(got.Raised, healthsvc.AlertCheckFailed)
+	if len(failed) != 2 || len(got.Raised) != 2 || failed[0].Subject != "rabbitmq publisher connection" || failed[1].Subject != "rabbitmq queue q1" {
+		t.Fatalf("raised %+v, want check_failed for the blocked connection and the queue only", got.Raised)
+	}
+	if !strings.Contains(failed[0].Message, "low on disk") {
+		t.Errorf("alert message %q does not say why", failed[0].Message)
+	}
+	if !got.Ready || got.Backends[0].DeadLetters != 7 || got.Backends[0].Status != eventmodels.HealthUnhealthy || got.Backends[0].Down {
+		t.Fatalf("ready %v, backend %+v; want ready (reachable), 7 dead letters, unhealthy (the queue)", got.Ready, got.Backends[0])
+	}
+	// The unknown check neither starts nor clears anything; the healthy
+	// connection and queue clear their alerts.
+	rep.Checks[0].Status, rep.Checks[2].Status = eventmodels.HealthHealthy, eventmodels.HealthHealthy
+	check(t, s)
+	if got := check(t, s); len(got.Cleared) != 2 || len(got.Active) != 0 {
+		t.Fatalf("cleared %+v, active %+v; want both check_failed cleared", got.Cleared, got.Active)
+	}
+}
+
+// TestExpectedBrokers: a Kafka cluster answering with fewer brokers than
+// configured raises broker_down (severity error: degraded, not down) while
+// staying ready.
+func TestExpectedBrokers(t *testing.T) {
+	fc := &checker{}
+	fc.set(healthyReport(2, "g", "t", 0), nil)
+	s, _ := newService(t, healthsvc.Config{
+		Checkers:        map[string]broker.HealthChecker{"kafka": fc},
+		ExpectedBrokers: map[string]int{"kafka": 3},
+	}, nil)
+	rep := check(t, s)
+	down := ofKind(rep.Raised, healthsvc.AlertBrokerDown)
+	if len(down) != 1 || down[0].Severity != eventmodels.SeverityError || !strings.Contains(down[0].Message, "2 of 3 expected brokers") {
+		t.Fatalf("raised %+v, want broker_down (error) for 2 of 3 brokers", rep.Raised)
+	}
+	if !rep.Ready || rep.Backends[0].Status != eventmodels.HealthDegraded || !rep.Backends[0].Degraded {
+		t.Fatalf("ready %v, backend %+v; want ready but degraded", rep.Ready, rep.Backends[0])
+	}
+	if r := s.Readiness(); !r.Ready || len(r.Degraded) != 1 {
+		t.Fatalf("readiness %+v, want ready with the degradation listed", r)
+	}
+}
