@@ -112,7 +112,10 @@
 // until an fsync of the segment covers it (group commit: one fsync covers
 // every record written before it started). Rolling over to a new day
 // fsyncs the old segment before the new one is created, and the directory
-// after, so a crash can only tear the end of the newest segment. A failed
+// after, so a crash can only tear the end of the newest segment. Open
+// fsyncs the newest segment and the directory before it counts the
+// records it loaded as durable: a process that crashed (rather than the
+// machine) leaves its unsynced writes in the page cache. A failed
 // write or fsync puts the trail in a failed state (ErrFailed); Open it
 // again to recover.
 //

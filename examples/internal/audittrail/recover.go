@@ -53,6 +53,21 @@ func (t *Trail) load(ctx context.Context) error {
 		f.Close()
 		return fmt.Errorf("audittrail: open: %w", err)
 	}
+	// Open treats every record it loaded as durable: a redelivery of one is
+	// answered (false, nil) and acknowledged. But a process that crashed
+	// (rather than the machine) leaves its unsynced writes in the page
+	// cache, where this load read them, so fsync them now, and the
+	// directory entry of the newest segment with them. Older segments were
+	// fsynced before a newer one was created.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("audittrail: open: fsync %s: %w", active.name, err)
+	}
+	t.syncs++
+	if err := syncDir(t.dir); err != nil {
+		f.Close()
+		return err
+	}
 	t.f, t.off = f, st.Size()
 	t.durableName, t.durableSize = active.name, t.off
 	return nil

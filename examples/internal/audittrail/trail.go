@@ -76,7 +76,8 @@ type Stats struct {
 	// Appends answered (false, nil) because the event was already there.
 	Appended, Duplicates uint64
 	// Syncs counts fsyncs of the active segment since Open (group commit
-	// rounds); Appended/Syncs is the average group size.
+	// rounds, and the one Open makes of the segment it loaded);
+	// Appended/Syncs is about the average group size.
 	Syncs uint64
 	// LastSeq is the seq of the last record written; DurableSeq the
 	// highest seq covered by an fsync. Every record up to DurableSeq has
