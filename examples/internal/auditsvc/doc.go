@@ -18,9 +18,10 @@
 // A message that cannot be decoded (or whose event cannot be recorded) fails
 // with a permanent error and goes to the dead letter "<topic>.dlq". A
 // storage failure (a write or fsync error) never does: the handler reopens
-// the trail, which cuts off whatever was not acknowledged, and retries with
-// backoff until it succeeds or its context ends, so the message is either
-// recorded or delivered again — never dead-lettered because of the disk.
+// the trail (which rebuilds its state from disk and cuts off a torn write)
+// and retries with backoff until it succeeds or its context ends, so the
+// message is either recorded or delivered again — never dead-lettered
+// because of the disk.
 // For the same reason the Handler must not run under a
 // broker.Subscription.HandlerTimeout: a timeout counts as a failed attempt,
 // and the last one would dead-letter the message.

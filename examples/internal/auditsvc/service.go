@@ -25,12 +25,13 @@ var (
 	ErrUnavailable = errors.New("auditsvc: audit trail unavailable")
 )
 
-// DefaultFailureBackoff is the first wait after a storage failure before the
-// trail is reopened and the append tried again; the wait doubles up to
-// MaxFailureBackoff.
+// Waits after a storage failure, before the trail is reopened and the
+// append tried again.
 const (
+	// DefaultFailureBackoff is the first wait (Config.FailureBackoff).
 	DefaultFailureBackoff = 100 * time.Millisecond
-	MaxFailureBackoff     = 10 * time.Second
+	// MaxFailureBackoff caps the wait, which doubles after each failure.
+	MaxFailureBackoff = 10 * time.Second
 )
 
 // Config wires the service.

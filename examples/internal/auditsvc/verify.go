@@ -80,10 +80,13 @@ func (b BrokenRecord) String() string {
 // is not a break, but it cannot be told apart from a cut tail, so it is
 // reported.
 type TornTail struct {
+	// Segment is the newest segment; Record and Offset locate the first
+	// incomplete line (its number in the segment, from 1, and byte offset).
 	Segment string `json:"segment"`
 	Record  int    `json:"record"`
 	Offset  int64  `json:"offset"`
-	Bytes   int64  `json:"bytes"`
+	// Bytes is the length of the incomplete part, to the end of the file.
+	Bytes int64 `json:"bytes"`
 }
 
 // VerifyResult is a verification as GET /audit/verify serves it.
