@@ -117,6 +117,9 @@ func (t *tracker) round(now time.Time, obs []observation, absentClears func(Aler
 	seen := make(map[string]bool, len(obs))
 	for _, o := range obs {
 		id := o.alert.ID()
+		if seen[id] {
+			continue // one verdict per condition and round
+		}
 		seen[id] = true
 		st := t.states[id]
 		if st == nil {

@@ -185,6 +185,12 @@ func (c Config) Validate() error {
 	if c.Channel != "" && !c.Channel.Valid() {
 		errs = append(errs, fmt.Errorf("Channel: unknown channel %q", c.Channel))
 	}
+	// Recipient and UserID end up in events: check them by eventmodels' rules.
+	d := c.withDefaults()
+	sample := eventmodels.NewNotification(d.UserID, d.Recipient, eventmodels.ChannelLog, eventmodels.SeverityInfo, "probe", "")
+	if err := sample.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Recipient or UserID: %w", err))
+	}
 	if len(errs) == 0 {
 		return nil
 	}

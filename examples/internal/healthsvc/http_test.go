@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -200,5 +201,27 @@ func TestNotificationsDroppedBeyondMaxPending(t *testing.T) {
 	check(t, s)
 	if st := s.Stats(); st.NotificationsPending != 1 || st.NotificationsDropped != 1 {
 		t.Fatalf("stats %+v, want 1 pending and 1 dropped", st)
+	}
+}
+
+// TestLongNamesStayValid: names longer than eventmodels allows (a 300-byte
+// group, multi-byte characters) are cut, on a character boundary, so the
+// events stay valid and are published.
+func TestLongNamesStayValid(t *testing.T) {
+	fc := &checker{}
+	fc.set(healthyReport(3, strings.Repeat("é", 150), "t", 5000), nil)
+	s, pub := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"kafka": fc}}, nil)
+	check(t, s)
+	if st := s.Stats(); st.PublishErrors != 0 || st.NotificationsPublished != 1 || st.HealthEventsPublished != 2 {
+		t.Fatalf("stats %+v, want everything published", st)
+	}
+	for _, e := range pub.Events() {
+		if err := e.Validate(); err != nil {
+			t.Errorf("%T invalid: %v", e, err)
+		}
+	}
+	n := notifications(pub)[0]
+	if len(n.Title) > 256 || !utf8.ValidString(n.Title) {
+		t.Errorf("title of %d bytes, valid UTF-8 %v", len(n.Title), utf8.ValidString(n.Title))
 	}
 }

@@ -19,7 +19,7 @@ import (
 // ready). Adding a broker back clears it once.
 func TestKafkaBrokerRemoved(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
-	b, err := kafkabus.New(kafkabus.Brokers(cluster.Addrs()...), kafkabus.WithConfig(kafkabus.Config{
+	b, err := kafkabus.New(kafkabus.WithConfig(kafkabus.Config{
 		Brokers: cluster.Addrs(), ClientID: "healthsvc-test", RetryBackoff: 50 * time.Millisecond,
 	}))
 	if err != nil {

@@ -2,6 +2,7 @@ package healthsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -132,8 +133,8 @@ func truncate(s string, n int) string {
 
 // publish queues the round's notifications behind those left over, then
 // publishes them in order (stopping at the first failure, to keep a clear
-// behind its start) and the round's health events, all within
-// CheckTimeout.
+// behind its start; one the bus rejects as invalid is dropped) and the
+// round's health events, all within CheckTimeout.
 func (s *Service) publish(ctx context.Context, rep *Report) {
 	if s.cfg.Publisher == nil {
 		return
@@ -154,14 +155,21 @@ func (s *Service) publish(ctx context.Context, rep *Report) {
 	}
 	var published, failures int64
 	for len(s.outbox) > 0 {
-		if err := s.send(ctx, s.outbox[0]); err != nil {
+		err := s.send(ctx, s.outbox[0])
+		if errors.Is(err, broker.ErrInvalidMessage) {
+			// Retrying cannot help, and it would hold up the others.
+			failures++
+			dropped++
+			s.log.Error("healthsvc: dropping an alert notification the bus rejects", "error", err)
+		} else if err != nil {
 			failures++
 			s.log.Warn("healthsvc: publishing an alert notification failed; will retry next round", "error", err, "pending", len(s.outbox))
 			break
+		} else {
+			published++
 		}
 		s.outbox[0] = nil
 		s.outbox = s.outbox[1:]
-		published++
 	}
 	events := s.HealthEvents(rep)
 	batch := make([]eventmodels.Event, len(events))

@@ -109,7 +109,7 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 	s.round.Lock()
 	defer s.round.Unlock()
 	if err := ctx.Err(); err != nil {
-		return Report{}, err
+		return Report{}, fmt.Errorf("healthsvc: round cancelled: %w", err)
 	}
 	now := s.cfg.Clock()
 	probes := probe(ctx, s.cfg.Checkers, s.cfg.CheckTimeout)
@@ -178,7 +178,8 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 	s.stats.Rounds++
 	s.stats.AlertsRaised += int64(len(rep.Raised))
 	s.stats.AlertsCleared += int64(len(rep.Cleared))
-	s.last, s.lastAt = &rep, s.cfg.Clock()
+	kept := rep.clone() // the caller may change what Check returns
+	s.last, s.lastAt = &kept, s.cfg.Clock()
 	s.mu.Unlock()
 
 	s.publish(ctx, &rep)
@@ -237,14 +238,28 @@ func (s *Service) Alerts() []Alert {
 	return slices.Clone(s.last.Active)
 }
 
-// Last returns the report of the latest round, and false before the first.
+// Last returns (a copy of) the report of the latest round, and false
+// before the first.
 func (s *Service) Last() (Report, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.last == nil {
 		return Report{}, false
 	}
-	return *s.last, true
+	return s.last.clone(), true
+}
+
+// clone returns a copy of r that shares no slice with it.
+func (r Report) clone() Report {
+	r.NotReady = slices.Clone(r.NotReady)
+	r.Services = slices.Clone(r.Services)
+	r.Raised, r.Cleared, r.Active = slices.Clone(r.Raised), slices.Clone(r.Cleared), slices.Clone(r.Active)
+	r.Backends = slices.Clone(r.Backends)
+	for i := range r.Backends {
+		b := &r.Backends[i]
+		b.Problems, b.Checks, b.Lag = slices.Clone(b.Problems), slices.Clone(b.Checks), slices.Clone(b.Lag)
+	}
+	return r
 }
 
 // Stats returns the counters.

@@ -37,6 +37,7 @@ func TestConfigValidate(t *testing.T) {
 		{"rate and ratio", healthsvc.Config{Checkers: ok, Thresholds: healthsvc.Thresholds{ErrorRate: 2},
 			Hysteresis: healthsvc.Hysteresis{ClearRatio: 1.5}}, []string{"ErrorRate: 2 is above 1", "ClearRatio"}},
 		{"channel", healthsvc.Config{Checkers: ok, Channel: "pigeon"}, []string{`unknown channel "pigeon"`}},
+		{"recipient too long", healthsvc.Config{Checkers: ok, Recipient: strings.Repeat("r", 300)}, []string{"Recipient or UserID", "recipient"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -219,3 +219,29 @@ func (h *hookCounter) check() {
 		close(h.done)
 	}
 }
+
+// TestRecorderMiddlewareAndDiscards: the middleware records attempts of
+// handlers run outside a pipeline under the given service; discards are
+// counted per message's group.
+func TestRecorderMiddlewareAndDiscards(t *testing.T) {
+	rec := healthsvc.NewRecorder(healthsvc.RecorderConfig{})
+	h := rec.Middleware("replayer")(func(ctx context.Context, m *broker.Message) error {
+		if m.Key == "bad" {
+			return errors.New("bad")
+		}
+		return nil
+	})
+	ctx := context.Background()
+	for _, k := range []string{"a", "bad", "b"} {
+		_ = h(ctx, &broker.Message{Topic: "t", Key: k})
+	}
+	rec.OnDiscard(ctx, &broker.Message{Topic: "live", Delivery: broker.Delivery{Group: "dash"}}, errors.New("x"))
+	rec.OnDiscard(ctx, &broker.Message{Topic: "live"}, errors.New("x"))
+	got := rec.Signals(time.Minute)
+	if len(got) != 3 || got[0].Service != "dash" || got[1].Service != "live" || got[2].Service != "replayer" {
+		t.Fatalf("services %+v, want dash, live (topic: no group) and replayer", got)
+	}
+	if got[0].Discarded != 1 || got[1].Discarded != 1 || got[2].Handled != 2 || got[2].Failed != 1 {
+		t.Fatalf("signals %+v", got)
+	}
+}
