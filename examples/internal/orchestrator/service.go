@@ -126,7 +126,7 @@ func (s *Service) Submit(ctx context.Context, userID string, spec eventmodels.Jo
 	}
 	j := newJob("", userID, spec, uuid.Nil)
 	// The ID is drawn after validation, so a rejected job leaves no gap.
-	ev := eventmodels.NewJobSubmitted(userID, s.cfg.JobIDPrefix+"0", spec, j.opts(s.cfg.Clock)...)
+	ev := eventmodels.NewJobSubmitted(userID, fmt.Sprintf("%s%06d", s.cfg.JobIDPrefix, 0), spec, j.opts(s.cfg.Clock)...)
 	if err := ev.Validate(); err != nil {
 		return JobView{}, err
 	}
