@@ -51,6 +51,7 @@ func run() error {
 		speed    = flag.Float64("speed", 20, "simulated time per wall time (1: a job takes ~12 s; 20: ~0.6 s)")
 		serve    = flag.String("serve", "", "after the run, keep serving the APIs on this address (e.g. :8080) until interrupted")
 		quiet    = flag.Bool("quiet", false, "no live progress line")
+		auditDir = flag.String("audit-dir", "", "directory of the audit trail (kept); default a temporary one, removed at exit")
 		verbose  = flag.Bool("v", false, "log the services' warnings and errors to stderr")
 	)
 	popts.RegisterFlags(flag.CommandLine)
@@ -80,9 +81,18 @@ func run() error {
 	}
 	fmt.Printf("real-time path: %s\n\n", p.RealtimeDesc)
 
+	dir := *auditDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "cosmic-horizons-audit-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
 	var progress = os.Stderr
 	cfg := system.Config{
-		Platform: p, Jobs: *jobs, Rate: *rate, Logger: logger,
+		Platform: p, Jobs: *jobs, Rate: *rate, Logger: logger, AuditDir: dir,
 		Sim: orchestrator.SimConfig{Seed: *seed, FailureRatio: *failures, Speed: *speed},
 	}
 	if !*quiet {

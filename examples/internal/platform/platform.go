@@ -22,6 +22,7 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/rabbitbus"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
@@ -39,6 +40,9 @@ type Options struct {
 	// (no Kafka at all): the fastest setup, for tests. KafkaBrokers is
 	// then ignored.
 	MemoryOnly bool
+	// Hooks observe every backend's pipelines (e.g. the health service's
+	// signal recorder, OpenTelemetry metrics).
+	Hooks []broker.Hook
 	// Source is the ce_source of the events this process publishes.
 	Source string
 	// Logger; default discard.
@@ -91,6 +95,10 @@ type Platform struct {
 	Realtime        *broker.Bus
 	RealtimeBackend broker.Backend
 
+	// Signals records every consumer's handler outcomes and latency (it is
+	// a hook of every backend), for the health service's alerts.
+	Signals *healthsvc.Recorder
+
 	// Health lists the health checkers of both paths by name ("kafka",
 	// "rabbitmq" or "memory").
 	Health map[string]broker.HealthChecker
@@ -115,7 +123,8 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	if o.Source == "" {
 		o.Source = "cosmic-horizons"
 	}
-	p := &Platform{Registry: eventmodels.NewRegistry(), Health: map[string]broker.HealthChecker{}}
+	p := &Platform{Registry: eventmodels.NewRegistry(), Health: map[string]broker.HealthChecker{}, Signals: healthsvc.NewRecorder(healthsvc.RecorderConfig{})}
+	o.Hooks = append(o.Hooks[:len(o.Hooks):len(o.Hooks)], p.Signals)
 	defer func() {
 		if err != nil {
 			_ = p.Close()
@@ -126,7 +135,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	}
 
 	if o.MemoryOnly {
-		mb := memory.New()
+		mb := memory.New(memory.Hooks(o.Hooks...))
 		p.closers = append(p.closers, mb.Close)
 		p.DurableBackend, p.Health["memory-durable"] = mb, mb
 		if r, ok := any(mb).(broker.Replayer); ok {
@@ -137,13 +146,13 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	}
 
 	if len(o.AMQPURLs) == 0 {
-		mb := memory.New()
+		mb := memory.New(memory.Hooks(o.Hooks...))
 		p.closers = append(p.closers, mb.Close)
 		p.RealtimeBackend, p.Health["memory"] = mb, mb
 		p.RealtimeDesc = "in-memory bus"
 	} else {
 		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq")}
-		rc, err := rabbitbus.New(ctx, cfg)
+		rc, err := rabbitbus.New(ctx, cfg, rabbitbus.WithHooks(o.Hooks...))
 		if err != nil {
 			return nil, fmt.Errorf("platform: RabbitMQ: %w", err)
 		}
@@ -174,7 +183,7 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 		p.closers = append(p.closers, func() error { c.Close(); return nil })
 		p.KafkaAddrs = c.Addrs()
 	}
-	kafkaOpts := []kafkabus.Option{kafkabus.Brokers(p.KafkaAddrs...), kafkabus.Logger(o.Logger.With("path", "kafka"))}
+	kafkaOpts := []kafkabus.Option{kafkabus.Brokers(p.KafkaAddrs...), kafkabus.Logger(o.Logger.With("path", "kafka")), kafkabus.Hooks(o.Hooks...)}
 	admin, err := kafkabus.NewAdmin(kafkaOpts...)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka admin: %w", err)

@@ -38,8 +38,12 @@ type Summary struct {
 	Duplicates  int64 // redeliveries the probe ignored
 	Order       []string
 	Probe       ProbeReport
-	// AuditVerified is nil when the audit chain verified, else why not.
+	// AuditVerified is nil when the audit chain verified, else why not;
+	// AuditRecords is the number of records verified.
 	AuditVerified error
+	AuditRecords  int
+	// AlertsRaised and AlertsCleared by the health service.
+	AlertsRaised, AlertsCleared int64
 	Notes         []string
 }
 
@@ -61,6 +65,9 @@ func (s *System) Run(ctx context.Context) (Summary, error) {
 	if err := s.Services.Orchestrator.Wait(ctx); err != nil {
 		return Summary{}, fmt.Errorf("system: waiting for the jobs: %w", err)
 	}
+	// The health service publishes every round: stop it so that the
+	// published totals are final before checking the consumers.
+	s.stopHealth()
 	settle, cancel := context.WithTimeout(ctx, s.cfg.Settle)
 	defer cancel()
 	if err := s.waitCaughtUp(settle); err != nil {
@@ -70,7 +77,17 @@ func (s *System) Run(ctx context.Context) (Summary, error) {
 		return sum, nil
 	}
 	stopProgress()
-	return s.summary(start), nil
+	sum := s.summary(start)
+	rep, err := s.Services.Audit.Verify(ctx)
+	switch {
+	case err != nil:
+		sum.AuditVerified = err
+	case !rep.OK():
+		sum.AuditVerified = fmt.Errorf("chain broken at %v", rep.Broken)
+	default:
+		sum.AuditRecords = rep.Records
+	}
+	return sum, nil
 }
 
 // counts returns every service's figures now.
@@ -79,8 +96,13 @@ func (s *System) counts() []ServiceCount {
 	published := o.Published.Load()
 	p := s.Services.Probe.Report()
 	m := s.Services.Metrics.Summary()
+	h := s.Services.Health.Stats()
+	healthPub := h.HealthEventsPublished + h.NotificationsPublished
+	all := published + healthPub // every durable event of every service
 	return []ServiceCount{
 		{Service: "orchestrator", Published: published, Consumed: -1},
+		{Service: "health", Published: healthPub, Consumed: -1},
+		{Service: "audit", Published: -1, Consumed: s.Services.Audit.Consumed(), Expected: all},
 		{Service: "metrics", Published: -1, Consumed: m.Events, Expected: published},
 		{Service: "order probe", Published: -1, Consumed: p.Events, Expected: published},
 		{Service: "live view (real-time path)", Published: -1, Consumed: p.Realtime, Expected: o.RealtimeSent.Load()},
@@ -123,6 +145,8 @@ func (s *System) summary(start time.Time) Summary {
 		sum.Lost += c.Lost()
 	}
 	sum.Probe = s.Services.Probe.Report()
+	h := s.Services.Health.Stats()
+	sum.AlertsRaised, sum.AlertsCleared = h.AlertsRaised, h.AlertsCleared
 	sum.Duplicates = sum.Probe.Duplicates
 	sum.Order = sum.Probe.Violations
 	return sum
@@ -225,7 +249,10 @@ func (s Summary) Print(w io.Writer) {
 	}
 	if s.AuditVerified != nil {
 		fmt.Fprintf(w, "audit chain:            FAILED: %v\n", s.AuditVerified)
+	} else {
+		fmt.Fprintf(w, "audit chain:            ok (%d records verified, SHA-256 chain)\n", s.AuditRecords)
 	}
+	fmt.Fprintf(w, "health alerts:          %d raised, %d cleared\n", s.AlertsRaised, s.AlertsCleared)
 	fmt.Fprintf(w, "publish→consume:        p50 %v  p95 %v  p99 %v  max %v\n", s.Probe.LatencyP50, s.Probe.LatencyP95, s.Probe.LatencyP99, s.Probe.LatencyMax)
 	for _, n := range s.Notes {
 		fmt.Fprintln(w, "note: "+n)

@@ -14,10 +14,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
+	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
@@ -32,6 +35,10 @@ type Config struct {
 	Rate float64
 	// Sim shapes the simulated executor (seed, failure ratio, speed).
 	Sim orchestrator.SimConfig
+	// AuditDir is the audit trail's directory. Required.
+	AuditDir string
+	// HealthInterval is the health service's round interval; default 1s.
+	HealthInterval time.Duration
 	// Settle bounds the wait, after the last job finished, for every
 	// consumer to catch up; default 60s.
 	Settle time.Duration
@@ -45,6 +52,8 @@ type Config struct {
 type Services struct {
 	Orchestrator *orchestrator.Service
 	Metrics      *metricsvc.Service
+	Audit        *auditsvc.Service
+	Health       *healthsvc.Service
 	Probe        *Probe
 }
 
@@ -53,12 +62,21 @@ type System struct {
 	cfg       Config
 	Services  Services
 	consumers []broker.Consumer
+	closers   []func() error // after the consumers
+
+	stopHealth func() // stops the health loop and waits for it
 }
 
 // Start starts every service on cfg.Platform.
 func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if cfg.Platform == nil {
 		return nil, errors.New("system: Config.Platform is required")
+	}
+	if cfg.AuditDir == "" {
+		return nil, errors.New("system: Config.AuditDir is required")
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = time.Second
 	}
 	if cfg.Settle <= 0 {
 		cfg.Settle = 60 * time.Second
@@ -87,6 +105,14 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, cs...)
+	if s.Services.Audit, err = auditsvc.New(auditsvc.Config{Dir: cfg.AuditDir, Decoder: p.Decoder, Logger: cfg.Logger.With("service", "audit")}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Services.Audit.Close)
+	if cs, err = s.Services.Audit.Subscribe(ctx, p.DurableBackend, "compliance-auditor", 8); err != nil {
+		return nil, err
+	}
+	s.consumers = append(s.consumers, cs...)
 	s.Services.Probe = NewProbe()
 	if cs, err = s.Services.Probe.Subscribe(ctx, p.DurableBackend, p.Decoder, "demo-probe"); err != nil {
 		return nil, err
@@ -97,6 +123,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, live)
+	if s.Services.Health, err = healthsvc.New(healthsvc.Config{
+		Checkers: p.Health, Signals: p.Signals, Publisher: p.Durable, Interval: cfg.HealthInterval,
+		Logger: cfg.Logger.With("service", "health"),
+	}); err != nil {
+		return nil, err
+	}
+	hctx, hcancel := context.WithCancel(context.Background())
+	hdone := make(chan struct{})
+	go func() { defer close(hdone); _ = s.Services.Health.Run(hctx) }()
+	s.stopHealth = sync.OnceFunc(func() { hcancel(); <-hdone })
 	if _, err := s.Services.Orchestrator.Restore(ctx); err != nil {
 		return nil, err
 	}
@@ -111,6 +147,11 @@ func (s *System) HTTPHandler() http.Handler {
 	mux.Handle("/jobs/", s.Services.Orchestrator.Handler())
 	mux.Handle("/metrics", s.Services.Metrics.HTTPHandler())
 	mux.Handle("/summary", s.Services.Metrics.HTTPHandler())
+	mux.Handle("/audit", s.Services.Audit.HTTPHandler())
+	mux.Handle("/audit/", s.Services.Audit.HTTPHandler())
+	mux.Handle("/healthz", s.Services.Health.HTTPHandler())
+	mux.Handle("/readyz", s.Services.Health.HTTPHandler())
+	mux.Handle("/report", s.Services.Health.HTTPHandler())
 	return mux
 }
 
@@ -161,9 +202,16 @@ func (s *System) SubmitJobs(ctx context.Context, n int, rate float64, seed uint6
 
 // Stop closes the consumers and stops the orchestrator, bounded by ctx.
 func (s *System) Stop(ctx context.Context) {
+	if s.stopHealth != nil {
+		s.stopHealth()
+	}
 	if s.Services.Orchestrator != nil {
 		_ = s.Services.Orchestrator.Shutdown(ctx)
 	}
 	closeAll(s.consumers)
 	s.consumers = nil
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
+	s.closers = nil
 }

@@ -20,7 +20,7 @@ func runSystem(t *testing.T, p *platform.Platform, n int) system.Summary {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sys, err := system.Start(ctx, system.Config{
-		Platform: p, Jobs: n, Settle: 60 * time.Second,
+		Platform: p, Jobs: n, Settle: 60 * time.Second, AuditDir: t.TempDir(),
 		Sim: orchestrator.SimConfig{Seed: 42, FailureRatio: 0.1, Speed: 0},
 	})
 	if err != nil {
@@ -66,6 +66,9 @@ func runSystem(t *testing.T, p *platform.Platform, n int) system.Summary {
 	}
 	if got.Jobs != n {
 		t.Errorf("metrics saw %d jobs, want %d", got.Jobs, n)
+	}
+	if sum.AuditRecords == 0 || int64(sum.AuditRecords) != sum.Published {
+		t.Errorf("audit trail verified %d records, %d durable events were published", sum.AuditRecords, sum.Published)
 	}
 	if sum.JobsByState[eventmodels.StatusFailed] == 0 || sum.JobsByState[eventmodels.StatusCompleted] == 0 {
 		t.Errorf("a 10%% failure ratio over %d jobs should give both outcomes, got %v", n, sum.JobsByState)
