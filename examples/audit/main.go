@@ -74,4 +74,3 @@ func verify(args []string) int {
 	}
 	return 0
 }
-

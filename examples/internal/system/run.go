@@ -44,7 +44,7 @@ type Summary struct {
 	AuditRecords  int
 	// AlertsRaised and AlertsCleared by the health service.
 	AlertsRaised, AlertsCleared int64
-	Notes         []string
+	Notes                       []string
 }
 
 // OK reports whether the run lost nothing and found nothing out of order.
