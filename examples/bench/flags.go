@@ -1,0 +1,279 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cosmic-horizons/events/examples/internal/benchcore"
+)
+
+// defaultRabbitURL is the local broker of the development machines and CI.
+const defaultRabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+var errHelp = errors.New("help requested")
+
+// config is the parsed command line.
+type config struct {
+	session  benchcore.Session
+	modes    []string
+	rates    []float64 // one, or the sweep's steps
+	repeat   int
+	embedded string
+	quiet    bool
+	csvPath  string
+	jsonPath string
+	chart    string
+}
+
+func (c *config) describe() string {
+	o, r := c.session.Options, c.session.Run
+	where := ""
+	switch {
+	case o.Backend == benchcore.BackendKafka && len(o.Brokers) == 0:
+		where = " (embedded, " + c.embedded + ")"
+	case o.Backend == benchcore.BackendKafka:
+		where = " " + strings.Join(o.Brokers, ",")
+	case o.Backend == benchcore.BackendRabbitMQ:
+		where = " " + strings.Join(redactAll(o.URLs), ",")
+	}
+	load := ""
+	if r.Count > 0 {
+		load += fmt.Sprintf(" %d events", r.Count)
+	}
+	if r.Duration > 0 {
+		load += fmt.Sprintf(" for at most %v", r.Duration)
+	}
+	return fmt.Sprintf("%s%s, modes %s, rates %s,%s, %d publishers × batch %d, %d subscribers",
+		o.Backend, where, strings.Join(c.modes, "+"), ratesString(c.rates), load, r.Publishers, r.Batch, o.Subscribers)
+}
+
+func redactAll(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if p := strings.Index(u, "://"); p >= 0 && p < at {
+				u = u[:p+3] + "…" + u[at:]
+			}
+		}
+		out[i] = u
+	}
+	return out
+}
+
+func ratesString(rates []float64) string {
+	s := make([]string, len(rates))
+	for i, r := range rates {
+		if r == 0 {
+			s[i] = "max"
+		} else {
+			s[i] = strconv.FormatFloat(r, 'f', -1, 64) + "/s"
+		}
+	}
+	return strings.Join(s, ",")
+}
+
+// parseRates reads "5000", "max" or a comma-separated list of them.
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "max" || f == "0" {
+			out = append(out, 0)
+			continue
+		}
+		mult := 1.0
+		if strings.HasSuffix(strings.ToLower(f), "k") {
+			mult, f = 1000, f[:len(f)-1]
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 || v != v {
+			return nil, fmt.Errorf("rate %q: want a positive number of events/s (e.g. 5000 or 5k) or max", f)
+		}
+		out = append(out, v*mult)
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("eventbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		backend   = fs.String("backend", benchcore.BackendKafka, "memory, kafka or rabbitmq")
+		mode      = fs.String("mode", "both", "sdk (broker API, Avro, headers, middleware), raw (sarama / amqp091 alone) or both")
+		brokers   = fs.String("brokers", "", "Kafka bootstrap brokers, comma-separated; empty runs an embedded cluster")
+		embedded  = fs.String("embedded", "subprocess", "where the embedded Kafka cluster runs: subprocess (the client's CPU and memory measured alone) or inproc")
+		urls      = fs.String("urls", defaultRabbitURL, "RabbitMQ URLs, comma-separated")
+		queueType = fs.String("queue-type", "quorum", "RabbitMQ queue type: quorum or classic")
+		rate      = fs.String("rate", "5000", "offered events/s over all publishers, or max")
+		sweep     = fs.String("sweep", "", "offered rates to step through, e.g. 1000,5000,10000,50000,max; writes a chart next to the CSV")
+		count     = fs.Int64("count", 0, "events per run (0: until -duration)")
+		duration  = fs.Duration("duration", 0, "publishing time per run (default 10s when -count is 0)")
+		pubs      = fs.Int("publishers", 16, "publishing goroutines (N); each waits for its call's confirmation")
+		batch     = fs.Int("batch", 1, "events per Publish call")
+		subs      = fs.Int("subscribers", 2, "consumer-group members (M)")
+		conc      = fs.Int("concurrency", 4, "handler goroutines per member (sdk mode)")
+		inflight  = fs.Int("max-in-flight", 256, "fetch window / prefetch per member")
+		parts     = fs.Int("partitions", 10, "partitions of the run's topic (kafka, memory)")
+		size      = fs.Int("size", 300, "target encoded body size, bytes")
+		keys      = fs.Int("keys", 1000, "distinct jobs (partition keys)")
+		share     = fs.Float64("metrics-share", 0.3, "fraction of job.metrics events; the rest are job lifecycle events")
+		trace     = fs.Float64("trace-ratio", 0.01, "fraction of publishes traced by the OpenTelemetry SDK (sdk mode); 0 for none")
+		warmup    = fs.Duration("warmup", time.Second, "first part of each run whose events count but whose latencies do not (connections and fetch sessions settle)")
+		drain     = fs.Duration("drain", 30*time.Second, "how long to wait for the last events after publishing; what is missing then is lost")
+		repeat    = fs.Int("repeat", 1, "runs per configuration (modes alternate); tables show medians")
+		csvPath   = fs.String("csv", "", "write the results as CSV to this file (a sweep defaults to eventbench-<backend>-sweep.csv)")
+		jsonPath  = fs.String("json", "", "write the results as JSON to this file (- for stdout)")
+		chart     = fs.String("chart", "", "sweep chart file, .png or .svg (default: the CSV's name with .png)")
+		quiet     = fs.Bool("quiet", false, "no live progress")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: eventbench [flags]   (go run ./examples/bench -h)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c := &config{repeat: *repeat, embedded: *embedded, quiet: *quiet, csvPath: *csvPath, jsonPath: *jsonPath, chart: *chart}
+	switch *mode {
+	case "both":
+		c.modes = []string{benchcore.ModeRaw, benchcore.ModeSDK}
+	case benchcore.ModeSDK, benchcore.ModeRaw:
+		c.modes = []string{*mode}
+	default:
+		return nil, fmt.Errorf("-mode %q: want sdk, raw or both", *mode)
+	}
+	if *embedded != "subprocess" && *embedded != "inproc" {
+		return nil, fmt.Errorf("-embedded %q: want subprocess or inproc", *embedded)
+	}
+	for name, v := range map[string]int{"repeat": c.repeat, "publishers": *pubs, "batch": *batch, "subscribers": *subs,
+		"concurrency": *conc, "max-in-flight": *inflight, "partitions": *parts, "size": *size, "keys": *keys} {
+		if v < 1 {
+			return nil, fmt.Errorf("-%s %d: want at least 1", name, v)
+		}
+	}
+	var err error
+	if *sweep != "" {
+		c.rates, err = parseRates(*sweep)
+		if c.csvPath == "" {
+			c.csvPath = "eventbench-" + *backend + "-sweep.csv"
+		}
+		if c.chart == "" {
+			c.chart = strings.TrimSuffix(c.csvPath, filepath.Ext(c.csvPath)) + ".png"
+		}
+	} else {
+		c.rates, err = parseRates(*rate)
+		if err == nil && len(c.rates) > 1 {
+			err = errors.New("-rate takes one rate; use -sweep for several")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.chart != "" && *sweep == "" {
+		return nil, errors.New("-chart needs -sweep")
+	}
+	if ext := strings.ToLower(filepath.Ext(c.chart)); c.chart != "" && ext != ".png" && ext != ".svg" {
+		return nil, fmt.Errorf("-chart %q: want a .png or .svg file", c.chart)
+	}
+	d := *duration
+	if d == 0 && *count == 0 {
+		d = 10 * time.Second
+	}
+	if d == 0 && *warmup >= 0 {
+		// A count-bounded run has no schedule to cut a warm-up from
+		// unless paced; keep it only when it is explicitly asked for.
+		if !flagSet(fs, "warmup") {
+			*warmup = 0
+		}
+	}
+	c.session.Options = benchcore.Options{
+		Backend: *backend, Brokers: splitList(*brokers), URLs: splitList(*urls), QueueType: *queueType,
+		Partitions: *parts, Subscribers: *subs, Concurrency: *conc, MaxInFlight: *inflight, TraceRatio: *trace,
+		Workload: benchcore.WorkloadConfig{BodySize: *size, Keys: *keys, MetricsShare: *share},
+	}
+	if *trace == 0 {
+		c.session.Options.TraceRatio = -1
+	}
+	c.session.Run = benchcore.RunConfig{Count: *count, Duration: d, Publishers: *pubs, Batch: *batch, Drain: *drain, Warmup: *warmup}
+	// Check both now rather than after an embedded cluster has started.
+	probe := c.session.Options
+	probe.Mode, probe.Topic = c.modes[0], "probe"
+	if probe.Backend == benchcore.BackendKafka && len(probe.Brokers) == 0 {
+		probe.Brokers = []string{"embedded"}
+	}
+	if err := probe.Validate(); err != nil {
+		return nil, err
+	}
+	if err := c.session.Run.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// writeOutputs writes the CSV, JSON and chart files asked for.
+func (c *config) writeOutputs(summary, all []benchcore.Result, machine benchcore.Machine, args []string, stdout io.Writer) error {
+	var errs []error
+	if c.csvPath != "" {
+		errs = append(errs, writeFile(c.csvPath, func(w io.Writer) error { return benchcore.WriteCSV(w, true, summary...) }))
+		fmt.Fprintln(stdout, "wrote", c.csvPath)
+	}
+	if c.chart != "" {
+		title := fmt.Sprintf("eventbench %s: latency vs throughput (%s)", c.session.Options.Backend, machine.String())
+		if err := benchcore.WriteChart(c.chart, title, summary); err != nil {
+			errs = append(errs, err)
+		} else {
+			fmt.Fprintln(stdout, "wrote", c.chart)
+		}
+	}
+	if c.jsonPath != "" {
+		rep := benchcore.Report{Command: "eventbench " + strings.Join(args, " "), Machine: machine, Results: summary, Runs: all}
+		if c.jsonPath == "-" {
+			errs = append(errs, benchcore.WriteJSON(stdout, rep))
+		} else {
+			errs = append(errs, writeFile(c.jsonPath, func(w io.Writer) error { return benchcore.WriteJSON(w, rep) }))
+			fmt.Fprintln(stdout, "wrote", c.jsonPath)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}

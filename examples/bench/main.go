@@ -1,0 +1,153 @@
+// Command eventbench is the load tool of the event platform: it drives a
+// chosen rate of realistic events (job lifecycle and job metrics, Avro,
+// about 300 bytes) from N publishers to M consumer-group members on one
+// backend, through the SDK or through the raw client, and accounts for
+// every event: sent, acknowledged, consumed, lost (must be 0), duplicated,
+// with publish and publish→consume latency, throughput, CPU time and peak
+// memory.
+//
+//	go run ./examples/bench                      # embedded Kafka, sdk and raw, 5,000 events/s for 10 s
+//	go run ./examples/bench -backend memory -rate max -count 200000
+//	go run ./examples/bench -backend rabbitmq -rate 1000 -duration 20s
+//	go run ./examples/bench -backend kafka -brokers host:9092 -mode sdk
+//	go run ./examples/bench -sweep 1000,5000,10000,50000,max -duration 5s -csv sweep.csv   # + sweep.png
+//
+// Without flags it runs on an embedded Kafka cluster (kfake, three brokers
+// on loopback, in a child process so that the figures are the client's
+// alone), so anyone can try it. -mode both runs raw and sdk alternately on
+// the same broker, each on a fresh topic (and a fresh embedded cluster), and
+// prints sdk ÷ raw. -repeat runs each configuration several times and
+// reports medians. It exits 3 when any run lost an event, 1 on other
+// errors, 2 on bad flags.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cosmic-horizons/events/examples/internal/benchcore"
+)
+
+func main() {
+	if len(os.Args) == 2 && os.Args[1] == benchcore.ServeKafkaFlag {
+		if err := benchcore.ServeKafka(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "eventbench: embedded kafka:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+	exitLost  = 3
+)
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		if err == errHelp {
+			return exitOK
+		}
+		fmt.Fprintln(stderr, "eventbench:", err)
+		return exitUsage
+	}
+	if !cfg.quiet {
+		cfg.session.Run.Progress = stderr
+		if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+			cfg.session.Run.Overwrite = true
+		}
+	}
+	if cfg.embedded == "subprocess" {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "eventbench: cannot find own executable for the embedded broker:", err)
+			return exitError
+		}
+		cfg.session.KafkaExe = exe
+	}
+	machine := benchcore.DescribeMachine()
+	fmt.Fprintf(stdout, "eventbench: %s on %s\n", cfg.describe(), machine)
+
+	var all, summary []benchcore.Result
+	failed := false
+	for _, rate := range cfg.rates {
+		per := map[string][]benchcore.Result{}
+		for i := 0; i < cfg.repeat && ctx.Err() == nil; i++ {
+			for _, mode := range cfg.modes {
+				if ctx.Err() != nil {
+					break
+				}
+				out, err := cfg.session.RunOnce(ctx, mode, rate)
+				if out.PublishErr != nil {
+					fmt.Fprintf(stderr, "eventbench: %s: publish failed (%d events): %v\n", out.Result.Label(), out.Result.Failed, out.PublishErr)
+				}
+				if err != nil {
+					fmt.Fprintf(stderr, "eventbench: %s/%s: %v\n", cfg.session.Options.Backend, mode, err)
+					failed = true
+					if out.Result.Started.IsZero() {
+						continue // nothing ran
+					}
+				}
+				if out.Result.Lost > 0 {
+					fmt.Fprintf(stderr, "eventbench: %s LOST %d events\n", out.Result.Label(), out.Result.Lost)
+				}
+				all = append(all, out.Result)
+				per[mode] = append(per[mode], out.Result)
+			}
+		}
+		for _, mode := range cfg.modes {
+			if len(per[mode]) > 0 {
+				summary = append(summary, benchcore.Median(per[mode]))
+			}
+		}
+	}
+	if len(summary) == 0 {
+		fmt.Fprintln(stderr, "eventbench: no run completed")
+		return exitError
+	}
+
+	fmt.Fprintln(stdout)
+	if len(cfg.rates) > 1 {
+		_ = benchcore.WriteSweepTable(stdout, summary)
+	} else {
+		_ = benchcore.WriteTable(stdout, summary)
+	}
+	if cfg.repeat > 1 {
+		fmt.Fprintf(stdout, "\nevery run (the table above shows medians):\n")
+		_ = benchcore.WriteSweepTable(stdout, all)
+	}
+	if err := cfg.writeOutputs(summary, all, machine, args, stdout); err != nil {
+		fmt.Fprintln(stderr, "eventbench:", err)
+		failed = true
+	}
+
+	lost := int64(0)
+	for _, r := range all {
+		lost += r.Lost
+	}
+	switch {
+	case lost > 0:
+		fmt.Fprintf(stderr, "eventbench: FAILED: %d events lost\n", lost)
+		return exitLost
+	case failed || ctx.Err() != nil:
+		return exitError
+	}
+	return exitOK
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cosmic-horizons/events/examples/internal/benchcore"
+)
+
+func TestParseRates(t *testing.T) {
+	got, err := parseRates("1000, 5k,max,0,2.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{1000, 5000, 0, 0, 2.5}; !slices.Equal(got, want) {
+		t.Errorf("parseRates = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "fast", "-5", "1000,,2000", "NaN"} {
+		if _, err := parseRates(bad); err == nil {
+			t.Errorf("parseRates(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	c, err := parseFlags(nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, r := c.session.Options, c.session.Run
+	if o.Backend != benchcore.BackendKafka || len(o.Brokers) != 0 || !slices.Equal(c.modes, []string{"raw", "sdk"}) ||
+		!slices.Equal(c.rates, []float64{5000}) || r.Duration.Seconds() != 10 || c.embedded != "subprocess" {
+		t.Errorf("defaults: %+v %+v modes %v rates %v", o, r, c.modes, c.rates)
+	}
+
+	c, err = parseFlags([]string{"-backend", "rabbitmq", "-sweep", "1k,max", "-csv", "out/r.csv", "-mode", "sdk"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.chart != "out/r.png" || !slices.Equal(c.rates, []float64{1000, 0}) || c.session.Options.URLs[0] != defaultRabbitURL {
+		t.Errorf("sweep: chart %q rates %v urls %v", c.chart, c.rates, c.session.Options.URLs)
+	}
+	if c, _ := parseFlags([]string{"-count", "500"}, &bytes.Buffer{}); c.session.Run.Duration != 0 || c.session.Run.Warmup != 0 {
+		t.Errorf("-count alone: duration %v warmup %v, want neither", c.session.Run.Duration, c.session.Run.Warmup)
+	}
+
+	for _, args := range [][]string{
+		{"-mode", "fast"}, {"-backend", "nats"}, {"-rate", "1,2"}, {"-chart", "x.png"}, {"-sweep", "1k", "-chart", "x.pdf"},
+		{"-repeat", "0"}, {"-embedded", "docker"}, {"-publishers", "0"}, {"-size", "-3"}, {"stray"}, {"-duration", "1s", "-warmup", "2s"},
+	} {
+		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+}
+
+func TestRunMemoryWritesOutputs(t *testing.T) {
+	dir := t.TempDir()
+	csvPath, jsonPath := filepath.Join(dir, "m.csv"), filepath.Join(dir, "m.json")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"-backend", "memory", "-rate", "max", "-count", "2000", "-repeat", "2",
+		"-csv", csvPath, "-json", jsonPath, "-quiet"}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"memory/raw", "memory/sdk", "sdk ÷ raw", "every run", "wrote " + csvPath} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rs, err := benchcore.ReadCSV(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Runs != 2 || rs[0].Consumed != 2000 || rs[1].Lost != 0 {
+		t.Errorf("CSV results = %+v", rs)
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchcore.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 || len(rep.Runs) != 4 || !strings.Contains(rep.Command, "-backend memory") || rep.Machine.Cores == 0 {
+		t.Errorf("JSON report: %d results, %d runs, command %q, machine %+v", len(rep.Results), len(rep.Runs), rep.Command, rep.Machine)
+	}
+}
+
+func TestRunSweepWritesChart(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"-backend", "memory", "-mode", "sdk", "-sweep", "2000,max", "-duration", "300ms",
+		"-warmup", "100ms", "-csv", filepath.Join(dir, "s.csv"), "-chart", filepath.Join(dir, "s.svg")}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s.svg")); err != nil {
+		t.Errorf("no chart: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(errOut.String(), "sent ") {
+		t.Errorf("no progress on stderr: %q", errOut.String())
+	}
+	if n := strings.Count(out.String(), "memory/sdk"); n != 2 {
+		t.Errorf("sweep table has %d memory/sdk lines, want 2:\n%s", n, out.String())
+	}
+}
+
+func TestRunBadFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-mode", "fast"}, &out, &errOut); code != exitUsage {
+		t.Errorf("exit %d, want %d", code, exitUsage)
+	}
+	if code := run(context.Background(), []string{"-h"}, &out, &errOut); code != exitOK || !strings.Contains(errOut.String(), "-backend") {
+		t.Errorf("-h: exit %d, usage %q", code, errOut.String())
+	}
+}

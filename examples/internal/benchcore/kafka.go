@@ -1,0 +1,247 @@
+package benchcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/kafkabus"
+)
+
+// kafkaHeartbeat is the group heartbeat of both modes: how soon members
+// learn of a rebalance, so that M members join in about a second each.
+const kafkaHeartbeat = time.Second
+
+// kafkaDriver runs Kafka through kafkabus (SDK) or sarama alone (raw),
+// with the producer settings kafkabus uses (idempotent, acks=all, one
+// request in flight per broker, murmur2, the same flush triggers), so that
+// the difference measured is kafkabus's own.
+type kafkaDriver struct {
+	o   Options
+	sdk *sdkParts
+
+	kb   *kafkabus.Backend
+	cons []broker.Consumer
+
+	prod    sarama.SyncProducer
+	groups  []sarama.ConsumerGroup
+	stop    context.CancelFunc
+	running sync.WaitGroup
+}
+
+func newKafkaDriver(o Options, sdk *sdkParts) *kafkaDriver { return &kafkaDriver{o: o, sdk: sdk} }
+
+func (d *kafkaDriver) config() kafkabus.Config {
+	return kafkabus.Config{Brokers: d.o.Brokers, ClientID: "eventbench", HeartbeatInterval: kafkaHeartbeat}
+}
+
+// rawConfig is sarama configured as kafkabus configures it.
+func (d *kafkaDriver) rawConfig() *sarama.Config {
+	sc := sarama.NewConfig()
+	sc.ClientID = "eventbench-raw"
+	sc.Version, _ = sarama.ParseKafkaVersion(kafkabus.DefaultVersion)
+	sc.Metadata.AllowAutoTopicCreation = false
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	sc.Producer.Flush.Frequency = kafkabus.DefaultFlushFrequency
+	sc.Producer.Flush.Messages = kafkabus.DefaultFlushMessages
+	sc.Producer.Flush.Bytes = kafkabus.DefaultFlushBytes
+	sc.Producer.Retry.Max = kafkabus.DefaultProducerRetries
+	sc.Producer.Retry.Backoff = kafkabus.DefaultRetryBackoff
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	sc.Consumer.Group.Session.Timeout = kafkabus.DefaultSessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = kafkaHeartbeat
+	sc.ChannelBufferSize = d.o.MaxInFlight
+	return sc
+}
+
+func (d *kafkaDriver) Start(ctx context.Context, c *Collector) error {
+	admin, err := kafkabus.NewAdmin(kafkabus.WithConfig(d.config()))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	spec := broker.TopicSpec{Name: d.o.Topic, Partitions: int32(d.o.Partitions), ReplicationFactor: 3, Retention: time.Hour}
+	if _, err := admin.EnsureTopics(ctx, []broker.TopicSpec{spec}, kafkabus.WithDeadLetterTopics()); err != nil {
+		return fmt.Errorf("create topic: %w", err)
+	}
+	if d.o.Mode == ModeSDK {
+		return d.startSDK(ctx, c)
+	}
+	return d.startRaw(ctx, c)
+}
+
+func (d *kafkaDriver) startSDK(ctx context.Context, c *Collector) error {
+	kb, err := kafkabus.New(kafkabus.WithConfig(d.config()), kafkabus.Hooks(d.sdk.metrics), kafkabus.Middleware(d.sdk.tracing))
+	if err != nil {
+		return err
+	}
+	d.kb = kb
+	if err := d.sdk.attach(kb, d.o.Topic); err != nil {
+		return err
+	}
+	for range d.o.Subscribers {
+		cons, err := kb.Subscribe(ctx, broker.Subscription{
+			Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight,
+		}, d.sdk.handler(c))
+		if err != nil {
+			return err
+		}
+		d.cons = append(d.cons, cons)
+	}
+	return nil
+}
+
+func (d *kafkaDriver) startRaw(ctx context.Context, c *Collector) error {
+	sc := d.rawConfig()
+	prod, err := sarama.NewSyncProducer(d.o.Brokers, sc)
+	if err != nil {
+		return err
+	}
+	d.prod = prod
+	runCtx, stop := context.WithCancel(context.Background())
+	d.stop = stop
+	for range d.o.Subscribers {
+		cg, err := sarama.NewConsumerGroup(d.o.Brokers, d.o.Group, sc)
+		if err != nil {
+			return err
+		}
+		d.groups = append(d.groups, cg)
+		h := &rawGroupHandler{c: c, ready: make(chan struct{})}
+		d.running.Go(func() {
+			for runCtx.Err() == nil {
+				if err := cg.Consume(runCtx, []string{d.o.Topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+					select { // back off a little before joining again
+					case <-runCtx.Done():
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+			}
+		})
+		// As kafkabus.Subscribe: return once this member has its first
+		// assignment, before the next member joins.
+		select {
+		case <-h.ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// rawGroupHandler is the plainest sarama consumer: one goroutine per
+// claimed partition, two headers read, each message marked.
+type rawGroupHandler struct {
+	c     *Collector
+	ready chan struct{}
+	once  sync.Once
+}
+
+func (h *rawGroupHandler) Setup(sarama.ConsumerGroupSession) error {
+	h.once.Do(func() { close(h.ready) })
+	return nil
+}
+
+func (h *rawGroupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h *rawGroupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, cl sarama.ConsumerGroupClaim) error {
+	for m := range cl.Messages() {
+		var id, sent string
+		for _, rh := range m.Headers {
+			switch string(rh.Key) {
+			case broker.HeaderID:
+				id = string(rh.Value)
+			case HeaderSent:
+				sent = string(rh.Value)
+			}
+		}
+		h.c.ConsumedString(id, sent)
+		s.MarkMessage(m, "")
+	}
+	return nil
+}
+
+func (d *kafkaDriver) Publish(ctx context.Context, first uint64, n int, sent string) error {
+	if d.o.Mode == ModeSDK {
+		return d.sdk.publish(ctx, first, n, sent)
+	}
+	pms := make([]*sarama.ProducerMessage, n)
+	for i := range pms {
+		m := d.sdk.workload.Message(first+uint64(i), sent)
+		hs := make([]sarama.RecordHeader, 0, len(m.Headers))
+		for k, v := range m.Headers {
+			hs = append(hs, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		}
+		pms[i] = &sarama.ProducerMessage{Topic: m.Topic, Key: sarama.StringEncoder(m.Key), Value: sarama.ByteEncoder(m.Body), Headers: hs}
+	}
+	if n == 1 {
+		_, _, err := d.prod.SendMessage(pms[0])
+		return err
+	}
+	err := d.prod.SendMessages(pms)
+	var perrs sarama.ProducerErrors
+	if errors.As(err, &perrs) {
+		idx := make(map[*sarama.ProducerMessage]int, n)
+		for i, pm := range pms {
+			idx[pm] = i
+		}
+		pe := &broker.PublishError{}
+		for _, e := range perrs {
+			pe.Failed = append(pe.Failed, broker.FailedMessage{Index: idx[e.Msg], Err: e.Err})
+		}
+		return pe
+	}
+	return err
+}
+
+func (d *kafkaDriver) Close() error {
+	var errs []error
+	for _, c := range d.cons {
+		errs = append(errs, c.Close())
+	}
+	if d.kb != nil {
+		errs = append(errs, d.kb.Close())
+	}
+	if d.stop != nil {
+		d.stop()
+	}
+	for _, g := range d.groups {
+		errs = append(errs, g.Close())
+	}
+	d.running.Wait()
+	if d.prod != nil {
+		errs = append(errs, d.prod.Close())
+	}
+	d.sdk.close()
+	errs = append(errs, d.deleteTopics())
+	return errors.Join(errs...)
+}
+
+// deleteTopics removes the run's topics, which a shared cluster would
+// otherwise keep.
+func (d *kafkaDriver) deleteTopics() error {
+	ca, err := sarama.NewClusterAdmin(d.o.Brokers, d.rawConfig())
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	var errs []error
+	for _, t := range []string{d.o.Topic, broker.DeadLetterTopic(d.o.Topic)} {
+		if err := ca.DeleteTopic(t); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			errs = append(errs, fmt.Errorf("delete topic %s: %w", t, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *kafkaDriver) Workload() *Workload { return d.sdk.workload }

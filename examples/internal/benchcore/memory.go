@@ -1,0 +1,71 @@
+package benchcore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/broker/memory"
+)
+
+// memoryDriver runs the in-process backend. Raw mode sends broker.Message
+// straight to it (no Bus, no codec, no middleware, no hooks) and reads two
+// headers: what the SDK layers cost on top of the broker itself.
+type memoryDriver struct {
+	o    Options
+	sdk  *sdkParts
+	br   *memory.Broker
+	cons []broker.Consumer
+}
+
+func newMemoryDriver(o Options, sdk *sdkParts) *memoryDriver { return &memoryDriver{o: o, sdk: sdk} }
+
+func (d *memoryDriver) Start(ctx context.Context, c *Collector) error {
+	opts := []memory.Option{memory.Topics(broker.TopicSpec{Name: d.o.Topic, Partitions: int32(d.o.Partitions)})}
+	h := rawHandler(c)
+	if d.o.Mode == ModeSDK {
+		opts = append(opts, memory.Hooks(d.sdk.metrics), memory.Middleware(d.sdk.tracing))
+		h = d.sdk.handler(c)
+	}
+	d.br = memory.New(opts...)
+	if d.o.Mode == ModeSDK {
+		if err := d.sdk.attach(d.br, d.o.Topic); err != nil {
+			return err
+		}
+	}
+	for range d.o.Subscribers {
+		cons, err := d.br.Subscribe(ctx, broker.Subscription{
+			Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight,
+		}, h)
+		if err != nil {
+			return err
+		}
+		d.cons = append(d.cons, cons)
+	}
+	return nil
+}
+
+func (d *memoryDriver) Publish(ctx context.Context, first uint64, n int, sent string) error {
+	if d.o.Mode == ModeSDK {
+		return d.sdk.publish(ctx, first, n, sent)
+	}
+	msgs := make([]*broker.Message, n)
+	for i := range msgs {
+		msgs[i] = d.sdk.workload.Message(first+uint64(i), sent)
+	}
+	return d.br.Publish(ctx, msgs...)
+}
+
+func (d *memoryDriver) Close() error {
+	var errs []error
+	for _, c := range d.cons {
+		errs = append(errs, c.Close())
+	}
+	if d.br != nil {
+		errs = append(errs, d.br.Close())
+	}
+	d.sdk.close()
+	return errors.Join(errs...)
+}
+
+func (d *memoryDriver) Workload() *Workload { return d.sdk.workload }

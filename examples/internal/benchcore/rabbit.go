@@ -1,0 +1,210 @@
+package benchcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/rabbitbus"
+)
+
+// rabbitDriver runs RabbitMQ through rabbitbus (SDK) or amqp091 alone
+// (raw). Both use the topology rabbitbus declares (topic exchange, a
+// durable queue of Options.QueueType bound with "#"), persistent messages,
+// publisher confirms and per-message consumer acks; raw publishers share
+// rabbitbus's default number of confirm channels.
+type rabbitDriver struct {
+	o   Options
+	sdk *sdkParts
+
+	admin *rabbitbus.Client // topology (both modes) and SDK traffic
+	cons  []broker.Consumer
+
+	pubConn, subConn *amqp.Connection
+	pubChans         []*amqp.Channel
+	next             atomic.Uint64
+	subChans         []*amqp.Channel
+	consuming        sync.WaitGroup
+}
+
+func newRabbitDriver(o Options, sdk *sdkParts) *rabbitDriver { return &rabbitDriver{o: o, sdk: sdk} }
+
+func (d *rabbitDriver) Start(ctx context.Context, c *Collector) error {
+	cfg := rabbitbus.Config{URLs: d.o.URLs, QueueType: d.o.QueueType, ConnectionName: "eventbench"}
+	if d.o.Mode == ModeSDK {
+		cfg.Hooks = []broker.Hook{d.sdk.metrics}
+		cfg.Middleware = []broker.Middleware{d.sdk.tracing}
+	}
+	cl, err := rabbitbus.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.admin = cl
+	sub := broker.Subscription{Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight}
+	if err := cl.DeclareGroup(ctx, sub); err != nil {
+		return err
+	}
+	if d.o.Mode == ModeSDK {
+		if err := d.sdk.attach(cl, d.o.Topic); err != nil {
+			return err
+		}
+		for range d.o.Subscribers {
+			cons, err := cl.Subscribe(ctx, sub, d.sdk.handler(c))
+			if err != nil {
+				return err
+			}
+			d.cons = append(d.cons, cons)
+		}
+		return nil
+	}
+	return d.startRaw(c)
+}
+
+func (d *rabbitDriver) dial(role string) (*amqp.Connection, error) {
+	var errs []error
+	for _, u := range d.o.URLs {
+		conn, err := amqp.DialConfig(u, amqp.Config{Heartbeat: rabbitbus.DefaultHeartbeat,
+			Properties: amqp.Table{"connection_name": "eventbench-raw " + role}})
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (d *rabbitDriver) startRaw(c *Collector) error {
+	var err error
+	if d.pubConn, err = d.dial("publisher"); err != nil {
+		return err
+	}
+	if d.subConn, err = d.dial("subscriber"); err != nil {
+		return err
+	}
+	for range rabbitbus.DefaultPublishChannels {
+		ch, err := d.pubConn.Channel()
+		if err != nil {
+			return err
+		}
+		if err := ch.Confirm(false); err != nil {
+			return err
+		}
+		d.pubChans = append(d.pubChans, ch)
+	}
+	queue := d.admin.QueueName(d.o.Topic, d.o.Group)
+	for i := range d.o.Subscribers {
+		ch, err := d.subConn.Channel()
+		if err != nil {
+			return err
+		}
+		if err := ch.Qos(d.o.MaxInFlight, 0, false); err != nil {
+			return err
+		}
+		ds, err := ch.Consume(queue, fmt.Sprintf("eventbench-%d", i), false, false, false, false, nil)
+		if err != nil {
+			return err
+		}
+		d.subChans = append(d.subChans, ch)
+		d.consuming.Go(func() {
+			for dl := range ds {
+				id, _ := dl.Headers["cloudEvents_id"].(string)
+				sent, _ := dl.Headers[HeaderSent].(string)
+				c.ConsumedString(id, sent)
+				_ = dl.Ack(false)
+			}
+		})
+	}
+	return nil
+}
+
+// publishing is what rabbitbus puts on the wire for m.
+func publishing(m *broker.Message) (string, amqp.Publishing) {
+	h := make(amqp.Table, len(m.Headers)+1)
+	p := amqp.Publishing{DeliveryMode: amqp.Persistent, Body: m.Body, Headers: h, Timestamp: time.Now()}
+	for k, v := range m.Headers {
+		switch {
+		case k == broker.HeaderContentType:
+			p.ContentType = v
+		case strings.HasPrefix(k, "ce_"):
+			h["cloudEvents_"+k[3:]] = v
+		default:
+			h[k] = v
+		}
+	}
+	h[rabbitbus.HeaderKey] = m.Key
+	p.MessageId = m.Header(broker.HeaderID)
+	p.CorrelationId = m.Header(broker.HeaderCorrelationID)
+	p.Type = m.Header(broker.HeaderType)
+	return p.Type, p
+}
+
+func (d *rabbitDriver) Publish(ctx context.Context, first uint64, n int, sent string) error {
+	if d.o.Mode == ModeSDK {
+		return d.sdk.publish(ctx, first, n, sent)
+	}
+	ch := d.pubChans[d.next.Add(1)%uint64(len(d.pubChans))]
+	dcs := make([]*amqp.DeferredConfirmation, n)
+	pe := &broker.PublishError{}
+	for i := range n {
+		key, p := publishing(d.sdk.workload.Message(first+uint64(i), sent))
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, d.o.Topic, key, true, false, p)
+		if err != nil {
+			pe.Failed = append(pe.Failed, broker.FailedMessage{Index: i, Err: err})
+			continue
+		}
+		dcs[i] = dc
+	}
+	for i, dc := range dcs {
+		if dc == nil {
+			continue
+		}
+		if ok, err := dc.WaitContext(ctx); !ok || err != nil {
+			if err == nil {
+				err = rabbitbus.ErrNacked
+			}
+			pe.Failed = append(pe.Failed, broker.FailedMessage{Index: i, Err: err})
+		}
+	}
+	if len(pe.Failed) > 0 {
+		return pe
+	}
+	return nil
+}
+
+func (d *rabbitDriver) Close() error {
+	var errs []error
+	for _, c := range d.cons {
+		errs = append(errs, c.Close())
+	}
+	// Raw consumers: cancel, let the acks of what was delivered go out,
+	// then close the channel (closing first loses acks on quorum queues).
+	for i, ch := range d.subChans {
+		errs = append(errs, ch.Cancel(fmt.Sprintf("eventbench-%d", i), false))
+	}
+	d.consuming.Wait()
+	for _, ch := range append(d.subChans, d.pubChans...) {
+		_ = ch.Close()
+	}
+	for _, conn := range []*amqp.Connection{d.pubConn, d.subConn} {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}
+	if d.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs = append(errs, d.admin.DeleteGroup(ctx, d.o.Topic, d.o.Group), d.admin.DeleteTopic(ctx, d.o.Topic))
+		cancel()
+		errs = append(errs, d.admin.Close())
+	}
+	d.sdk.close()
+	return errors.Join(errs...)
+}
+
+func (d *rabbitDriver) Workload() *Workload { return d.sdk.workload }
