@@ -30,6 +30,12 @@ type Backend struct {
 	subs   map[*subscription]struct{}
 	groups map[string]map[string]bool // group -> topics, for Health
 	topics map[string]bool            // topics subscribed, for Health
+
+	// life ends when Close starts; running replays stop with it, and Close
+	// waits for their readers (replays) before closing connections.
+	life    context.Context
+	kill    context.CancelFunc
+	replays sync.WaitGroup
 }
 
 var (
@@ -49,6 +55,7 @@ func New(opts ...Option) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	life, kill := context.WithCancel(context.Background())
 	return &Backend{
 		cfg:    cfg,
 		pub:    pub,
@@ -56,6 +63,8 @@ func New(opts ...Option) (*Backend, error) {
 		subs:   make(map[*subscription]struct{}),
 		groups: make(map[string]map[string]bool),
 		topics: make(map[string]bool),
+		life:   life,
+		kill:   kill,
 	}, nil
 }
 
@@ -167,9 +176,9 @@ func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h brok
 }
 
 // Close stops every subscription (each drains and commits as Consumer.Close
-// does), waits for in-flight Publish calls, flushes the producer and closes
-// every connection. Publish and Subscribe return broker.ErrClosed
-// afterwards. Close is idempotent.
+// does) and every running Replay, waits for in-flight Publish calls, flushes
+// the producer and closes every connection. Publish, Subscribe and Replay
+// return broker.ErrClosed afterwards. Close is idempotent.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -182,11 +191,13 @@ func (b *Backend) Close() error {
 		subs = append(subs, s)
 	}
 	b.mu.Unlock()
+	b.kill()
 	var wg sync.WaitGroup
 	for _, s := range subs {
 		wg.Go(func() { _ = s.Close() })
 	}
 	wg.Wait()
+	b.replays.Wait()
 	return errors.Join(b.pub.Close(), b.admin.Close())
 }
 

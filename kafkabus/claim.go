@@ -97,8 +97,17 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 	}
 }
 
-// fill converts a consumed record into a broker.Message.
+// fill converts a consumed record into the claim's broker.Message.
 func (c *claim) fill(m *broker.Message, cm *sarama.ConsumerMessage) {
+	fillMessage(m, cm)
+	m.Delivery.Redelivered = cm.Offset <= c.redeliverUpTo
+	m.Delivery.Group = c.sub.sub.Group
+}
+
+// fillMessage converts a consumed record into a broker.Message: topic, key,
+// body, headers, and a Delivery with the partition, the offset, Attempt 1
+// and ReceivedAt now (not redelivered, no group).
+func fillMessage(m *broker.Message, cm *sarama.ConsumerMessage) {
 	m.Topic = cm.Topic
 	m.Key = string(cm.Key)
 	m.Body = cm.Value
@@ -111,12 +120,10 @@ func (c *claim) fill(m *broker.Message, cm *sarama.ConsumerMessage) {
 		}
 	}
 	m.Delivery = broker.Delivery{
-		Partition:   cm.Partition,
-		Offset:      cm.Offset,
-		Attempt:     1,
-		Redelivered: cm.Offset <= c.redeliverUpTo,
-		ReceivedAt:  time.Now(),
-		Group:       c.sub.sub.Group,
+		Partition:  cm.Partition,
+		Offset:     cm.Offset,
+		Attempt:    1,
+		ReceivedAt: time.Now(),
 	}
 }
 
