@@ -16,6 +16,7 @@ import (
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/dashboard"
+	"go.uber.org/goleak"
 )
 
 const deadline = 30 * time.Second
@@ -324,4 +325,42 @@ func TestCloseWithoutClients(t *testing.T) {
 	if err := errors.Join(d.Close(), d.Close()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCloseEndsGoroutines: after Close (and the server's), nothing the
+// dashboard started is left running, subscriptions and sockets included.
+func TestCloseEndsGoroutines(t *testing.T) {
+	ctx := waitCtx(t)
+	ignore := goleak.IgnoreCurrent()
+	mem := memory.New()
+	d, err := dashboard.New(dashboard.Config{FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Subscribe(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d.Handler())
+	c1, c2 := dial(ctx, t, srv), dial(ctx, t, srv)
+	read(ctx, t, c1)
+	read(ctx, t, c2)
+	d.Observe(eventmodels.NewJobSubmitted("ann", "job-1", spec))
+	read(ctx, t, c1)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*websocket.Conn{c1, c2} {
+		for { // updates sent before Close may still be buffered
+			if _, _, err := c.Read(ctx); err != nil {
+				if ctx.Err() != nil {
+					t.Fatal("a socket survived Close")
+				}
+				break
+			}
+		}
+		_ = c.CloseNow()
+	}
+	srv.Close()
+	_ = mem.Close()
+	goleak.VerifyNone(t, ignore)
 }

@@ -367,7 +367,7 @@ func describe(e eventmodels.Event) (trigger, bool) {
 	case *eventmodels.JobCompleted:
 		u := v.Usage
 		return trigger{severity: eventmodels.SeverityInfo, title: "Job " + v.JobID + " completed",
-			message: fmt.Sprintf("Finished in %s after %s in the queue; %.3g CPU hours, %.3g GPU hours, peak memory %d MB.",
+			message: fmt.Sprintf("Finished in %s after %s in the queue; %.2f CPU hours, %.2f GPU hours, peak memory %d MB.",
 				ms(u.RuntimeMS), ms(u.QueueWaitMS), u.CPUHours, u.GPUHours, u.MemoryPeakMB)}, true
 	case *eventmodels.JobFailed:
 		msg := fmt.Sprintf("Failed while %s after %s: %s (%s, exit code %d).", v.FromStatus, ms(v.RuntimeMS), v.ErrorMessage, v.ErrorClass, v.ExitCode)

@@ -2,10 +2,12 @@ package notifysvc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -424,5 +426,44 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBusPusherAndStatsHTTP: BusPusher publishes browser pushes on a bus
+// (for a dashboard in another process), and GET /stats serves the counters.
+func TestBusPusherAndStatsHTTP(t *testing.T) {
+	ctx := waitCtx(t)
+	e := newEnv(t)
+	realtime := testkit.NewMessageCapture(testkit.WithDecoder(e.dec))
+	if _, err := e.mem.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicNotifications, Ephemeral: true}, realtime.Handle); err != nil {
+		t.Fatal(err)
+	}
+	svc := e.newService(t, notifysvc.Config{Channels: []notifysvc.Channel{notifysvc.NewBrowserChannel(notifysvc.BusPusher{Bus: e.bus})}})
+	ev := failed("ann", "job-9")
+	if err := svc.Notify(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := realtime.WaitFor(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	// newService defaults Publisher to the same bus: one emitted, one pushed.
+	got := realtime.Events()
+	if len(got) != 2 {
+		t.Fatalf("%d notifications on the bus, want 2 (emitted and pushed)", len(got))
+	}
+	for _, g := range got {
+		if n := g.(*eventmodels.Notification); n.JobID != "job-9" || n.Channel != eventmodels.ChannelPush {
+			t.Errorf("bus carries %+v", n)
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats", nil))
+	var st notifysvc.Stats
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || rec.Code != 200 {
+		t.Fatalf("GET /stats: %d %s", rec.Code, rec.Body)
+	}
+	if st.Delivered[eventmodels.ChannelPush] != 1 || st.Emitted != 1 || st.Handled != 1 {
+		t.Errorf("GET /stats = %+v", st)
 	}
 }
