@@ -31,8 +31,9 @@ const replayBatch = 256
 // subscription, the messages of the partitions it has not finished yet from
 // its position on, so they are not trimmed under it even when every group
 // has committed them; on a partition full of them (see BufferSize) a
-// publisher waits for the replay to move on. Messages published during the
-// replay are not included.
+// publisher waits for the replay to move on (an h that publishes to the
+// topic it replays would wait for itself once that partition is full).
+// Messages published during the replay are not included.
 //
 // A topic the broker has never seen (topics are created on first publish
 // or subscribe) has no messages: Replay returns nil at once, without
