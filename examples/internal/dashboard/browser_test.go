@@ -165,9 +165,6 @@ func rowStatus(id string) string {
 // then cuts the WebSocket, holds the page disconnected while another job
 // runs, and sees the page reconnect and re-sync; it writes a screenshot.
 func TestBrowserDashboard(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
 	s := newStack(t, orchestrator.SimConfig{Seed: 3, FailureRatio: 0.2, Speed: 4, QueueDelay: 4 * time.Second, RunTime: 4 * time.Second})
 	b := browser(t)
 	ctx, cancel := context.WithTimeout(b, 60*time.Second)

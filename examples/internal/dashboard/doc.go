@@ -17,6 +17,10 @@
 // re-syncs on every connect: the server's snapshot replaces its state, and
 // GET /api/jobs fills in jobs the dashboard did not see (it started late).
 //
+// The WebSocket accepts only pages of its own origin. The /api/ routes are
+// the orchestrator's, unauthenticated as that API is: put the dashboard
+// behind the same access control as the orchestrator.
+//
 // State is monotonic per job: a status never moves back (submitted, queued,
 // running, then a terminal one, which is final), progress only grows, so
 // redelivered or reordered events cannot make the view regress.
