@@ -30,6 +30,7 @@ type config struct {
 	csvPath  string
 	jsonPath string
 	chart    string
+	cpuprof  string
 }
 
 func (c *config) describe() string {
@@ -142,6 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		jsonPath  = fs.String("json", "", "write the results as JSON to this file (- for stdout)")
 		chart     = fs.String("chart", "", "sweep chart file, .png or .svg (default: the CSV's name with .png)")
 		quiet     = fs.Bool("quiet", false, "no live progress")
+		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of the runs (this process: the client side) to this file")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: eventbench [flags]   (go run ./examples/bench -h)")
@@ -156,7 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	c := &config{repeat: *repeat, embedded: *embedded, quiet: *quiet, csvPath: *csvPath, jsonPath: *jsonPath, chart: *chart}
+	c := &config{cpuprof: *cpuprof, repeat: *repeat, embedded: *embedded, quiet: *quiet, csvPath: *csvPath, jsonPath: *jsonPath, chart: *chart}
 	switch *mode {
 	case "both":
 		c.modes = []string{benchcore.ModeRaw, benchcore.ModeSDK}

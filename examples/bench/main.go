@@ -17,7 +17,7 @@
 // alone), so anyone can try it. -mode both runs raw and sdk alternately on
 // the same broker, each on a fresh topic (and a fresh embedded cluster), and
 // prints sdk ÷ raw. -repeat runs each configuration several times and
-// reports medians. It exits 3 when any run lost an event, 1 on other
+// reports medians; -cpuprofile profiles the client side for pprof. It exits 3 when any run lost an event, 1 on other
 // errors, 2 on bad flags.
 package main
 
@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/cosmic-horizons/events/examples/internal/benchcore"
@@ -81,6 +82,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitError
 		}
 		cfg.session.KafkaExe = exe
+	}
+	if cfg.cpuprof != "" {
+		f, err := os.Create(cfg.cpuprof)
+		if err != nil {
+			fmt.Fprintln(stderr, "eventbench:", err)
+			return exitError
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "eventbench:", err)
+			return exitError
+		}
+		defer pprof.StopCPUProfile()
 	}
 	machine := benchcore.DescribeMachine()
 	fmt.Fprintf(stdout, "eventbench: %s on %s\n", cfg.describe(), machine)
