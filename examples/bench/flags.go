@@ -141,7 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		repeat    = fs.Int("repeat", 1, "runs per configuration (modes alternate); tables show medians")
 		csvPath   = fs.String("csv", "", "write the results as CSV to this file (a sweep defaults to eventbench-<backend>-sweep.csv)")
 		jsonPath  = fs.String("json", "", "write the results as JSON to this file (- for stdout)")
-		chart     = fs.String("chart", "", "sweep chart file, .png or .svg (default: the CSV's name with .png)")
+		chart     = fs.String("chart", "", "sweep chart file, .png or .svg (default: the CSV's name with .png; none for no chart)")
 		quiet     = fs.Bool("quiet", false, "no live progress")
 		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of the runs (this process: the client side) to this file")
 	)
@@ -182,8 +182,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		if c.csvPath == "" {
 			c.csvPath = "eventbench-" + *backend + "-sweep.csv"
 		}
-		if c.chart == "" {
+		switch c.chart {
+		case "":
 			c.chart = strings.TrimSuffix(c.csvPath, filepath.Ext(c.csvPath)) + ".png"
+		case "none":
+			c.chart = ""
 		}
 	} else {
 		c.rates, err = parseRates(*rate)

@@ -46,6 +46,9 @@ func TestParseFlags(t *testing.T) {
 	if c.chart != "out/r.png" || !slices.Equal(c.rates, []float64{1000, 0}) || c.session.Options.URLs[0] != defaultRabbitURL {
 		t.Errorf("sweep: chart %q rates %v urls %v", c.chart, c.rates, c.session.Options.URLs)
 	}
+	if c, _ := parseFlags([]string{"-sweep", "1k", "-chart", "none"}, &bytes.Buffer{}); c.chart != "" || c.csvPath == "" {
+		t.Errorf("-chart none: chart %q csv %q, want no chart and the default CSV", c.chart, c.csvPath)
+	}
 	if c, _ := parseFlags([]string{"-count", "500"}, &bytes.Buffer{}); c.session.Run.Duration != 0 || c.session.Run.Warmup != 0 {
 		t.Errorf("-count alone: duration %v warmup %v, want neither", c.session.Run.Duration, c.session.Run.Warmup)
 	}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Reproduces every figure of docs/benchmarks.md and writes the raw outputs
+# next to this script (docs/bench/). Takes about 35 minutes on the 2-core
+# machine; needs RabbitMQ on 127.0.0.1:5672 (guest/guest) or AMQP_URL.
+# Run it on a quiet machine, and compare figures from one run only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=docs/bench
+url=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+bin=$(mktemp -d)/eventbench
+go build -o "$bin" ./examples/bench
+eb() { "$bin" -quiet -publishers 64 -urls "$url" "$@"; }
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+
+step codec
+go test ./schemas/ -run '^$' -bench 'Codec|HambaFloor' -benchtime 1s -count 3 | tee $out/codec.txt
+
+step memory backend
+go test ./broker/memory/ -run '^$' -bench . -count 3 | tee $out/memory-gotest.txt
+eb -backend memory -rate max -count 300000 -repeat 3 -json $out/memory-max.json | tee $out/memory-max.txt
+
+step kafkabus against sarama
+go test ./kafkabus/ -run '^$' -bench 'Publish|Consume' -benchtime 100000x -count 3 | tee $out/kafkabus-gotest.txt
+eb -backend kafka -rate max -duration 10s -repeat 3 -json $out/kafka-max.json | tee $out/kafka-max.txt
+
+step rabbitbus against amqp091
+go test ./rabbitbus/ -run '^$' -bench 'Publish|Consume' -benchtime 20000x -count 3 | tee $out/rabbitbus-gotest.txt
+eb -backend rabbitmq -rate max -duration 10s -repeat 3 -json $out/rabbitmq-max.json | tee $out/rabbitmq-max.txt
+
+step latency at 1k, 5k, 10k events/s
+for b in memory kafka rabbitmq; do
+	eb -backend $b -sweep 1000,5000,10000 -duration 10s -repeat 3 -csv $out/$b-latency.csv -chart none | tee $out/$b-latency.txt
+done
+
+step sweeps
+for b in memory kafka rabbitmq; do
+	eb -backend $b -sweep 1000,2000,5000,10000,20000,50000,100000,max -duration 5s -csv $out/$b-sweep.csv | tee $out/$b-sweep.txt
+done
