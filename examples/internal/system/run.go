@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,6 +43,11 @@ type Summary struct {
 	// AuditRecords is the number of records verified.
 	AuditVerified error
 	AuditRecords  int
+	// NotificationsEmitted to the notifications topic, NotificationsDelivered
+	// per channel, NotificationDuplicates ignored under redelivery.
+	NotificationsEmitted   int64
+	NotificationsDelivered map[string]int64
+	NotificationDuplicates int64
 	// AlertsRaised and AlertsCleared by the health service.
 	AlertsRaised, AlertsCleared int64
 	Notes                       []string
@@ -98,10 +104,18 @@ func (s *System) counts() []ServiceCount {
 	m := s.Services.Metrics.Summary()
 	h := s.Services.Health.Stats()
 	healthPub := h.HealthEventsPublished + h.NotificationsPublished
-	all := published + healthPub // every durable event of every service
+	ns := s.Services.Notify.Stats()
+	all := published + healthPub + ns.Emitted // every durable event of every service
+	terminal := int64(0)
+	for _, j := range s.Services.Orchestrator.List() {
+		if j.Status.Terminal() {
+			terminal++
+		}
+	}
 	return []ServiceCount{
 		{Service: "orchestrator", Published: published, Consumed: -1},
 		{Service: "health", Published: healthPub, Consumed: -1},
+		{Service: "notifications (terminal job events)", Published: ns.Emitted, Consumed: ns.Handled, Expected: terminal},
 		{Service: "audit", Published: -1, Consumed: s.Services.Audit.Consumed(), Expected: all},
 		{Service: "metrics", Published: -1, Consumed: m.Events, Expected: published},
 		{Service: "order probe", Published: -1, Consumed: p.Events, Expected: published},
@@ -147,6 +161,16 @@ func (s *System) summary(start time.Time) Summary {
 	sum.Probe = s.Services.Probe.Report()
 	h := s.Services.Health.Stats()
 	sum.AlertsRaised, sum.AlertsCleared = h.AlertsRaised, h.AlertsCleared
+	ns := s.Services.Notify.Stats()
+	sum.NotificationsEmitted = ns.Emitted
+	sum.NotificationsDelivered = map[string]int64{}
+	for ch, n := range ns.Delivered {
+		sum.NotificationsDelivered[string(ch)] = n
+	}
+	sum.NotificationDuplicates = 0
+	for _, n := range ns.Duplicates {
+		sum.NotificationDuplicates += n
+	}
 	sum.Duplicates = sum.Probe.Duplicates
 	sum.Order = sum.Probe.Violations
 	return sum
@@ -252,10 +276,24 @@ func (s Summary) Print(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "audit chain:            ok (%d records verified, SHA-256 chain)\n", s.AuditRecords)
 	}
+	fmt.Fprintf(w, "notifications:          %d emitted; delivered", s.NotificationsEmitted)
+	for _, ch := range sortedKeys(s.NotificationsDelivered) {
+		fmt.Fprintf(w, " %s %d", ch, s.NotificationsDelivered[ch])
+	}
+	fmt.Fprintf(w, " (%d duplicates ignored)\n", s.NotificationDuplicates)
 	fmt.Fprintf(w, "health alerts:          %d raised, %d cleared\n", s.AlertsRaised, s.AlertsCleared)
 	fmt.Fprintf(w, "publish→consume:        p50 %v  p95 %v  p99 %v  max %v\n", s.Probe.LatencyP50, s.Probe.LatencyP95, s.Probe.LatencyP99, s.Probe.LatencyMax)
 	for _, n := range s.Notes {
 		fmt.Fprintln(w, "note: "+n)
 	}
 	fmt.Fprintf(w, "result:                 %s\n", check(s.OK()))
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

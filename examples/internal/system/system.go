@@ -20,8 +20,10 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
+	"github.com/cosmic-horizons/events/examples/internal/dashboard"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
+	"github.com/cosmic-horizons/events/examples/internal/notifysvc"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
 )
@@ -54,6 +56,8 @@ type Services struct {
 	Metrics      *metricsvc.Service
 	Audit        *auditsvc.Service
 	Health       *healthsvc.Service
+	Notify       *notifysvc.Service
+	Dashboard    *dashboard.Dashboard
 	Probe        *Probe
 }
 
@@ -113,6 +117,30 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, cs...)
+	if s.Services.Dashboard, err = dashboard.New(dashboard.Config{
+		JobsAPI: s.Services.Orchestrator.Handler(), Decoder: p.Decoder, Logger: cfg.Logger.With("service", "dashboard"),
+	}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Services.Dashboard.Close)
+	if cs, err = s.Services.Dashboard.Subscribe(ctx, p.RealtimeBackend); err != nil {
+		return nil, err
+	}
+	s.consumers = append(s.consumers, cs...)
+	if s.Services.Notify, err = notifysvc.New(notifysvc.Config{
+		Decoder: p.Decoder, Publisher: p.Durable, Logger: cfg.Logger.With("service", "notifications"),
+		Channels: []notifysvc.Channel{
+			notifysvc.NewLogChannel(cfg.Logger.With("service", "notifications")),
+			notifysvc.NewBrowserChannel(s.Services.Dashboard),
+		},
+	}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Services.Notify.Close)
+	if cs, err = s.Services.Notify.Subscribe(ctx, p.DurableBackend, "notification-service", 8); err != nil {
+		return nil, err
+	}
+	s.consumers = append(s.consumers, cs...)
 	s.Services.Probe = NewProbe()
 	if cs, err = s.Services.Probe.Subscribe(ctx, p.DurableBackend, p.Decoder, "demo-probe"); err != nil {
 		return nil, err
@@ -139,8 +167,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	return s, nil
 }
 
-// HTTPHandler serves every service's API on one mux: the orchestrator under
-// /jobs, metrics under /metrics and /summary.
+// HTTPHandler serves every service's API on one mux: the live dashboard at /
+// (its form posts to the orchestrator through /api/jobs), the orchestrator
+// under /jobs, metrics under /metrics and /summary, the audit trail under
+// /audit, health at /healthz, /readyz and /report, notification counts at
+// /notifications/stats.
 func (s *System) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", s.Services.Orchestrator.Handler())
@@ -152,6 +183,8 @@ func (s *System) HTTPHandler() http.Handler {
 	mux.Handle("/healthz", s.Services.Health.HTTPHandler())
 	mux.Handle("/readyz", s.Services.Health.HTTPHandler())
 	mux.Handle("/report", s.Services.Health.HTTPHandler())
+	mux.Handle("/notifications/", http.StripPrefix("/notifications", s.Services.Notify.HTTPHandler()))
+	mux.Handle("/", s.Services.Dashboard.Handler())
 	return mux
 }
 

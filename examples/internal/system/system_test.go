@@ -70,6 +70,14 @@ func runSystem(t *testing.T, p *platform.Platform, n int) system.Summary {
 	if sum.AuditRecords == 0 || int64(sum.AuditRecords) != sum.Published {
 		t.Errorf("audit trail verified %d records, %d durable events were published", sum.AuditRecords, sum.Published)
 	}
+	for ch, got := range sum.NotificationsDelivered {
+		if got != int64(n) {
+			t.Errorf("channel %s delivered %d notifications, want one per terminal job (%d)", ch, got, n)
+		}
+	}
+	if len(sum.NotificationsDelivered) != 2 || sum.NotificationsEmitted != int64(2*n) {
+		t.Errorf("notifications: %d emitted over %v, want %d over the log and push channels", sum.NotificationsEmitted, sum.NotificationsDelivered, 2*n)
+	}
 	if sum.JobsByState[eventmodels.StatusFailed] == 0 || sum.JobsByState[eventmodels.StatusCompleted] == 0 {
 		t.Errorf("a 10%% failure ratio over %d jobs should give both outcomes, got %v", n, sum.JobsByState)
 	}
