@@ -147,6 +147,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\nevery run (the table above shows medians):\n")
 		_ = benchcore.WriteSweepTable(stdout, all)
 	}
+	if len(cfg.modes) == 2 {
+		fmt.Fprintln(stdout)
+		for _, line := range benchcore.PairRatios(all) {
+			fmt.Fprintln(stdout, line)
+		}
+	}
 	if err := cfg.writeOutputs(summary, all, machine, args, stdout); err != nil {
 		fmt.Fprintln(stderr, "eventbench:", err)
 		failed = true

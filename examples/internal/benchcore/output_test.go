@@ -142,3 +142,26 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("JSON result = %v", res)
 	}
 }
+
+func TestPairRatios(t *testing.T) {
+	mk := func(mode string, rate, tp float64) Result {
+		r := sample(mode, tp, 1)
+		r.OfferedRate = rate
+		return r
+	}
+	runs := []Result{
+		mk(ModeRaw, 0, 1000), mk(ModeSDK, 0, 800),
+		mk(ModeRaw, 0, 2000), mk(ModeSDK, 0, 1500),
+		mk(ModeRaw, 0, 1000), mk(ModeSDK, 0, 900),
+		mk(ModeRaw, 5000, 5000), mk(ModeSDK, 5000, 5000),
+		mk(ModeSDK, 5000, 1), // no raw run before it
+	}
+	got := PairRatios(runs)
+	want := []string{
+		"kafka@max/s sdk ÷ raw throughput per pair: 0.80 0.75 0.90, median 0.80",
+		"kafka@5000/s sdk ÷ raw throughput per pair: 1.00, median 1.00",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("PairRatios =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

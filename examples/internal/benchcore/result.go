@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cosmic-horizons/events/testkit"
@@ -158,5 +160,51 @@ func Median(rs []Result) Result {
 	out.PeakRSSMiB = med(func(r Result) float64 { return r.PeakRSSMiB })
 	out.BrokerCPUSeconds = med(func(r Result) float64 { return r.BrokerCPUSeconds })
 	out.BrokerPeakRSSMiB = med(func(r Result) float64 { return r.BrokerPeakRSSMiB })
+	return out
+}
+
+// PairRatios compares each sdk run with the raw run just before it (same
+// backend and offered rate: the two halves of one alternation, under the
+// same machine conditions) and returns, per backend and rate, a line with
+// the sdk ÷ raw throughput of every pair and their median, e.g.
+// "kafka@max/s sdk ÷ raw throughput per pair: 0.80 0.80 0.75, median 0.80".
+func PairRatios(runs []Result) []string {
+	type key struct {
+		backend string
+		rate    float64
+	}
+	ratios := map[key][]float64{}
+	var order []key
+	for i := 1; i < len(runs); i++ {
+		raw, sdk := runs[i-1], runs[i]
+		if raw.Mode != ModeRaw || sdk.Mode != ModeSDK || raw.Backend != sdk.Backend || raw.OfferedRate != sdk.OfferedRate || raw.Throughput == 0 {
+			continue
+		}
+		k := key{raw.Backend, raw.OfferedRate}
+		if _, ok := ratios[k]; !ok {
+			order = append(order, k)
+		}
+		ratios[k] = append(ratios[k], sdk.Throughput/raw.Throughput)
+	}
+	var out []string
+	for _, k := range order {
+		rs := ratios[k]
+		parts := make([]string, len(rs))
+		for i, r := range rs {
+			parts[i] = strconv.FormatFloat(r, 'f', 2, 64)
+		}
+		rate := "max"
+		if k.rate > 0 {
+			rate = strconv.FormatFloat(k.rate, 'f', -1, 64)
+		}
+		med := Median(func() []Result {
+			x := make([]Result, len(rs))
+			for i, r := range rs {
+				x[i].Throughput = r
+			}
+			return x
+		}()).Throughput
+		out = append(out, fmt.Sprintf("%s@%s/s sdk ÷ raw throughput per pair: %s, median %.2f", k.backend, rate, strings.Join(parts, " "), med))
+	}
 	return out
 }
