@@ -227,10 +227,7 @@ func assertOrdered(e *env, msgs []*broker.Message) {
 	e.t.Helper()
 	last := map[string]int{}
 	for i, m := range msgs {
-		var s int
-		if _, err := fmt.Sscan(m.Header(hdrKeySeq), &s); err != nil {
-			e.t.Fatalf("message %d has no %s header", i, hdrKeySeq)
-		}
+		s := keySeq(e, i, m)
 		prev, ok := last[m.Key]
 		if ok && s < prev && !m.Delivery.Redelivered {
 			e.t.Fatalf("key %q: message %d (per-key seq %d) arrived after seq %d", m.Key, i, s, prev)
@@ -252,13 +249,20 @@ func assertIncreasing(e *env, msgs []*broker.Message) {
 	e.t.Helper()
 	last := map[string]int{}
 	for i, m := range msgs {
-		var s int
-		if _, err := fmt.Sscan(m.Header(hdrKeySeq), &s); err != nil {
-			e.t.Fatalf("message %d has no %s header", i, hdrKeySeq)
-		}
+		s := keySeq(e, i, m)
 		if prev, ok := last[m.Key]; ok && s <= prev && !m.Delivery.Redelivered {
 			e.t.Fatalf("key %q: message %d (per-key seq %d) arrived after seq %d", m.Key, i, s, prev)
 		}
 		last[m.Key] = s
 	}
+}
+
+// keySeq is the per-key sequence number of message i.
+func keySeq(e *env, i int, m *broker.Message) int {
+	e.t.Helper()
+	var s int
+	if _, err := fmt.Sscan(m.Header(hdrKeySeq), &s); err != nil {
+		e.t.Fatalf("message %d has no %s header", i, hdrKeySeq)
+	}
+	return s
 }

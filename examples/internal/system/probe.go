@@ -105,7 +105,7 @@ func (p *Probe) observe(topic string, e eventmodels.Event, m *broker.Message) {
 		p.violation = append(p.violation, fmt.Sprintf("job %s: event %s (%s) arrived after the later event %s", job, env.EventID, env.EventType, last))
 	}
 	p.lastID[job] = env.EventID
-	to, ok := statusAfter(e)
+	to, ok := StatusAfter(e)
 	if !ok {
 		return
 	}
@@ -119,8 +119,9 @@ func (p *Probe) observe(topic string, e eventmodels.Event, m *broker.Message) {
 	p.status[job] = to
 }
 
-// statusAfter is the status a lifecycle event moves its job to.
-func statusAfter(e eventmodels.Event) (eventmodels.JobStatus, bool) {
+// StatusAfter is the status a lifecycle event moves its job to; false for
+// other events.
+func StatusAfter(e eventmodels.Event) (eventmodels.JobStatus, bool) {
 	switch v := e.(type) {
 	case *eventmodels.JobSubmitted:
 		return eventmodels.StatusSubmitted, true

@@ -11,6 +11,7 @@ import (
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
+	"github.com/cosmic-horizons/events/examples/internal/system"
 )
 
 // TestOrchestratorRestartResumesFromKafka: an orchestrator stopped with jobs
@@ -99,7 +100,7 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 		defer mu.Unlock()
 		id := e.Key()
 		step := e.Envelope().EventType
-		to := statusOf(e)
+		to, _ := system.StatusAfter(e)
 		if sc, ok := e.(*eventmodels.JobStatusChanged); ok {
 			step = fmt.Sprintf("%s %s→%s %.1f", step, sc.FromStatus, sc.ToStatus, sc.Progress)
 		}
@@ -126,24 +127,6 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 			t.Errorf("job %s ends %s in the log", id, st)
 		}
 	}
-}
-
-func statusOf(e eventmodels.Event) eventmodels.JobStatus {
-	switch v := e.(type) {
-	case *eventmodels.JobSubmitted:
-		return eventmodels.StatusSubmitted
-	case *eventmodels.JobQueued:
-		return eventmodels.StatusQueued
-	case *eventmodels.JobStatusChanged:
-		return v.ToStatus
-	case *eventmodels.JobCompleted:
-		return eventmodels.StatusCompleted
-	case *eventmodels.JobFailed:
-		return eventmodels.StatusFailed
-	case *eventmodels.JobCancelled:
-		return eventmodels.StatusCancelled
-	}
-	return ""
 }
 
 // waitFor polls cond every few milliseconds until it holds or ctx ends.
