@@ -31,6 +31,7 @@ type config struct {
 	jsonPath string
 	chart    string
 	cpuprof  string
+	replot   string
 }
 
 func (c *config) describe() string {
@@ -143,6 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		jsonPath  = fs.String("json", "", "write the results as JSON to this file (- for stdout)")
 		chart     = fs.String("chart", "", "sweep chart file, .png or .svg (default: the CSV's name with .png; none for no chart)")
 		quiet     = fs.Bool("quiet", false, "no live progress")
+		replot    = fs.String("replot", "", "draw the chart of a sweep CSV written earlier (to -chart, default the CSV's name with .png) and exit")
 		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of the runs (this process: the client side) to this file")
 	)
 	fs.Usage = func() {
@@ -158,7 +160,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	c := &config{cpuprof: *cpuprof, repeat: *repeat, embedded: *embedded, quiet: *quiet, csvPath: *csvPath, jsonPath: *jsonPath, chart: *chart}
+	c := &config{replot: *replot, cpuprof: *cpuprof, repeat: *repeat, embedded: *embedded, quiet: *quiet, csvPath: *csvPath, jsonPath: *jsonPath, chart: *chart}
 	switch *mode {
 	case "both":
 		c.modes = []string{benchcore.ModeRaw, benchcore.ModeSDK}
@@ -175,6 +177,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		if v < 1 {
 			return nil, fmt.Errorf("-%s %d: want at least 1", name, v)
 		}
+	}
+	if c.replot != "" {
+		if c.chart == "" || c.chart == "none" {
+			c.chart = strings.TrimSuffix(c.replot, filepath.Ext(c.replot)) + ".png"
+		}
+		if ext := strings.ToLower(filepath.Ext(c.chart)); ext != ".png" && ext != ".svg" {
+			return nil, fmt.Errorf("-chart %q: want a .png or .svg file", c.chart)
+		}
+		return c, nil
 	}
 	var err error
 	if *sweep != "" {

@@ -17,7 +17,8 @@
 // alone), so anyone can try it. -mode both runs raw and sdk alternately on
 // the same broker, each on a fresh topic (and a fresh embedded cluster), and
 // prints sdk ÷ raw. -repeat runs each configuration several times and
-// reports medians; -cpuprofile profiles the client side for pprof. It exits 3 when any run lost an event, 1 on other
+// reports medians; -cpuprofile profiles the client side for pprof; -replot
+// redraws the chart of a sweep CSV. It exits 3 when any run lost an event, 1 on other
 // errors, 2 on bad flags.
 package main
 
@@ -68,6 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, "eventbench:", err)
 		return exitUsage
+	}
+	if cfg.replot != "" {
+		return replot(cfg, stdout, stderr)
 	}
 	if !cfg.quiet {
 		cfg.session.Run.Progress = stderr
@@ -169,5 +173,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case failed || ctx.Err() != nil:
 		return exitError
 	}
+	return exitOK
+}
+
+// replot draws the chart of a sweep CSV written earlier.
+func replot(cfg *config, stdout, stderr io.Writer) int {
+	f, err := os.Open(cfg.replot)
+	if err != nil {
+		fmt.Fprintln(stderr, "eventbench:", err)
+		return exitError
+	}
+	defer f.Close()
+	rs, err := benchcore.ReadCSV(f)
+	if err == nil && len(rs) == 0 {
+		err = fmt.Errorf("%s holds no results", cfg.replot)
+	}
+	if err == nil {
+		title := fmt.Sprintf("eventbench %s: latency vs throughput (%s)", rs[0].Backend, benchcore.DescribeMachine())
+		err = benchcore.WriteChart(cfg.chart, title, rs)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "eventbench:", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, "wrote", cfg.chart)
 	return exitOK
 }

@@ -113,11 +113,21 @@ func TestRunSweepWritesChart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "s.svg")); err != nil {
 		t.Errorf("no chart: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(errOut.String(), "sent ") {
-		t.Errorf("no progress on stderr: %q", errOut.String())
-	}
 	if n := strings.Count(out.String(), "memory/sdk"); n != 2 {
 		t.Errorf("sweep table has %d memory/sdk lines, want 2:\n%s", n, out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"-replot", filepath.Join(dir, "s.csv")}, &out, &errOut); code != exitOK {
+		t.Fatalf("-replot: exit %d: %s", code, errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s.png")); err != nil {
+		t.Errorf("-replot wrote no PNG: %v\n%s", err, out.String())
+	}
+	if code := run(context.Background(), []string{"-replot", filepath.Join(dir, "missing.csv")}, &out, &errOut); code != exitError {
+		t.Errorf("-replot of a missing file: exit %d", code)
+	}
+	if !strings.Contains(errOut.String(), "sent ") {
+		t.Errorf("no progress on stderr: %q", errOut.String())
 	}
 }
 

@@ -21,8 +21,9 @@ var ErrChart = errors.New("benchcore: cannot draw chart")
 const minLatency = 0.001 // ms
 
 // WriteChart draws publish→consume latency (P50 dashed, P99 solid, log
-// scale) against achieved throughput, one pair of lines per mode, and
-// saves it to path as PNG or SVG (by extension).
+// scale) against achieved throughput, one pair of lines per mode joining
+// the steps in order of offered rate, and saves it to path as PNG or SVG
+// (by extension).
 func WriteChart(path, title string, results []Result) error {
 	ext := strings.ToLower(filepath.Ext(path))
 	if ext != ".png" && ext != ".svg" {
@@ -60,15 +61,9 @@ func WriteChart(path, title string, results []Result) error {
 				rs = append(rs, r)
 			}
 		}
-		slices.SortFunc(rs, func(a, b Result) int {
-			switch {
-			case a.Throughput < b.Throughput:
-				return -1
-			case a.Throughput > b.Throughput:
-				return 1
-			}
-			return 0
-		})
+		// In the order of the sweep (offered rate, "max" last): past
+		// saturation the line turns back on itself, which is the point.
+		slices.SortStableFunc(rs, func(a, b Result) int { return cmpOffered(a.OfferedRate, b.OfferedRate) })
 		col := palette[i%len(palette)]
 		for _, q := range []struct {
 			name   string
@@ -97,4 +92,19 @@ func WriteChart(path, title string, results []Result) error {
 		return fmt.Errorf("benchcore: save chart %s: %w", path, err)
 	}
 	return nil
+}
+
+// cmpOffered orders offered rates with 0 (as fast as possible) last.
+func cmpOffered(a, b float64) int {
+	switch {
+	case a == b:
+		return 0
+	case a == 0:
+		return 1
+	case b == 0:
+		return -1
+	case a < b:
+		return -1
+	}
+	return 1
 }
