@@ -112,3 +112,33 @@ func TestWriteChart(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectorPercentiles(t *testing.T) {
+	run := NewRunID()
+	c := NewCollector(run)
+	now := time.Now()
+	for i := 1; i <= 1000; i++ {
+		// Publish calls of 1..1000 µs; consumptions 1..1000 ms after their send.
+		c.Published(uint64(i), 1, now, time.Duration(i)*time.Microsecond, nil)
+		c.consumed(uint64(i), strconv.FormatInt(now.UnixNano(), 10), now.Add(time.Duration(i)*time.Millisecond))
+	}
+	pub, e2e := c.Latency()
+	p, e := LatencyOf(pub), LatencyOf(e2e)
+	near := func(name string, got, want float64) {
+		t.Helper()
+		if got < want*0.99 || got > want*1.01 {
+			t.Errorf("%s = %v ms, want %v ms ±1%%", name, got, want)
+		}
+	}
+	near("publish p50", p.P50, 0.5)
+	near("publish p99", p.P99, 0.99)
+	near("publish max", p.Max, 1)
+	near("e2e p50", e.P50, 500)
+	near("e2e p95", e.P95, 950)
+	near("e2e p99", e.P99, 990)
+	near("e2e max", e.Max, 1000)
+	near("e2e mean", e.Mean, 500.5)
+	if p.Count != 1000 || e.Count != 1000 {
+		t.Errorf("counts %d and %d, want 1000", p.Count, e.Count)
+	}
+}
