@@ -32,7 +32,9 @@ func TracingSystem(system string) TracingOption {
 // them) from the message headers, and starts a span named "process <topic>"
 // of kind consumer that links to the producer's span; when ctx carries no
 // span of its own, the producer's span is also its parent, so the trace
-// runs on from publisher to handler. The handler's ctx carries the span
+// runs on from publisher to handler. The attributes are set right after the
+// span starts, and only on spans that record (samplers see the span name,
+// kind and link). The handler's ctx carries the span
 // (and the extracted baggage), so events the handler publishes through a
 // Bus continue the trace.
 //
@@ -68,42 +70,26 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, opts .
 	system := attribute.String(string(semconv.MessagingSystemKey), cfg.system)
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
-			created := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.MapCarrier(m.Headers)))
-			parent := ctx
-			if !trace.SpanContextFromContext(ctx).IsValid() {
-				// No ambient span (the usual case): continue the producer's
-				// trace, with its baggage.
-				parent = prop.Extract(ctx, propagation.MapCarrier(m.Headers))
+			// One extraction serves both the link and, when ctx carries no
+			// span of its own (the usual case), the parent: the producer's
+			// trace continues, with its baggage.
+			extracted := prop.Extract(ctx, propagation.MapCarrier(m.Headers))
+			created := trace.SpanContextFromContext(extracted)
+			parent := extracted
+			if trace.SpanContextFromContext(ctx).IsValid() {
+				parent = ctx
 			}
-			attrs := make([]attribute.KeyValue, 0, 13)
-			attrs = append(attrs, system,
-				semconv.MessagingOperationName("process"),
-				semconv.MessagingOperationTypeProcess,
-				semconv.MessagingDestinationName(m.Topic),
-				semconv.MessagingMessageBodySize(len(m.Body)),
-			)
-			if m.Delivery.Group != "" {
-				attrs = append(attrs, semconv.MessagingConsumerGroupName(m.Delivery.Group))
-			}
-			if id := m.Header(HeaderID); id != "" {
-				attrs = append(attrs, semconv.MessagingMessageID(id))
-			}
-			if typ := m.Header(HeaderType); typ != "" {
-				attrs = append(attrs, semconv.CloudEventsEventType(typ))
-			}
-			if m.Key != "" {
-				attrs = append(attrs, semconv.MessagingKafkaMessageKey(m.Key))
-			}
-			if m.Delivery.Partition >= 0 && m.Delivery.Offset >= 0 {
-				attrs = append(attrs,
-					semconv.MessagingDestinationPartitionID(strconv.Itoa(int(m.Delivery.Partition))),
-					semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
-			}
-			sopts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
+			sopts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 			if created.IsValid() {
 				sopts = append(sopts, trace.WithLinks(trace.Link{SpanContext: created}))
 			}
 			ctx, span := tracer.Start(parent, "process "+m.Topic, sopts...)
+			if span.IsRecording() {
+				// Attributes cost allocations: build them only for spans
+				// that are kept (not for the no-op provider or spans the
+				// sampler dropped).
+				span.SetAttributes(spanAttributes(system, m)...)
+			}
 			defer span.End()
 			err := next(ctx, m)
 			if err != nil {
@@ -114,6 +100,35 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, opts .
 			return err
 		}
 	}
+}
+
+// spanAttributes are the messaging attributes of m's consumer span.
+func spanAttributes(system attribute.KeyValue, m *Message) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 13)
+	attrs = append(attrs, system,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingDestinationName(m.Topic),
+		semconv.MessagingMessageBodySize(len(m.Body)),
+	)
+	if m.Delivery.Group != "" {
+		attrs = append(attrs, semconv.MessagingConsumerGroupName(m.Delivery.Group))
+	}
+	if id := m.Header(HeaderID); id != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(id))
+	}
+	if typ := m.Header(HeaderType); typ != "" {
+		attrs = append(attrs, semconv.CloudEventsEventType(typ))
+	}
+	if m.Key != "" {
+		attrs = append(attrs, semconv.MessagingKafkaMessageKey(m.Key))
+	}
+	if m.Delivery.Partition >= 0 && m.Delivery.Offset >= 0 {
+		attrs = append(attrs,
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(m.Delivery.Partition))),
+			semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
+	}
+	return attrs
 }
 
 // SpanHook records the pipeline's steps on the span in the handler's ctx

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
@@ -13,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 func newTracer(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
@@ -234,5 +236,27 @@ func TestSpanHookDiscardAndDuplicate(t *testing.T) {
 	s := spanNamed(t, rec, "s")
 	if len(s.Events()) != 2 || s.Events()[0].Name != "duplicate" || s.Events()[1].Name != "discard" || s.Status().Code != codes.Error {
 		t.Fatalf("events %v, status %v", s.Events(), s.Status())
+	}
+}
+
+// BenchmarkTracingNoopProvider is the middleware's cost when the application
+// installed no OpenTelemetry SDK (the default): one trace-context extraction,
+// no attributes.
+func BenchmarkTracingNoopProvider(b *testing.B) {
+	bus, err := broker.NewBus(discardPublisher{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := bus.Message(context.Background(), eventmodels.NewJobQueued("u", "job-1", "batch", 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Delivery = broker.Delivery{Group: "g", Partition: 3, Offset: 42, Attempt: 1}
+	h := broker.Tracing(noop.NewTracerProvider(), nil)(func(context.Context, *broker.Message) error { return nil })
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h(context.Background(), m); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
