@@ -119,9 +119,11 @@ func (b *Bus) Publish(ctx context.Context, events ...eventmodels.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	ctx, span := b.tracer.Start(ctx, "publish", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("messaging.system", defaultMessagingSystem), attribute.Int("messaging.batch.message_count", len(events))))
+	ctx, span := b.tracer.Start(ctx, "publish", trace.WithSpanKind(trace.SpanKindProducer))
 	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.system", defaultMessagingSystem), attribute.Int("messaging.batch.message_count", len(events)))
+	}
 	msgs := make([]*Message, len(events))
 	for i, e := range events {
 		m, err := b.Message(ctx, e)
