@@ -195,22 +195,33 @@ func (x *Metrics) OnDuplicate(ctx context.Context, m *Message) {
 	x.duplicates.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
+// failedIndexes returns the indexes of the messages a *PublishError names,
+// or nil when err is not one. (Kept out of OnPublished so that the error
+// target does not escape to the heap on every successful call.)
+func failedIndexes(err error) map[int]bool {
+	var pe *PublishError
+	if !errors.As(err, &pe) {
+		return nil
+	}
+	failed := make(map[int]bool, len(pe.Failed))
+	for _, f := range pe.Failed {
+		failed[f.Index] = true
+	}
+	return failed
+}
+
 // OnPublished implements HookPublished. Each message counts as published,
 // or as failed when err is a *PublishError naming it (or any other error:
 // then the whole call failed). The duration is recorded once per call and
 // topic, with the event type when all its messages on that topic share one.
 func (x *Metrics) OnPublished(ctx context.Context, msgs []*Message, took time.Duration, err error) {
-	var failed map[int]bool
-	var pe *PublishError
-	if err != nil && errors.As(err, &pe) {
-		failed = make(map[int]bool, len(pe.Failed))
-		for _, f := range pe.Failed {
-			failed[f.Index] = true
-		}
+	var failed map[int]bool // nil when err names no message: all failed
+	if err != nil {
+		failed = failedIndexes(err)
 	}
 	for i, m := range msgs {
 		o := x.attrs(attrKey{topic: m.Topic, typ: m.Header(HeaderType)})
-		if err == nil || (pe != nil && !failed[i]) {
+		if err == nil || (failed != nil && !failed[i]) {
 			x.published.Add(ctx, 1, o.add...)
 		} else {
 			x.publishFailed.Add(ctx, 1, o.add...)
