@@ -16,7 +16,9 @@ import (
 // Health implements broker.HealthChecker. It reports:
 //
 //   - "brokers": the brokers in the cluster metadata and whether each
-//     answers (unhealthy if none does, degraded if some do not);
+//     answers (unhealthy if none does, degraded if some do not, or if the
+//     metadata lists fewer brokers than Config.Brokers names: Kafka drops
+//     a dead broker from its metadata, so a lost broker shows only there);
 //   - "controller": whether the cluster has an active controller;
 //   - "topic:<name>": for every topic this backend subscribed to, whether
 //     it exists;
@@ -56,7 +58,7 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 		rep.Status = broker.Worst(statuses(rep.Checks)...)
 		return rep, nil
 	}
-	add(brokerCheck(ctx, client, cl.brokers))
+	add(brokerCheck(ctx, client, cl.brokers, distinct(b.cfg.Brokers)))
 	if cl.ctrl >= 0 {
 		add(check("controller", eventmodels.HealthHealthy, float64(cl.ctrl), "broker %d", cl.ctrl))
 	} else {
@@ -111,7 +113,9 @@ func statuses(cs []eventmodels.HealthCheck) []eventmodels.HealthStatus {
 }
 
 // brokerCheck connects to every broker of the metadata.
-func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Broker) eventmodels.HealthCheck {
+// configured is the number of distinct bootstrap addresses: a metadata
+// with fewer brokers means some have left the cluster.
+func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Broker, configured int) eventmodels.HealthCheck {
 	var down []string
 	for _, br := range brokers {
 		if b, err := client.Broker(br.ID()); err == nil {
@@ -138,6 +142,8 @@ func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Br
 		return check("brokers", eventmodels.HealthUnhealthy, float64(up), "no broker reachable: %s", strings.Join(down, "; "))
 	case len(down) > 0:
 		return check("brokers", eventmodels.HealthDegraded, float64(up), "%d of %d reachable; down: %s", up, len(brokers), strings.Join(down, "; "))
+	case len(brokers) < configured:
+		return check("brokers", eventmodels.HealthDegraded, float64(up), "%d of %d reachable, but %d bootstrap brokers are configured: the cluster metadata lost %d", up, len(brokers), configured, configured-len(brokers))
 	}
 	return check("brokers", eventmodels.HealthHealthy, float64(up), "%d of %d reachable", up, len(brokers))
 }
@@ -269,3 +275,12 @@ func sortedKeys[K string | int32, V any](m map[K]V) []K {
 // noError reports whether a sarama error field means success (sarama
 // stores ErrNoError, a non-nil KError, in result structs).
 func noError(err error) bool { return err == nil || errors.Is(err, sarama.ErrNoError) }
+
+// distinct counts the distinct addresses of addrs.
+func distinct(addrs []string) int {
+	seen := make(map[string]struct{}, len(addrs))
+	for _, a := range addrs {
+		seen[a] = struct{}{}
+	}
+	return len(seen)
+}

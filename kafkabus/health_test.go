@@ -126,3 +126,35 @@ func TestHealthWithBrokerDown(t *testing.T) {
 		t.Errorf("brokers check %+v", c)
 	}
 }
+
+// TestHealthNoticesABrokerLeavingTheMetadata: Kafka drops a dead broker
+// from its metadata, so "every broker in the metadata answers" stays true;
+// Health compares with the configured bootstrap brokers instead.
+func TestHealthNoticesABrokerLeavingTheMetadata(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	b := newBackend(t, cluster)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := b.Health(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := checkNamed(rep, "brokers"); c.Status != eventmodels.HealthHealthy {
+		t.Fatalf("brokers check before the removal: %+v", c)
+	}
+	// The lowest ID: kfake does not re-elect a removed controller (the
+	// highest ID).
+	if err := cluster.RemoveBroker(cluster.BrokerIDs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err = b.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := checkNamed(rep, "brokers")
+	if c.Status != eventmodels.HealthDegraded || !strings.Contains(c.Message, "3 bootstrap brokers") {
+		t.Fatalf("brokers check after a broker left: %+v, want degraded naming the 3 configured brokers", c)
+	}
+	if rep.Status == eventmodels.HealthHealthy {
+		t.Errorf("overall status healthy with a broker gone: %+v", rep.Checks)
+	}
+}

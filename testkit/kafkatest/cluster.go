@@ -284,6 +284,11 @@ func (c *Cluster) ShuffleLeaders() {
 // (epochs bumped), and group coordinators are re-hashed over the remaining
 // brokers. No data is lost, since replication in kfake is cosmetic. The
 // last broker cannot be removed.
+//
+// kfake does not elect a new controller: the controller is the broker with
+// the highest ID, and once it is removed the cluster reports no controller
+// for good (admin requests that need one fail). Remove a lower ID (e.g.
+// BrokerIDs()[0]) unless that is what the test is about.
 func (c *Cluster) RemoveBroker(id int32) error {
 	return c.admin(func() error {
 		if err := c.kf.RemoveNode(id); err != nil {
