@@ -1,0 +1,95 @@
+package platform
+
+import (
+	"context"
+	"flag"
+	"slices"
+	"testing"
+
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/testkit/rabbittest"
+)
+
+func TestRegisterFlags(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "env1:9092, env2:9092")
+	t.Setenv("AMQP_URLS", "")
+	var o Options
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	o.RegisterFlags(fs)
+	if !slices.Equal(o.KafkaBrokers, []string{"env1:9092", "env2:9092"}) || o.AMQPURLs != nil {
+		t.Fatalf("from the environment: %+v", o)
+	}
+	if err := fs.Parse([]string{"--kafka-brokers", "a:1,,b:2 ", "--amqp-urls", "amqp://u:p@h:5672/"}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.KafkaBrokers, []string{"a:1", "b:2"}) || !slices.Equal(o.AMQPURLs, []string{"amqp://u:p@h:5672/"}) {
+		t.Fatalf("flags override the environment: %+v", o)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	got := redact([]string{"amqp://guest:secret@10.0.0.1:5672/vh", "amqp://10.0.0.2:5672/", "amqps://user@h/"})
+	want := []string{"amqp://guest:***@10.0.0.1:5672/vh", "amqp://10.0.0.2:5672/", "amqps://user@h/"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("redact = %v, want %v", got, want)
+	}
+}
+
+// TestOpenPaths: each configuration opens both paths, and events published
+// on the durable bus are readable by its Replayer.
+func TestOpenPaths(t *testing.T) {
+	cases := map[string]func(t *testing.T) Options{
+		"memory only":               func(*testing.T) Options { return Options{MemoryOnly: true} },
+		"embedded Kafka + memory":   func(*testing.T) Options { return Options{} },
+		"embedded Kafka + RabbitMQ": func(t *testing.T) Options { return Options{AMQPURLs: []string{rabbittest.URL(t)}} },
+	}
+	for name, opts := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			o := opts(t)
+			p, err := Open(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := p.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
+			if p.Durable == nil || p.Realtime == nil || p.DurableBackend == nil || p.RealtimeBackend == nil || p.Replayer == nil || p.Signals == nil {
+				t.Fatalf("a path is missing: %+v", p)
+			}
+			if o.MemoryOnly != (p.Embedded == nil) {
+				t.Errorf("embedded cluster %v with MemoryOnly %v", p.Embedded != nil, o.MemoryOnly)
+			}
+			if len(p.Health) != 2 {
+				t.Errorf("health checkers %v, want one per path", p.Health)
+			}
+			e := eventmodels.NewJobQueued("u", "job-1", "batch", 1)
+			if err := p.Durable.Publish(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			if err := p.Replayer.Replay(ctx, eventmodels.TopicJobLifecycle, func(ctx context.Context, m *broker.Message) error {
+				got = append(got, m.Key)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, []string{"job-1"}) {
+				t.Errorf("replayed %v, want the one event published", got)
+			}
+		})
+	}
+}
+
+func TestMainBadFlags(t *testing.T) {
+	svc := Service{Name: "t"}
+	if code := Main(svc, []string{"--log-level", "loud"}); code != 2 {
+		t.Errorf("bad --log-level: exit %d, want 2", code)
+	}
+	if code := Main(svc, []string{"--no-such-flag"}); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}
