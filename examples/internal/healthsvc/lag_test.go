@@ -84,6 +84,24 @@ func TestLagAlertPausedConsumer(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatalf("only %d of %d messages handled", handled.Load(), total)
 	}
+	// A handler's return is acknowledged (and the group's position moves)
+	// just after: wait for the backend to report the backlog gone.
+	deadline := time.Now().Add(waitTimeout)
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+	for {
+		hr, err := b.Health(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hr.TotalLag(group, topic) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lag still %d after every message was handled", hr.TotalLag(group, topic))
+		}
+		<-poll.C
+	}
 	var cleared []healthsvc.Alert
 	for i := range 3 {
 		rep := check(t, s)
