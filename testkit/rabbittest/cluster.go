@@ -66,9 +66,13 @@ type clusterConfig struct {
 	dir   string
 }
 
+// clusterLockWait bounds the wait for another test's hold on the cluster.
+const clusterLockWait = 5 * time.Minute
+
 // Cluster returns the cluster described by AMQP_CLUSTER_URLS,
 // AMQP_CLUSTER_NODES and RABBIT_CLUSTER_DIR after checking that every node
-// answers. It skips the test when AMQP_CLUSTER_URLS is unset, or fails it
+// answers. The test holds the cluster alone until its end: a cluster test
+// of another package (go test runs packages in parallel) waits for it. It skips the test when AMQP_CLUSTER_URLS is unset, or fails it
 // when the CI environment variable is non-empty. At t.Cleanup it starts
 // again every node the test killed and left down, then deletes the names
 // handed out by [ClusterFixture.Name] as [New] does.
@@ -89,6 +93,13 @@ func newCluster(t testing.TB, getenv func(string) string) *ClusterFixture {
 	default:
 		t.Fatalf("rabbittest: %v", err)
 	}
+	// One cluster test at a time, across the packages go test runs in
+	// parallel: a test that kills nodes must not overlap another's.
+	unlock, err := lockCluster(cfg.dir, clusterLockWait)
+	if err != nil {
+		t.Fatalf("rabbittest: %v", err)
+	}
+	t.Cleanup(unlock) // registered first: runs last, after the restore
 	ctx := context.Background()
 	for _, u := range cfg.urls {
 		if err := probe(ctx, u, envProbeTimeout); err != nil {
