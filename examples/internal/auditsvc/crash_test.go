@@ -12,6 +12,7 @@ import (
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 // Crash safety: the service is stopped mid-stream without a drain — its
@@ -104,8 +105,8 @@ func TestCrashMidStreamThenRestart(t *testing.T) {
 	// Second run: same directory, same group.
 	s2 := e.service(t, auditsvc.Config{})
 	e.subscribe(t, s2, "audit")
-	waitFor(t, "every event in the trail", func() bool { return s2.Stats().Records == len(evs) })
-	waitFor(t, "the group caught up", func() bool { return lagOf(t, e, "audit") == 0 })
+	testkit.Eventually(bounded(t), t, "every event in the trail", func() bool { return s2.Stats().Records == len(evs) })
+	testkit.Eventually(bounded(t), t, "the group caught up", func() bool { return lagOf(t, e, "audit") == 0 })
 
 	// Some appends of the first run were cut off by the cancellation while
 	// waiting for their fsync: in the trail, but not counted as recorded by

@@ -29,6 +29,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // timeout bounds every wait; nothing sleeps to synchronise.
 const timeout = 30 * time.Second
 
+// bounded returns a ctx that ends after timeout, for testkit.Eventually.
+func bounded(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // env is a memory broker with a Bus publishing Avro through it.
 type env struct {
 	b   *memory.Broker
@@ -92,20 +100,6 @@ func (e *env) publish(t *testing.T, evs ...eventmodels.Event) {
 	t.Helper()
 	if err := e.bus.Publish(context.Background(), evs...); err != nil {
 		t.Fatalf("Publish: %v", err)
-	}
-}
-
-// waitFor waits until cond holds, or fails the test after timeout.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
 	}
 }
 

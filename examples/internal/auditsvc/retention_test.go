@@ -11,6 +11,7 @@ import (
 
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
 	"github.com/cosmic-horizons/events/examples/internal/audittrail"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 // Segments older than the retention (90 days by default) are removed whole
@@ -25,7 +26,7 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 		evs := platformEvents(seed, 1)[:4]
 		want := s.Consumed() + int64(len(evs))
 		e.publish(t, evs...)
-		waitFor(t, "batch recorded", func() bool { return s.Consumed() == want })
+		testkit.Eventually(bounded(t), t, "batch recorded", func() bool { return s.Consumed() == want })
 		return audittrail.JobIDOf(evs[0])
 	}
 	oldJob := batch(21)
@@ -42,7 +43,7 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.RunRetention(ctx, time.Hour) }() // prunes at once, then hourly
-	waitFor(t, "the first prune", func() bool { return s.Stats().PrunedSegments == 1 })
+	testkit.Eventually(bounded(t), t, "the first prune", func() bool { return s.Stats().PrunedSegments == 1 })
 	cancel()
 	select {
 	case err := <-done:

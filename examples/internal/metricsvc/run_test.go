@@ -34,22 +34,6 @@ func waitCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// eventually waits until cond holds, checking it every few milliseconds,
-// or fails the test at ctx's deadline. It waits for a consumer on another
-// goroutine to catch up with a known target, which it has no channel for.
-func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
 // gate holds the publish of one event type of one job until released, so a
 // test can cancel the job at a known point.
 type gate struct {
@@ -278,7 +262,7 @@ func TestOrchestratorRun(t *testing.T) {
 
 	// Truth from the captured events.
 	total := int(orch.Stats().Published.Load())
-	eventually(ctx, t, "captures complete", func() bool {
+	testkit.Eventually(ctx, t, "captures complete", func() bool {
 		return captures[eventmodels.TopicJobLifecycle].Count()+captures[eventmodels.TopicJobMetrics].Count() >= total
 	})
 	tr := computeTruth(t, captures[eventmodels.TopicJobLifecycle].Events(), captures[eventmodels.TopicJobMetrics].Events())
@@ -293,7 +277,7 @@ func TestOrchestratorRun(t *testing.T) {
 		}
 	}
 
-	eventually(ctx, t, "metricsvc consumed everything", func() bool { return svc.Summary().Events == int64(total) })
+	testkit.Eventually(ctx, t, "metricsvc consumed everything", func() bool { return svc.Summary().Events == int64(total) })
 	sum := svc.Summary()
 	wantStates := map[string]int{}
 	for _, v := range views {
@@ -334,7 +318,7 @@ func TestOrchestratorRun(t *testing.T) {
 	if err := mem.Publish(ctx, all...); err != nil {
 		t.Fatal(err)
 	}
-	eventually(ctx, t, "duplicates counted", func() bool { return svc.Summary().Duplicates == int64(len(all)) })
+	testkit.Eventually(ctx, t, "duplicates counted", func() bool { return svc.Summary().Duplicates == int64(len(all)) })
 	again := svc.Summary()
 	again.Duplicates = sum.Duplicates
 	if !reflect.DeepEqual(again, sum) {
@@ -342,7 +326,7 @@ func TestOrchestratorRun(t *testing.T) {
 	}
 
 	// Lag as the broker reports it, once the group committed everything.
-	eventually(ctx, t, "metricsvc lag 0", func() bool {
+	testkit.Eventually(ctx, t, "metricsvc lag 0", func() bool {
 		if err := svc.RefreshLag(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -28,21 +28,6 @@ func waitCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// eventually waits until cond holds, checking it every few milliseconds,
-// or fails the test with what when ctx ends.
-func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 // env is a memory broker with a durable bus and a decoder over it.
 type env struct {
 	mem *memory.Broker

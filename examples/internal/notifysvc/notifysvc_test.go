@@ -79,7 +79,7 @@ func TestTwoHundredJobs(t *testing.T) {
 	}
 
 	channels := []eventmodels.Channel{eventmodels.ChannelWebhook, eventmodels.ChannelLog, eventmodels.ChannelPush}
-	eventually(ctx, t, "a delivery per job and channel", func() bool {
+	testkit.Eventually(ctx, t, "a delivery per job and channel", func() bool {
 		st := svc.Stats()
 		return st.Delivered[eventmodels.ChannelWebhook] == jobs && st.Delivered[eventmodels.ChannelLog] == jobs && st.Delivered[eventmodels.ChannelPush] == jobs
 	})
@@ -97,7 +97,7 @@ func TestTwoHundredJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(ctx, t, "every redelivery ignored by every channel", func() bool { return sum(svc.Stats().Duplicates) == jobs*int64(len(channels)) })
+	testkit.Eventually(ctx, t, "every redelivery ignored by every channel", func() bool { return sum(svc.Stats().Duplicates) == jobs*int64(len(channels)) })
 
 	st := svc.Stats()
 	for _, c := range channels {
@@ -218,7 +218,7 @@ func TestChannelFailureRetriesOnlyThatChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := int64(len(evs))
-	eventually(ctx, t, "every sms delivered", func() bool { return svc.Stats().Delivered[eventmodels.ChannelSMS] == n })
+	testkit.Eventually(ctx, t, "every sms delivered", func() bool { return svc.Stats().Delivered[eventmodels.ChannelSMS] == n })
 	st := svc.Stats()
 	if st.Failed[eventmodels.ChannelSMS] != n || st.Delivered[eventmodels.ChannelPush] != n || st.Duplicates[eventmodels.ChannelPush] != n ||
 		st.Duplicates[eventmodels.ChannelSMS] != 0 || st.Emitted != 2*n {
@@ -273,7 +273,7 @@ func TestWebhookDeadLetter(t *testing.T) {
 			if err := dlq.WaitFor(ctx, len(evs)); err != nil {
 				t.Fatal(err)
 			}
-			eventually(ctx, t, "stats to count every dead letter", func() bool {
+			testkit.Eventually(ctx, t, "stats to count every dead letter", func() bool {
 				return svc.Stats().DeadLettered[eventmodels.ChannelWebhook] == int64(len(evs))
 			})
 			st := svc.Stats()

@@ -12,6 +12,7 @@ import (
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
 	"github.com/cosmic-horizons/events/examples/internal/system"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 // TestOrchestratorRestartResumesFromKafka: an orchestrator stopped with jobs
@@ -50,7 +51,7 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, ctx, "every job past submitted on A", func() bool {
+	testkit.Eventually(ctx, t, "every job past submitted on A", func() bool {
 		for _, j := range a.List() {
 			if j.Status == eventmodels.StatusSubmitted {
 				return false
@@ -125,20 +126,6 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 	for id, st := range status {
 		if !st.Terminal() {
 			t.Errorf("job %s ends %s in the log", id, st)
-		}
-	}
-}
-
-// waitFor polls cond every few milliseconds until it holds or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }
