@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
 )
@@ -52,10 +54,8 @@ func main() {
 			go func() { _ = svc.RunRetention(rctx, time.Hour) }()
 			return svc.HTTPHandler(), func(context.Context) error {
 				stopRetention()
-				for _, c := range cs { // consumers first: the handler needs the trail to ack
-					_ = c.Close()
-				}
-				return svc.Close()
+				// Consumers first: the handler needs the trail to ack.
+				return errors.Join(broker.CloseAll(cs...), svc.Close())
 			}, nil
 		},
 	}, os.Args[1:]))

@@ -51,18 +51,8 @@ func main() {
 			}()
 			return svc.HTTPHandler(), func(context.Context) error {
 				stopLag()
-				return closeConsumers(cs)
+				return broker.CloseAll(cs...)
 			}, nil
 		},
 	}, os.Args[1:]))
-}
-
-func closeConsumers(cs []broker.Consumer) error {
-	var first error
-	for _, c := range cs {
-		if err := c.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }

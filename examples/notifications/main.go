@@ -63,10 +63,7 @@ func start(ctx context.Context, p *platform.Platform, log *slog.Logger, group, p
 	var consumers []broker.Consumer
 	var svc *notifysvc.Service
 	stop := func(context.Context) error {
-		for _, c := range consumers {
-			_ = c.Close()
-		}
-		var errs []error
+		errs := []error{broker.CloseAll(consumers...)}
 		if svc != nil {
 			errs = append(errs, svc.Close())
 		}

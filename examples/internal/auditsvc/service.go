@@ -329,21 +329,12 @@ func (s *Service) withTrail(fn func(tr *audittrail.Trail) error) error {
 // concurrency handler goroutines per topic (per-key order is kept) and
 // failed messages dead-lettered. On error it closes the consumers it made.
 func (s *Service) Subscribe(ctx context.Context, sub broker.Subscriber, group string, concurrency int) ([]broker.Consumer, error) {
-	h := s.Handler()
-	var out []broker.Consumer
-	for _, topic := range s.cfg.Topics {
-		c, err := sub.Subscribe(ctx, broker.Subscription{
-			Topic: topic, Group: group, Concurrency: concurrency, OnFailure: broker.OnFailureDeadLetter,
-		}, h)
-		if err != nil {
-			for _, c := range out {
-				_ = c.Close()
-			}
-			return nil, fmt.Errorf("auditsvc: subscribe %s: %w", topic, err)
-		}
-		out = append(out, c)
+	cs, err := broker.SubscribeTopics(ctx, sub, s.cfg.Topics,
+		broker.Subscription{Group: group, Concurrency: concurrency, OnFailure: broker.OnFailureDeadLetter}, s.Handler())
+	if err != nil {
+		return nil, fmt.Errorf("auditsvc: %w", err)
 	}
-	return out, nil
+	return cs, nil
 }
 
 // Stats are the service's counters and the state of its trail.

@@ -235,17 +235,10 @@ func (d *Dashboard) Subscribe(ctx context.Context, realtime broker.Subscriber) (
 		d.Observe(e)
 		return nil
 	})
-	var out []broker.Consumer
-	for _, topic := range []string{eventmodels.TopicJobLifecycle, eventmodels.TopicNotifications} {
-		c, err := realtime.Subscribe(ctx, broker.Subscription{Topic: topic, Group: "dashboard", Ephemeral: true,
-			OnFailure: broker.OnFailureDiscard, Retry: broker.RetryPolicy{MaxAttempts: 1}}, h)
-		if err != nil {
-			for _, c := range out {
-				_ = c.Close()
-			}
-			return nil, fmt.Errorf("dashboard: subscribe %s: %w", topic, err)
-		}
-		out = append(out, c)
+	out, err := broker.SubscribeTopics(ctx, realtime, []string{eventmodels.TopicJobLifecycle, eventmodels.TopicNotifications},
+		broker.Subscription{Group: "dashboard", Ephemeral: true, OnFailure: broker.OnFailureDiscard, Retry: broker.RetryPolicy{MaxAttempts: 1}}, h)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
 	}
 	d.mu.Lock()
 	d.consumers = append(d.consumers, out...)

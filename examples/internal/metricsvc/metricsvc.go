@@ -114,18 +114,12 @@ func (s *Service) Handler() broker.Handler {
 
 // Subscribe subscribes Handler to job-lifecycle and job-metrics as group.
 func (s *Service) Subscribe(ctx context.Context, sub broker.Subscriber, group string, concurrency int) ([]broker.Consumer, error) {
-	var out []broker.Consumer
-	for _, topic := range []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics} {
-		c, err := sub.Subscribe(ctx, broker.Subscription{Topic: topic, Group: group, Concurrency: concurrency}, s.Handler())
-		if err != nil {
-			for _, c := range out {
-				_ = c.Close()
-			}
-			return nil, fmt.Errorf("metricsvc: subscribe %s: %w", topic, err)
-		}
-		out = append(out, c)
+	cs, err := broker.SubscribeTopics(ctx, sub, []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics},
+		broker.Subscription{Group: group, Concurrency: concurrency}, s.Handler())
+	if err != nil {
+		return nil, fmt.Errorf("metricsvc: %w", err)
 	}
-	return out, nil
+	return cs, nil
 }
 
 // Observe counts one event (once per event ID).

@@ -225,12 +225,7 @@ func (s *Service) Close() error {
 	cs := s.consumers
 	s.consumers = nil
 	s.mu.Unlock()
-	var errs []error
-	for _, c := range cs {
-		if err := c.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs := []error{broker.CloseAll(cs...)}
 	for _, c := range s.cfg.Channels {
 		if cl, ok := c.(io.Closer); ok {
 			if err := cl.Close(); err != nil {

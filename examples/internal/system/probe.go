@@ -43,21 +43,17 @@ func NewProbe() *Probe {
 
 // Subscribe consumes job-lifecycle and job-metrics as group.
 func (p *Probe) Subscribe(ctx context.Context, sub broker.Subscriber, dec *broker.Decoder, group string) ([]broker.Consumer, error) {
-	var out []broker.Consumer
-	for _, topic := range []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics} {
-		c, err := sub.Subscribe(ctx, broker.Subscription{Topic: topic, Group: group, Concurrency: 8},
-			broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
-				m, _ := broker.MessageFromContext(ctx)
-				p.observe(topic, e, m)
-				return nil
-			}))
-		if err != nil {
-			closeAll(out)
-			return nil, fmt.Errorf("probe: subscribe %s: %w", topic, err)
-		}
-		out = append(out, c)
+	cs, err := broker.SubscribeTopics(ctx, sub, []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics},
+		broker.Subscription{Group: group, Concurrency: 8},
+		broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
+			m, _ := broker.MessageFromContext(ctx)
+			p.observe(m.Topic, e, m)
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
 	}
-	return out, nil
+	return cs, nil
 }
 
 // SubscribeRealtime counts the lifecycle events of the real-time path with
@@ -173,10 +169,4 @@ func (p *Probe) Report() ProbeReport {
 	r.LatencyP50, r.LatencyP95, r.LatencyP99 = us(50), us(95), us(99)
 	r.LatencyMax = time.Duration(p.latency.Max()) * time.Microsecond
 	return r
-}
-
-func closeAll(cs []broker.Consumer) {
-	for _, c := range cs {
-		_ = c.Close()
-	}
 }

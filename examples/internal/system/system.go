@@ -241,7 +241,7 @@ func (s *System) Stop(ctx context.Context) {
 	if s.Services.Orchestrator != nil {
 		_ = s.Services.Orchestrator.Shutdown(ctx)
 	}
-	closeAll(s.consumers)
+	_ = broker.CloseAll(s.consumers...)
 	s.consumers = nil
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		_ = s.closers[i]()
