@@ -1,6 +1,7 @@
 package system
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -97,7 +98,7 @@ func (p *Probe) observe(topic string, e eventmodels.Event, m *broker.Message) {
 	if topic != eventmodels.TopicJobLifecycle {
 		return
 	}
-	if last, ok := p.lastID[job]; ok && env.EventID.String() < last.String() {
+	if last, ok := p.lastID[job]; ok && bytes.Compare(env.EventID[:], last[:]) < 0 {
 		p.violation = append(p.violation, fmt.Sprintf("job %s: event %s (%s) arrived after the later event %s", job, env.EventID, env.EventType, last))
 	}
 	p.lastID[job] = env.EventID
