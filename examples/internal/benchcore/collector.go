@@ -106,18 +106,20 @@ func (c *Collector) ConsumedString(id, sent string) {
 	c.consumed(seq, sent, now)
 }
 
+// consumed counts event seq once; its latency is recorded before it
+// counts, so a run that ends on the count has every sample. A duplicate's
+// latency says nothing about the path and is not recorded.
 func (c *Collector) consumed(seq uint64, sent string, now time.Time) {
-	if c.ledger.Consumed(seq) {
-		return // a duplicate: its latency says nothing about the path
-	}
-	c.lastConsume.Store(now.UnixNano())
-	if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
-		d := now.Sub(time.Unix(0, ns))
-		if ns >= c.measureFrom.Load() {
-			c.e2e.Record(d)
+	c.ledger.ConsumedFirst(seq, func() {
+		c.lastConsume.Store(now.UnixNano())
+		if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
+			d := now.Sub(time.Unix(0, ns))
+			if ns >= c.measureFrom.Load() {
+				c.e2e.Record(d)
+			}
+			c.e2eWin.Record(d)
 		}
-		c.e2eWin.Record(d)
-	}
+	})
 }
 
 // LastConsume returns when the latest event was first consumed (zero time

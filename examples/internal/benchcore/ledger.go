@@ -101,7 +101,13 @@ func (l *Ledger) Failed(seq uint64) { l.failedN.Add(1) }
 
 // Consumed records that a subscriber received event seq, and reports
 // whether it had received it before (a duplicate).
-func (l *Ledger) Consumed(seq uint64) (duplicate bool) {
+func (l *Ledger) Consumed(seq uint64) (duplicate bool) { return l.ConsumedFirst(seq, nil) }
+
+// ConsumedFirst is Consumed that, for a first consumption, runs first (if
+// not nil) before the event counts as consumed: whoever waits for the
+// count (the end of a run) then also sees what first recorded, such as
+// the event's latency.
+func (l *Ledger) ConsumedFirst(seq uint64, first func()) (duplicate bool) {
 	was, ok := l.consumed.set(seq)
 	if !ok {
 		l.outOfRangeN.Add(1)
@@ -110,6 +116,9 @@ func (l *Ledger) Consumed(seq uint64) (duplicate bool) {
 	if was {
 		l.dupN.Add(1)
 		return true
+	}
+	if first != nil {
+		first()
 	}
 	l.consumedN.Add(1)
 	if l.acked.has(seq) {
