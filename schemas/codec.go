@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -43,6 +45,7 @@ type plan struct {
 	index      int         // union branch, -1 for a plain record
 	payload    avro.Schema // the record without its envelope fields
 	dataSchema string
+	labels     [][]int // field index paths of the Go type's Labels fields
 }
 
 // CodecOption configures an AvroCodec.
@@ -152,7 +155,7 @@ func (c *AvroCodec) buildPlan(info eventmodels.TypeInfo, version int) (*plan, er
 		if err != nil {
 			return nil, err
 		}
-		return &plan{schema: cur, index: index, payload: payload, dataSchema: cur.DataSchema()}, nil
+		return &plan{schema: cur, index: index, payload: payload, dataSchema: cur.DataSchema(), labels: labelFields(info)}, nil
 	}
 	old, ok := c.cat.Version(info.Schema, version)
 	if !ok {
@@ -170,7 +173,7 @@ func (c *AvroCodec) buildPlan(info eventmodels.TypeInfo, version int) (*plan, er
 	if err != nil {
 		return nil, err
 	}
-	return &plan{schema: old, index: windex, payload: payload, dataSchema: old.DataSchema()}, nil
+	return &plan{schema: old, index: windex, payload: payload, dataSchema: old.DataSchema(), labels: labelFields(info)}, nil
 }
 
 // Encode returns the Avro body of e, written with the current version of its
@@ -230,7 +233,7 @@ func (c *AvroCodec) Decode(data []byte, meta eventmodels.Meta) (ev eventmodels.E
 	if got := e.Envelope().EventType; got != typ {
 		return fail(eventmodels.Malformed(fmt.Errorf("header type %q, body type %q", typ, got)))
 	}
-	emptyLabelsToNil(e)
+	emptyLabelsToNil(e, p.labels)
 	if err := e.Validate(); err != nil {
 		return fail(err)
 	}
@@ -283,17 +286,52 @@ func NewCodecs(reg *eventmodels.Registry, maxSize int) (*eventmodels.CodecSet, e
 	return eventmodels.NewCodecSet(avroCodec, eventmodels.NewJSONCodec(reg, maxSize)), nil
 }
 
-// emptyLabelsToNil makes an empty Labels decode as nil, as the JSON codec
-// does (LabelsOf), so one event compares equal whichever codec carried it.
-func emptyLabelsToNil(e eventmodels.Event) {
-	switch v := e.(type) {
-	case *eventmodels.JobSubmitted:
-		if len(v.Spec.Parameters) == 0 {
-			v.Spec.Parameters = nil
-		}
-	case *eventmodels.Audit:
-		if len(v.Details) == 0 {
-			v.Details = nil
+// emptyLabelsToNil makes every empty Labels field (paths from labelFields)
+// nil, as the JSON codec decodes it (LabelsOf), so one event compares equal
+// whichever codec carried it: hamba/avro decodes an empty array as an empty
+// slice.
+func emptyLabelsToNil(e eventmodels.Event, paths [][]int) {
+	if len(paths) == 0 {
+		return
+	}
+	v := reflect.ValueOf(e).Elem()
+	for _, path := range paths {
+		if f := v.FieldByIndex(path); f.Len() == 0 && !f.IsNil() {
+			f.SetZero()
 		}
 	}
+}
+
+var labelsType = reflect.TypeFor[eventmodels.Labels]()
+
+// labelFields returns the index paths of the Labels fields of info's Go
+// type, in exported fields and nested structs (not through pointers, slices
+// or maps), found once per plan.
+func labelFields(info eventmodels.TypeInfo) [][]int {
+	t := reflect.TypeOf(info.New())
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var out [][]int
+	var walk func(t reflect.Type, prefix []int, depth int)
+	walk = func(t reflect.Type, prefix []int, depth int) {
+		if depth > 8 { // deeper nesting is not an event model
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			path := append(slices.Clone(prefix), i)
+			switch {
+			case f.Type == labelsType:
+				out = append(out, path)
+			case f.Type.Kind() == reflect.Struct:
+				walk(f.Type, path, depth+1)
+			}
+		}
+	}
+	walk(t.Elem(), nil, 0)
+	return out
 }

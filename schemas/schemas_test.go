@@ -432,7 +432,10 @@ func TestDownstreamSchema(t *testing.T) {
 		{"name":"event_id","type":{"type":"string","logicalType":"uuid"}},{"name":"event_type","type":"string"},
 		{"name":"timestamp","type":{"type":"long","logicalType":"timestamp-millis"}},
 		{"name":"correlation_id","type":{"type":"string","logicalType":"uuid"}},{"name":"user_id","type":"string"},
-		{"name":"schema_version","type":"int"},{"name":"site","type":"string"}]}`)
+		{"name":"schema_version","type":"int"},{"name":"site","type":"string"},
+		{"name":"tags","type":{"type":"array","items":{"type":"record","name":"Tag","fields":[{"name":"key","type":"string"},{"name":"value","type":"string"}]}}},
+		{"name":"probe","type":{"type":"record","name":"Probe","fields":[{"name":"name","type":"string"},
+			{"name":"settings","type":{"type":"array","items":"Tag"}}]}}]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,23 +443,50 @@ func TestDownstreamSchema(t *testing.T) {
 		t.Fatal("With changed the original catalog")
 	}
 	codec := newCodec(t, reg, schemas.WithCatalog(ext))
-	e := &siteEvent{Base: eventmodels.NewBase("site.calibrated", 1, "ops"), Site: "ALMA"}
-	body, err := codec.Encode(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := codec.Decode(body, eventmodels.Meta{EventType: "site.calibrated"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, e) {
-		t.Fatalf("got %#v", got)
+	jsonCodec := eventmodels.NewJSONCodec(reg, 0)
+	e := &siteEvent{Base: eventmodels.NewBase("site.calibrated", 1, "ops"), Site: "ALMA",
+		Tags: eventmodels.LabelsOf(map[string]string{"band": "6"}), Probe: siteProbe{Name: "p1"}}
+	// Labels fields of a downstream type, top level and nested, set and
+	// empty: both codecs decode the same value (an empty Labels as nil).
+	for _, tags := range []eventmodels.Labels{e.Tags, {}, nil} {
+		for _, settings := range []eventmodels.Labels{{{Key: "gain", Value: "3"}}, {}, nil} {
+			e.Tags, e.Probe.Settings = tags, settings
+			body, err := codec.Encode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := codec.Decode(body, eventmodels.Meta{EventType: "site.calibrated"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			jb, err := jsonCodec.Encode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fromJSON, err := jsonCodec.Decode(jb, eventmodels.Meta{EventType: "site.calibrated"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, fromJSON) {
+				t.Fatalf("tags %#v, settings %#v: Avro decoded %#v, JSON %#v", tags, settings, got, fromJSON)
+			}
+			if len(tags) > 0 && len(settings) > 0 && !reflect.DeepEqual(got, e) {
+				t.Fatalf("got %#v, want %#v", got, e)
+			}
+		}
 	}
 }
 
 type siteEvent struct {
 	eventmodels.Base
-	Site string `json:"site" avro:"site"`
+	Site  string             `json:"site" avro:"site"`
+	Tags  eventmodels.Labels `json:"tags,omitempty" avro:"tags"`
+	Probe siteProbe          `json:"probe" avro:"probe"`
+}
+
+type siteProbe struct {
+	Name     string             `json:"name" avro:"name"`
+	Settings eventmodels.Labels `json:"settings,omitempty" avro:"settings"`
 }
 
 func (s *siteEvent) Key() string     { return s.Site }

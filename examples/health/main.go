@@ -6,9 +6,13 @@
 //
 //	go run ./examples/health --kafka-brokers 127.0.0.1:9092 --amqp-urls amqp://guest:guest@127.0.0.1:5672/ --http :8084
 //
-// Error-rate and latency alerts need the handler signals of the services,
-// which a separate process does not see: they are raised in the demo, where
-// all services share one process. See docs/running.md.
+// Error-rate, latency and dead-letter figures come from the other services'
+// GET /signals endpoints, named with --signals-from (every reference service
+// serves one); without it only the backends' figures (reachability, lag) are
+// watched. See docs/running.md.
+//
+//	go run ./examples/health --kafka-brokers 127.0.0.1:9092 \
+//	    --signals-from http://127.0.0.1:8082/signals,http://127.0.0.1:8083/signals
 package main
 
 import (
@@ -17,6 +21,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
@@ -26,24 +32,38 @@ import (
 func main() {
 	var interval time.Duration
 	var lag int64
+	var signalsFrom string
 	os.Exit(platform.Main(platform.Service{
 		Name: "health",
 		Flags: func(fs *flag.FlagSet) {
 			fs.DurationVar(&interval, "interval", 5*time.Second, "time between health rounds")
 			fs.Int64Var(&lag, "lag-threshold", 1000, "consumer lag (messages) that raises an alert")
+			fs.StringVar(&signalsFrom, "signals-from", "", "comma-separated URLs of the services' GET /signals endpoints (handler error rate, latency, dead letters)")
 		},
 		Start: func(ctx context.Context, p *platform.Platform, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
+			var signals healthsvc.SignalSource = p.Signals
+			var remote *healthsvc.Remote
+			if signalsFrom != "" {
+				r, err := healthsvc.NewRemote(healthsvc.RemoteConfig{URLs: strings.Split(signalsFrom, ","), Logger: log})
+				if err != nil {
+					return nil, nil, err
+				}
+				signals, remote = r, r
+			}
 			svc, err := healthsvc.New(healthsvc.Config{
-				Checkers: p.Health, Signals: p.Signals, Publisher: p.Durable, Interval: interval,
+				Checkers: p.Health, Signals: signals, Publisher: p.Durable, Interval: interval,
 				Thresholds: healthsvc.Thresholds{Lag: lag}, Logger: log,
 			})
 			if err != nil {
 				return nil, nil, err
 			}
 			rctx, stop := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = svc.Run(rctx) }()
-			return svc.HTTPHandler(), func(context.Context) error { stop(); <-done; return nil }, nil
+			var wg sync.WaitGroup
+			if remote != nil {
+				wg.Go(func() { _ = remote.Run(rctx, interval, healthsvc.DefaultWindow) })
+			}
+			wg.Go(func() { _ = svc.Run(rctx) })
+			return svc.HTTPHandler(), func(context.Context) error { stop(); wg.Wait(); return nil }, nil
 		},
 	}, os.Args[1:]))
 }

@@ -22,11 +22,15 @@ import (
 
 func main() {
 	var group string
+	var retain int
 	os.Exit(platform.Main(platform.Service{
-		Name:  "metrics",
-		Flags: func(fs *flag.FlagSet) { fs.StringVar(&group, "group", "metrics-service", "consumer group") },
+		Name: "metrics",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&group, "group", "metrics-service", "consumer group")
+			fs.IntVar(&retain, "retain-jobs", metricsvc.DefaultRetainJobs, "finished jobs kept with their own record; older ones are folded into the totals")
+		},
 		Start: func(ctx context.Context, p *platform.Platform, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
-			svc, err := metricsvc.New(metricsvc.Config{Decoder: p.Decoder, Health: p.Health["kafka"]})
+			svc, err := metricsvc.New(metricsvc.Config{Decoder: p.Decoder, Health: p.Health["kafka"], RetainJobs: retain})
 			if err != nil {
 				return nil, nil, err
 			}

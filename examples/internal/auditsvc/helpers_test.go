@@ -1,13 +1,9 @@
 package auditsvc_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -124,31 +120,14 @@ func platformEvents(seed int64, jobs int) []eventmodels.Event {
 	return out
 }
 
-// readTrail parses every record of every segment in dir, in trail order.
+// readTrail reads every record of the trail in dir, in trail order.
 func readTrail(t *testing.T, dir string) []audittrail.Record {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "segment-*.jsonl"))
+	recs, err := audittrail.ReadDir(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(names)
-	var out []audittrail.Record
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		sc.Buffer(nil, 4<<20)
-		for sc.Scan() {
-			var r audittrail.Record
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("%s: %v", filepath.Base(name), err)
-			}
-			out = append(out, r)
-		}
-	}
-	return out
+	return recs
 }
 
 // assertExactlyOnce fails unless recs hold each event of evs exactly once

@@ -1,9 +1,14 @@
 package audittrail
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -66,6 +71,48 @@ func (t *Trail) ByJob(ctx context.Context, jobID string) ([]Record, error) {
 			return nil, fmt.Errorf("%w: %s offset %d: %w", ErrCorrupt, segmentName(p.day), p.off, err)
 		}
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ReadDir returns every record of the trail in dir, in trail order, without
+// opening it for writing (for exports and tools; it may run while another
+// process appends, and then leaves out a last line still being written).
+// It does not check hashes or links (VerifyDir does): a complete line that
+// is not a record is an error naming its segment and line.
+func ReadDir(ctx context.Context, dir string) ([]Record, error) {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, s := range segs {
+		path := filepath.Join(dir, s.name)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("audittrail: %w", err)
+		}
+		lr := lineReader{br: bufio.NewReaderSize(f, 64<<10)}
+		for {
+			line, _, newline, err := lr.next()
+			if errors.Is(err, io.EOF) || (err == nil && !newline) {
+				break
+			}
+			if err == nil && lr.no%1024 == 0 {
+				err = ctx.Err()
+			}
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("audittrail: read %s: %w", s.name, err)
+			}
+			var r Record
+			if err := json.Unmarshal(line, &r); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("audittrail: %s line %d: %w: %v", s.name, lr.no, ErrCorrupt, err)
+			}
+			out = append(out, r)
+		}
+		f.Close()
 	}
 	return out, nil
 }

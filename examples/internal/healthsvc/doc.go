@@ -7,7 +7,9 @@
 //     partition;
 //   - reads, from a SignalSource, each service's handler attempts, failures,
 //     dead letters and processing latency over a window (Recorder is the
-//     SignalSource fed by the consumption pipeline's hooks);
+//     SignalSource fed by the consumption pipeline's hooks; SignalsHandler
+//     serves a Recorder over HTTP and Remote reads such endpoints of other
+//     processes);
 //   - raises and clears alerts: consumer lag above 1,000 messages, an error
 //     rate above 1 %, a P99 processing time above 500 ms, a backend
 //     unreachable or missing brokers, any other failing check (a topic

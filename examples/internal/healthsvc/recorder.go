@@ -52,7 +52,8 @@ type RecorderConfig struct {
 // hook methods take one short per-service lock.
 //
 // A Recorder sees the consumers of its own process only. A health service
-// watching other processes needs a SignalSource over their metrics.
+// watching other processes reads their Recorders through SignalsHandler and
+// Remote.
 type Recorder struct {
 	slot    time.Duration
 	slots   int

@@ -10,6 +10,12 @@
 // than that window nor the order of the two topics changes it: a job's
 // status only moves forward, its usage is its latest (largest run time)
 // report, and each job adds one queue-wait and one run-time sample.
+//
+// Memory is bounded: beyond Config.RetainJobs finished jobs, the oldest
+// finished job is retired: its state and CPU/GPU hours stay in the totals,
+// its own record (GET /jobs/{id}) goes, and a late event for it is counted
+// but does not bring it back (its ID is remembered for another RetainJobs
+// retirements).
 package metricsvc
 
 import (
@@ -42,7 +48,15 @@ type Config struct {
 	// first. Per-job aggregates are idempotent without it; only the event
 	// counters and the rate count a redelivery older than the window.
 	DedupeWindow int
+	// RetainJobs is how many finished (completed, failed, cancelled) jobs
+	// keep their own record; default DefaultRetainJobs. Older finished jobs
+	// are folded into the totals (see the package doc). Jobs still running
+	// are always kept.
+	RetainJobs int
 }
+
+// DefaultRetainJobs is the default Config.RetainJobs.
+const DefaultRetainJobs = 100_000
 
 // DefaultDedupeWindow is the default Config.DedupeWindow: far more than a
 // broker redelivers after a rebalance or a restart (the uncommitted window).
@@ -53,9 +67,7 @@ type Service struct {
 	cfg Config
 
 	mu         sync.Mutex
-	seen       map[uuid.UUID]struct{}
-	seenOrder  []uuid.UUID // ring of the IDs in seen, oldest at seenNext once full
-	seenNext   int
+	seen       *recentSet[uuid.UUID]
 	duplicates int64
 	byType     map[string]int64
 	jobs       map[string]*jobAgg
@@ -65,6 +77,24 @@ type Service struct {
 	runSumMS   float64
 	rate       *rateWindow
 	lag        []Lag
+
+	// Finished jobs in finishing order (finished[finHead:]), retired
+	// beyond RetainJobs into the retired* totals; retiredIDs remembers the
+	// last RetainJobs retired IDs.
+	finished       []string
+	finHead        int
+	retiredJobs    int
+	retiredByState map[eventmodels.JobStatus]int
+	retiredHours   map[hoursKey]int64 // nano-hours
+	retiredIDs     *recentSet[string]
+	lateRetired    int64
+}
+
+// hoursKey names one total of retired hours: by user or by project, CPU or
+// GPU.
+type hoursKey struct {
+	byProject, gpu bool
+	name           string
 }
 
 type jobAgg struct {
@@ -94,11 +124,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.DedupeWindow <= 0 {
 		cfg.DedupeWindow = DefaultDedupeWindow
 	}
+	if cfg.RetainJobs <= 0 {
+		cfg.RetainJobs = DefaultRetainJobs
+	}
 	return &Service{
-		cfg: cfg, seen: map[uuid.UUID]struct{}{}, byType: map[string]int64{}, jobs: map[string]*jobAgg{},
-		queueWait: hdrhistogram.New(1, 30*24*3600*1000, 3),
-		runtime:   hdrhistogram.New(1, 30*24*3600*1000, 3),
-		rate:      newRateWindow(cfg.Window),
+		cfg: cfg, seen: newRecentSet[uuid.UUID](cfg.DedupeWindow), byType: map[string]int64{}, jobs: map[string]*jobAgg{},
+		queueWait:      hdrhistogram.New(1, 30*24*3600*1000, 3),
+		runtime:        hdrhistogram.New(1, 30*24*3600*1000, 3),
+		rate:           newRateWindow(cfg.Window),
+		retiredByState: map[eventmodels.JobStatus]int{}, retiredHours: map[hoursKey]int64{}, retiredIDs: newRecentSet[string](cfg.RetainJobs),
 	}, nil
 }
 
@@ -127,14 +161,18 @@ func (s *Service) Observe(e eventmodels.Event) {
 	env := e.Envelope()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, dup := s.seen[env.EventID]; dup {
+	if s.seen.has(env.EventID) {
 		s.duplicates++
 		return
 	}
-	s.remember(env.EventID)
+	s.seen.add(env.EventID)
 	s.byType[env.EventType]++
 	s.rate.add(s.cfg.Clock())
 	if !eventmodels.IsJobEvent(e) && !eventmodels.IsJobMetrics(e) {
+		return
+	}
+	if s.retiredIDs.has(e.Key()) {
+		s.lateRetired++
 		return
 	}
 	j := s.jobs[e.Key()]
@@ -142,6 +180,12 @@ func (s *Service) Observe(e eventmodels.Event) {
 		j = &jobAgg{}
 		s.jobs[e.Key()] = j
 	}
+	wasFinished := j.statusSeen && rank(j.status) == rankFinished
+	defer func() {
+		if !wasFinished && j.statusSeen && rank(j.status) == rankFinished {
+			s.finish(e.Key())
+		}
+	}()
 	j.events++
 	// Every job event carries the job's owner as user_id except
 	// job.cancelled, whose user is the canceller.
@@ -171,17 +215,33 @@ func (s *Service) Observe(e eventmodels.Event) {
 	}
 }
 
-// remember records id, forgetting the oldest remembered ID when the window
-// is full.
-func (s *Service) remember(id uuid.UUID) {
-	if len(s.seenOrder) < s.cfg.DedupeWindow {
-		s.seenOrder = append(s.seenOrder, id)
+// recentSet remembers the last n keys added; adding one more forgets the
+// oldest.
+type recentSet[K comparable] struct {
+	set   map[K]struct{}
+	order []K // ring of the keys in set, oldest at next once full
+	next  int
+	n     int
+}
+
+func newRecentSet[K comparable](n int) *recentSet[K] {
+	return &recentSet[K]{set: map[K]struct{}{}, n: n}
+}
+
+func (r *recentSet[K]) has(k K) bool {
+	_, ok := r.set[k]
+	return ok
+}
+
+func (r *recentSet[K]) add(k K) {
+	if len(r.order) < r.n {
+		r.order = append(r.order, k)
 	} else {
-		delete(s.seen, s.seenOrder[s.seenNext])
-		s.seenOrder[s.seenNext] = id
-		s.seenNext = (s.seenNext + 1) % len(s.seenOrder)
+		delete(r.set, r.order[r.next])
+		r.order[r.next] = k
+		r.next = (r.next + 1) % len(r.order)
 	}
-	s.seen[id] = struct{}{}
+	r.set[k] = struct{}{}
 }
 
 // setStatus moves a job forward; an older status arriving late (another
@@ -193,6 +253,9 @@ func (s *Service) setStatus(j *jobAgg, st eventmodels.JobStatus) {
 	j.status, j.statusSeen = st, true
 }
 
+// rankFinished is the rank of the terminal statuses.
+const rankFinished = 3
+
 func rank(s eventmodels.JobStatus) int {
 	switch s {
 	case eventmodels.StatusSubmitted:
@@ -202,7 +265,43 @@ func rank(s eventmodels.JobStatus) int {
 	case eventmodels.StatusRunning:
 		return 2
 	}
-	return 3
+	return rankFinished
+}
+
+// finish queues a job that just reached a terminal status and retires the
+// oldest finished job beyond RetainJobs.
+func (s *Service) finish(id string) {
+	s.finished = append(s.finished, id)
+	if len(s.finished)-s.finHead <= s.cfg.RetainJobs {
+		return
+	}
+	old := s.finished[s.finHead]
+	s.finished[s.finHead] = ""
+	s.finHead++
+	if s.finHead >= 1024 && s.finHead*2 >= len(s.finished) {
+		s.finished = append(s.finished[:0], s.finished[s.finHead:]...)
+		s.finHead = 0
+	}
+	s.retire(old)
+}
+
+// retire folds job id into the totals and forgets its record.
+func (s *Service) retire(id string) {
+	j := s.jobs[id]
+	if j == nil {
+		return
+	}
+	delete(s.jobs, id)
+	s.retiredJobs++
+	s.retiredByState[j.status]++
+	if j.usageSeen {
+		cpu, gpu := nanoHours(j.usage.CPUHours), nanoHours(j.usage.GPUHours)
+		s.retiredHours[hoursKey{name: j.user}] += cpu
+		s.retiredHours[hoursKey{name: j.user, gpu: true}] += gpu
+		s.retiredHours[hoursKey{name: j.project, byProject: true}] += cpu
+		s.retiredHours[hoursKey{name: j.project, byProject: true, gpu: true}] += gpu
+	}
+	s.retiredIDs.add(id)
 }
 
 func (s *Service) report(j *jobAgg, u eventmodels.Usage) {
@@ -248,6 +347,12 @@ type Summary struct {
 	Duplicates   int64            `json:"duplicates_ignored"`
 	EventsByType map[string]int64 `json:"events_by_type"`
 	Jobs         int              `json:"jobs"`
+	// RetiredJobs counts the finished jobs folded into the totals beyond
+	// Config.RetainJobs (included in Jobs, JobsByState and the hours), and
+	// LateForRetired the events that arrived for them afterwards (counted
+	// in Events only).
+	RetiredJobs    int   `json:"retired_jobs"`
+	LateForRetired int64 `json:"late_events_for_retired_jobs"`
 	// JobsByState counts the jobs in each status that has any (GET
 	// /metrics reports every status, 0 included); a job whose lifecycle
 	// events were not seen yet (only its metrics) is in Jobs only.
@@ -279,7 +384,8 @@ func (s *Service) Summary() Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := Summary{
-		Duplicates: s.duplicates, EventsByType: map[string]int64{}, Jobs: len(s.jobs), JobsByState: map[string]int{},
+		Duplicates: s.duplicates, EventsByType: map[string]int64{}, Jobs: len(s.jobs) + s.retiredJobs, JobsByState: map[string]int{},
+		RetiredJobs: s.retiredJobs, LateForRetired: s.lateRetired,
 		EventsPerSecond: s.rate.perSecond(s.cfg.Clock()),
 		QueueWaitMS:     percentiles(s.queueWait, s.waitSumMS), RuntimeMS: percentiles(s.runtime, s.runSumMS),
 		CPUHoursByUser: map[string]float64{}, GPUHoursByUser: map[string]float64{},
@@ -294,6 +400,21 @@ func (s *Service) Summary() Summary {
 	// depend on the (random) order the jobs are visited in, and one state
 	// always gives the same figures.
 	cpuUser, gpuUser, cpuProject, gpuProject := map[string]int64{}, map[string]int64{}, map[string]int64{}, map[string]int64{}
+	for st, n := range s.retiredByState {
+		out.JobsByState[string(st)] += n
+	}
+	for k, v := range s.retiredHours {
+		switch {
+		case k.byProject && k.gpu:
+			gpuProject[k.name] += v
+		case k.byProject:
+			cpuProject[k.name] += v
+		case k.gpu:
+			gpuUser[k.name] += v
+		default:
+			cpuUser[k.name] += v
+		}
+	}
 	for _, j := range s.jobs {
 		if j.statusSeen {
 			out.JobsByState[string(j.status)]++

@@ -3,6 +3,7 @@ package metricsvc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -290,5 +291,64 @@ func TestMetricsWithOddLabels(t *testing.T) {
 	}
 	if want := map[string]float64{"bad\uFFFDuser": 1, "dave": 2}; !reflect.DeepEqual(users, want) {
 		t.Errorf("cosmic_user_cpu_hours %v, want %v", users, want)
+	}
+}
+
+// TestRetainJobsBoundsMemory: with RetainJobs 3, ten finished jobs leave
+// three records; the totals (jobs, states, hours per user and project)
+// equal those of a service that kept every job; a late report for a
+// retired job is counted as an event and changes no total; running jobs are
+// never retired.
+func TestRetainJobsBoundsMemory(t *testing.T) {
+	bounded, _ := newService(t, metricsvc.Config{RetainJobs: 3})
+	unbounded, _ := newService(t, metricsvc.Config{})
+	users, projects := []string{"alice", "bob", "carol"}, []string{"p1", "p2"}
+	var ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("job-%02d", i)
+		ids = append(ids, id)
+		for _, e := range oneJob(id, users[i%3], projects[i%2]) {
+			bounded.Observe(e)
+			unbounded.Observe(e)
+		}
+	}
+	running := oneJob("job-running", "dave", "p3")[:4] // submitted … a metrics report
+	for _, e := range running {
+		bounded.Observe(e)
+		unbounded.Observe(e)
+	}
+
+	b, u := bounded.Summary(), unbounded.Summary()
+	if b.RetiredJobs != 7 || u.RetiredJobs != 0 {
+		t.Fatalf("retired %d and %d jobs, want 7 and 0", b.RetiredJobs, u.RetiredJobs)
+	}
+	b.RetiredJobs = 0
+	b.EventsPerSecond, u.EventsPerSecond = 0, 0
+	if !reflect.DeepEqual(b, u) {
+		t.Fatalf("totals differ from a service that kept every job:\nbounded   %+v\nunbounded %+v", b, u)
+	}
+	for i, id := range ids {
+		if _, ok := bounded.Job(id); ok != (i >= 7) {
+			t.Errorf("Job(%s) found = %v, want %v", id, ok, i >= 7)
+		}
+	}
+	if _, ok := bounded.Job("job-running"); !ok {
+		t.Error("the running job was retired")
+	}
+
+	// A late report for a retired job (among the last RetainJobs retired):
+	// an event, no change to the totals.
+	late := eventmodels.NewJobMetrics("alice", ids[6], "p1", usage(9000, 50, 50), eventmodels.WithCorrelationID(eventmodels.NewCorrelationID()))
+	before := bounded.Summary()
+	bounded.Observe(late)
+	after := bounded.Summary()
+	if after.LateForRetired != 1 || after.Events != before.Events+1 {
+		t.Fatalf("late event: LateForRetired %d, events %d → %d; want 1 and one more", after.LateForRetired, before.Events, after.Events)
+	}
+	if !reflect.DeepEqual(after.CPUHoursByUser, before.CPUHoursByUser) || after.Jobs != before.Jobs {
+		t.Fatalf("a late report for a retired job changed the totals: %+v → %+v", before, after)
+	}
+	if _, ok := bounded.Job(ids[6]); ok {
+		t.Fatal("a late report brought a retired job back")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 )
 
 // Service is one reference service as a program: Start subscribes and
@@ -29,7 +31,9 @@ type Service struct {
 
 // Main runs svc as a process: parses args (the platform flags, --http and
 // the service's own), opens the platform, starts the service, serves its API
-// and stops cleanly on SIGINT/SIGTERM. It returns the process exit code.
+// (plus GET /signals: its consumers' handler signals, see
+// healthsvc.SignalsHandler) and stops cleanly on SIGINT/SIGTERM. It returns
+// the process exit code.
 func Main(svc Service, args []string) int {
 	fs := flag.NewFlagSet(svc.Name, flag.ContinueOnError)
 	var opts Options
@@ -78,7 +82,12 @@ func serve(svc Service, opts Options, addr string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "http", "http://"+ln.Addr().String(), "kafka", strings.Join(p.KafkaAddrs, ","), "realtime", p.RealtimeDesc)
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	// Every service also serves its consumers' handler signals, for a
+	// health service in another process (healthsvc.Remote).
+	mux := http.NewServeMux()
+	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(p.Signals))
+	mux.Handle("/", api)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
