@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/eventmodels"
 )
 
 // drainGrace bounds how long a claim waits, after cancelling its handlers'
@@ -115,7 +116,7 @@ func fillMessage(m *broker.Message, cm *sarama.ConsumerMessage) {
 		m.Headers = make(map[string]string, len(cm.Headers))
 		for _, h := range cm.Headers {
 			if h != nil {
-				m.Headers[string(h.Key)] = string(h.Value)
+				m.Headers[intern(h.Key)] = intern(h.Value)
 			}
 		}
 	}
@@ -204,4 +205,35 @@ func (s *subscription) shard(m *broker.Message) int {
 		return int(m.Delivery.Partition) % len(s.queues)
 	}
 	return int(maphash.String(s.seed, m.Key) % uint64(len(s.queues)))
+}
+
+// interned holds the header names the Bus writes and the few values that
+// repeat verbatim (spec version, content types, the built-in event types),
+// so that filling a consumed message allocates only the values that differ
+// per message.
+var interned = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{
+		broker.HeaderSpecVersion, broker.HeaderID, broker.HeaderType, broker.HeaderSource, broker.HeaderTime,
+		broker.HeaderSubject, broker.HeaderCorrelationID, broker.HeaderDataSchema, broker.HeaderContentType,
+		broker.HeaderTraceParent, broker.HeaderTraceState,
+		broker.HeaderDLQError, broker.HeaderDLQAttempts, broker.HeaderDLQTime, broker.HeaderDLQTopic,
+		broker.HeaderDLQGroup, broker.HeaderDLQPartition, broker.HeaderDLQOffset, broker.HeaderDLQPermanent,
+		broker.SpecVersion, eventmodels.ContentTypeAvro, eventmodels.ContentTypeJSON,
+		eventmodels.TypeJobSubmitted, eventmodels.TypeJobQueued, eventmodels.TypeJobStatusChanged,
+		eventmodels.TypeJobCompleted, eventmodels.TypeJobFailed, eventmodels.TypeJobCancelled,
+		eventmodels.TypeJobMetrics, eventmodels.TypeNotification, eventmodels.TypeAudit, eventmodels.TypeSystemHealth,
+	} {
+		m[s] = s
+	}
+	return m
+}()
+
+// intern returns b as a string, without allocating when it is one of the
+// interned strings.
+func intern(b []byte) string {
+	if s, ok := interned[string(b)]; ok { // the conversion does not allocate
+		return s
+	}
+	return string(b)
 }
