@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -94,7 +95,13 @@ func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
 // A durable subscription is a member of the consumer group sub.Group;
 // Subscribe returns once the member got its first assignment and every
 // assigned partition has its start offset (the committed one, else
-// sub.StartAt). Partitions are handled in order, and with Concurrency > 1
+// sub.StartAt). A join that fails for a transient reason (a broken or
+// timed-out connection, a coordinator moving or rebalancing) is reported
+// to the logger and hooks and tried again with backoff until ctx ends; a
+// join refused for a reason the caller must fix (authorization, an
+// invalid session timeout, an unknown topic) fails Subscribe. A join can
+// wait at the coordinator for the group's rebalance timeout, for instance
+// behind a member that crashed without leaving. Partitions are handled in order, and with Concurrency > 1
 // their messages are spread over the workers by key. The offset committed
 // for a partition is the lowest one not yet finished. When partitions are
 // revoked (a rebalance) or the subscription stops, no more messages are
@@ -138,6 +145,13 @@ func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h brok
 	}()
 
 	sc := b.cfg.sarama()
+	// A JoinGroup request legitimately waits at the coordinator for up to
+	// the rebalance timeout (members finishing their work and rejoining, a
+	// crashed member's session running out), but sarama reads every
+	// response under Net.ReadTimeout (30 s by default): a join behind a
+	// crashed member failed with an i/o timeout. Like the Java client
+	// (rebalance.timeout.ms + 5 s for JoinGroup), wait that long.
+	sc.Net.ReadTimeout = max(sc.Net.ReadTimeout, b.cfg.RebalanceTimeout+5*time.Second)
 	if sub.StartAt == broker.StartNewest {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	} else {

@@ -110,7 +110,10 @@ type Config struct {
 	// RebalanceTimeout bounds how long a rebalance waits for members to
 	// finish in-flight work and rejoin; default DefaultRebalanceTimeout.
 	// A subscription drains for at most min(Subscription.DrainTimeout,
-	// RebalanceTimeout) when its partitions are revoked.
+	// RebalanceTimeout) when its partitions are revoked. Since a join can
+	// wait that long at the coordinator, consumer groups read responses
+	// for at least RebalanceTimeout + 5s (sarama's Net.ReadTimeout is
+	// raised to that for them).
 	RebalanceTimeout time.Duration
 	// MetadataRefresh is how often cluster metadata is refreshed in the
 	// background (leaders are also refreshed on every error); default

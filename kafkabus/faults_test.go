@@ -2,16 +2,19 @@ package kafkabus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
 )
 
@@ -208,4 +211,72 @@ func TestOffsetsSurviveRestart(t *testing.T) {
 		}
 	}
 	t.Logf("first run handled %d, second %d", handled, second.handled.Load())
+}
+
+// TestJoinBehindCrashedMember: a member that dies without leaving its group
+// (its LeaveGroup never arrives) holds the next join at the coordinator
+// until its session runs out. That wait is longer than the client's read
+// timeout here (2 s, set through the sarama escape hatch; sarama's default
+// is 30 s against a 60 s default rebalance timeout), and Subscribe must
+// still join instead of failing with an i/o timeout, because kafkabus
+// reads JoinGroup responses for the rebalance timeout plus a margin.
+func TestJoinBehindCrashedMember(t *testing.T) {
+	c := kafkatest.NewCluster(t)
+	cfg := testConfig(c)
+	cfg.SessionTimeout, cfg.RebalanceTimeout = 6*time.Second, 6*time.Second
+	first := newBackend(t, c, kafkabus.WithConfig(cfg))
+	topic := newTopic(t, first, "crashed-member", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	sub := broker.Subscription{Topic: topic, Group: "survivors"}
+	noop := func(context.Context, *broker.Message) error { return nil }
+	c1, err := first.Subscribe(ctx, sub, noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "crash": the member stops heartbeating and its goodbye is lost.
+	drop := c.DropConnections(kmsg.LeaveGroup, -1)
+	_ = c1.Close()
+	_ = first.Close()
+	drop.Remove()
+
+	cfg.Sarama = func(sc *sarama.Config) { sc.Net.ReadTimeout = 2 * time.Second }
+	second := newBackend(t, c, kafkabus.WithConfig(cfg))
+	start := time.Now()
+	c2, err := second.Subscribe(ctx, sub, noop)
+	if err != nil {
+		t.Fatalf("Subscribe behind a crashed member after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	t.Logf("joined behind the crashed member after %v", time.Since(start).Round(time.Millisecond))
+	_ = c2.Close()
+}
+
+// TestSubscribeJoinFailures: connections broken under the first JoinGroup
+// requests are retried until the member joins; an error the caller must fix
+// (here authorization) fails Subscribe at once, naming it.
+func TestSubscribeJoinFailures(t *testing.T) {
+	c := kafkatest.NewCluster(t)
+	b := newBackend(t, c)
+	topic := newTopic(t, b, "join-failures", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	noop := func(context.Context, *broker.Message) error { return nil }
+
+	drop := c.DropConnections(kmsg.JoinGroup, 3)
+	cons, err := b.Subscribe(ctx, broker.Subscription{Topic: topic, Group: "flaky-network"}, noop)
+	if err != nil {
+		t.Fatalf("Subscribe with 3 broken joins: %v", err)
+	}
+	if n := drop.Hits(); n != 3 {
+		t.Fatalf("%d joins dropped, want 3", n)
+	}
+	_ = cons.Close()
+
+	// One refusal only: a Subscribe that retried it would join the second
+	// time and return nil.
+	c.FailNext(kmsg.JoinGroup, 1, kerr.GroupAuthorizationFailed)
+	_, err = b.Subscribe(ctx, broker.Subscription{Topic: topic, Group: "forbidden"}, noop)
+	if !errors.Is(err, sarama.ErrGroupAuthorizationFailed) {
+		t.Fatalf("Subscribe refused by the coordinator: %v, want ErrGroupAuthorizationFailed", err)
+	}
 }

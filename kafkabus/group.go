@@ -2,8 +2,11 @@ package kafkabus
 
 import (
 	"errors"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -99,7 +102,7 @@ func (s *subscription) runGroup(cg sarama.ConsumerGroup, ready *readySignal) {
 			backoff = s.cfg.RetryBackoff
 			continue // the session ended with a rebalance: join the next one
 		}
-		if !ready.fired.Load() {
+		if !ready.fired.Load() && !transientJoinError(err) {
 			stopErr = err
 			ready.fire(err)
 			break
@@ -122,4 +125,30 @@ func (s *subscription) runGroup(cg sarama.ConsumerGroup, ready *readySignal) {
 	}
 	<-errsDone
 	s.finish(stopErr)
+}
+
+// transientJoinError reports whether err, returned by a subscription's first
+// Consume, is worth joining again rather than failing Subscribe: a broken or
+// timed-out connection (sarama returns those at once), or a coordinator
+// that is moving, loading or rebalancing past sarama's own retries. Other
+// errors (an unknown topic, authorization, an invalid session timeout) are
+// the caller's to fix and fail Subscribe. Transient ones are reported
+// through the logger and hooks and retried with backoff until Subscribe's
+// ctx ends.
+func transientJoinError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, target := range []error{
+		io.EOF, io.ErrUnexpectedEOF, syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.EPIPE,
+		sarama.ErrOutOfBrokers, sarama.ErrNotConnected,
+		sarama.ErrNotCoordinatorForConsumer, sarama.ErrConsumerCoordinatorNotAvailable,
+		sarama.ErrRebalanceInProgress, sarama.ErrOffsetsLoadInProgress, sarama.ErrRequestTimedOut,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }

@@ -84,53 +84,58 @@ func TestKillNineThenRestart(t *testing.T) {
 		}
 	}()
 
-	start := func(name string) *exec.Cmd {
+	start := func(name string) *process {
 		cmd := exec.CommandContext(ctx, os.Args[0], "--kafka-brokers", brokers, "--dir", dir, "--group", "auditors", "--log-level", "warn")
 		cmd.Env = append(os.Environ(), runMainEnv+"=1")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		p := &process{name: name, cmd: cmd, exited: make(chan struct{})}
+		cmd.Stdout, cmd.Stderr = &p.out, &p.out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		go func() { p.err = cmd.Wait(); close(p.exited) }()
 		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			}
+			_ = cmd.Process.Kill()
+			<-p.exited
 			if t.Failed() {
-				t.Logf("%s output:\n%s", name, out.String())
+				t.Logf("%s output:\n%s", name, p.out.String())
 			}
 		})
-		return cmd
+		return p
 	}
 
 	// First run: killed once it has recorded a third of the events.
 	first := start("first run")
-	testkit.Eventually(ctx, t, "a third of the events in the trail", func() bool { return countLines(t, dir) >= total/3 })
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+	testkit.Eventually(ctx, t, "a third of the events in the trail", func() bool { return first.running(t) && countLines(t, dir) >= total/3 })
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Wait(); err == nil {
+	if err := first.wait(ctx); err == nil {
 		t.Fatal("the first run exited cleanly; it was meant to be killed")
 	}
 	atKill := countLines(t, dir)
-	<-paused
-	close(resume)
+	select {
+	case <-paused:
+		close(resume)
+	case err := <-published:
+		t.Fatalf("publish: %v", err)
+	}
 	if err := <-published; err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 
 	// Second run: same directory, same group. It must end with every event
 	// exactly once, whatever the first run had written or committed.
+	restarted := time.Now()
 	second := start("second run")
-	testkit.Eventually(ctx, t, "every event in the trail", func() bool { return countLines(t, dir) >= total })
-	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
+	testkit.Eventually(ctx, t, "every event in the trail", func() bool { return second.running(t) && countLines(t, dir) >= total })
+	caughtUp := time.Since(restarted)
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := second.Wait(); err != nil {
+	if err := second.wait(ctx); err != nil {
 		t.Fatalf("the second run did not stop cleanly on SIGTERM: %v", err)
 	}
-	t.Logf("%d records at the kill, %d events in all", atKill, total)
+	t.Logf("%d records at the kill, %d events in all; the second run had them all %v after its start", atKill, total, caughtUp.Round(time.Millisecond))
 
 	recs, err := audittrail.ReadDir(ctx, dir)
 	if err != nil {
@@ -157,6 +162,37 @@ func TestKillNineThenRestart(t *testing.T) {
 	}
 	if code := verify([]string{"--dir", dir}); code != 0 {
 		t.Fatalf("audit verify exited %d after the restart", code)
+	}
+}
+
+// process is the audit program running as a child process.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	out    bytes.Buffer // written by the process until exited is closed
+	exited chan struct{}
+	err    error // cmd.Wait's, once exited is closed
+}
+
+// running fails the test at once if the process has exited (it was not
+// asked to), instead of letting the test wait for what it will never do.
+func (p *process) running(t *testing.T) bool {
+	t.Helper()
+	select {
+	case <-p.exited:
+		t.Fatalf("the %s exited on its own (%v):\n%s", p.name, p.err, p.out.String())
+	default:
+	}
+	return true
+}
+
+// wait waits for the process to exit and returns cmd.Wait's error.
+func (p *process) wait(ctx context.Context) error {
+	select {
+	case <-p.exited:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
