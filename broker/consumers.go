@@ -4,22 +4,41 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // SubscribeTopics subscribes h to each of topics with sub as the template
 // (its Topic is replaced), as one service does that consumes several topics
-// with one handler. If a subscription fails, the consumers already started
-// are closed and the error names the topic; nothing is left running.
+// with one handler. The subscriptions are made concurrently: on Kafka the
+// members of one group joining one after the other would cost the group a
+// rebalance each, while joining together they share one. If a subscription
+// fails, the consumers that started are closed and the error names every
+// topic that failed; nothing is left running. The consumers are returned in
+// the order of topics.
 func SubscribeTopics(ctx context.Context, s Subscriber, topics []string, sub Subscription, h Handler) ([]Consumer, error) {
-	out := make([]Consumer, 0, len(topics))
-	for _, topic := range topics {
-		sub.Topic = topic
-		c, err := s.Subscribe(ctx, sub, h)
-		if err != nil {
-			_ = CloseAll(out...)
-			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
+	out := make([]Consumer, len(topics))
+	errs := make([]error, len(topics))
+	var wg sync.WaitGroup
+	for i, topic := range topics {
+		wg.Go(func() {
+			sub := sub
+			sub.Topic = topic
+			out[i], errs[i] = s.Subscribe(ctx, sub, h)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("subscribe %s: %w", topic, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		started := make([]Consumer, 0, len(out))
+		for _, c := range out {
+			if c != nil {
+				started = append(started, c)
+			}
 		}
-		out = append(out, c)
+		_ = CloseAll(started...)
+		return nil, err
 	}
 	return out, nil
 }

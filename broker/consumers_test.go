@@ -5,7 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cosmic-horizons/events/broker"
 )
@@ -21,17 +23,42 @@ func (c *fakeConsumer) Close() error          { c.closed++; return c.err }
 func (c *fakeConsumer) Done() <-chan struct{} { return nil }
 func (c *fakeConsumer) Err() error            { return nil }
 
-// fakeSubscriber fails the subscription of topic failOn.
+// fakeSubscriber fails the subscription of topic failOn. With barrier
+// set, each Subscribe waits until barrier subscriptions are in progress at
+// once (or ctx ends).
 type fakeSubscriber struct {
-	failOn string
-	subs   []broker.Subscription
-	made   []*fakeConsumer
+	failOn  string
+	barrier int
+
+	mu      sync.Mutex
+	subs    []broker.Subscription
+	made    []*fakeConsumer
+	arrived int
+	all     chan struct{}
 }
 
-func (s *fakeSubscriber) Subscribe(_ context.Context, sub broker.Subscription, _ broker.Handler) (broker.Consumer, error) {
+func (s *fakeSubscriber) Subscribe(ctx context.Context, sub broker.Subscription, _ broker.Handler) (broker.Consumer, error) {
+	if s.barrier > 0 {
+		s.mu.Lock()
+		if s.all == nil {
+			s.all = make(chan struct{})
+		}
+		if s.arrived++; s.arrived == s.barrier {
+			close(s.all)
+		}
+		all := s.all
+		s.mu.Unlock()
+		select {
+		case <-all:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if sub.Topic == s.failOn {
 		return nil, errors.New("no such exchange")
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.subs = append(s.subs, sub)
 	c := &fakeConsumer{topic: sub.Topic}
 	s.made = append(s.made, c)
@@ -47,18 +74,35 @@ func TestSubscribeTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 2 || len(s.subs) != 2 || s.subs[0].Topic != "a" || s.subs[1].Topic != "b" || s.subs[1].Group != "g" || s.subs[1].Concurrency != 4 {
-		t.Fatalf("subscriptions %+v", s.subs)
+	if len(cs) != 2 || cs[0].(*fakeConsumer).topic != "a" || cs[1].(*fakeConsumer).topic != "b" {
+		t.Fatalf("consumers %+v, want those of a and b in order", cs)
+	}
+	for _, sub := range s.subs {
+		if sub.Group != "g" || sub.Concurrency != 4 {
+			t.Fatalf("subscription %+v does not follow the template", sub)
+		}
 	}
 
 	s = &fakeSubscriber{failOn: "c"}
 	if _, err := broker.SubscribeTopics(context.Background(), s, []string{"a", "b", "c"}, broker.Subscription{Group: "g"}, h); err == nil || !strings.Contains(err.Error(), "subscribe c") {
 		t.Fatalf("error %v, want one naming topic c", err)
 	}
+	if len(s.made) != 2 {
+		t.Fatalf("%d consumers started, want a and b", len(s.made))
+	}
 	for _, c := range s.made {
 		if c.closed != 1 {
 			t.Errorf("consumer of %s closed %d times after the failure, want 1", c.topic, c.closed)
 		}
+	}
+
+	// All at once: each Subscribe waits for the others to be in progress,
+	// which one-after-the-other subscriptions never are.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s = &fakeSubscriber{barrier: 4}
+	if cs, err := broker.SubscribeTopics(ctx, s, []string{"a", "b", "c", "d"}, broker.Subscription{Group: "g"}, h); err != nil || len(cs) != 4 {
+		t.Fatalf("concurrent subscriptions: %d consumers, %v", len(cs), err)
 	}
 }
 
