@@ -82,12 +82,7 @@ func serve(svc Service, opts Options, addr string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "http", "http://"+ln.Addr().String(), "kafka", strings.Join(p.KafkaAddrs, ","), "realtime", p.RealtimeDesc)
-	// Every service also serves its consumers' handler signals, for a
-	// health service in another process (healthsvc.Remote).
-	mux := http.NewServeMux()
-	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(p.Signals))
-	mux.Handle("/", api)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: withSignals(p, api), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -105,4 +100,14 @@ func serve(svc Service, opts Options, addr string, log *slog.Logger) error {
 		err = nil
 	}
 	return err
+}
+
+// withSignals serves api, and at healthsvc.SignalsPath the handler signals
+// of p's consumers, for a health service in another process
+// (healthsvc.Remote).
+func withSignals(p *Platform, api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(p.Signals))
+	mux.Handle("/", api)
+	return mux
 }

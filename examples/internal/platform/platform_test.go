@@ -2,12 +2,22 @@ package platform
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
+	"github.com/cosmic-horizons/events/testkit"
 	"github.com/cosmic-horizons/events/testkit/rabbittest"
 )
 
@@ -91,5 +101,64 @@ func TestMainBadFlags(t *testing.T) {
 	}
 	if code := Main(svc, []string{"--no-such-flag"}); code != 2 {
 		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}
+
+// TestServesSignals: a service's API gets GET /signals with the handler
+// outcomes of the platform's consumers; every other path is the service's.
+func TestServesSignals(t *testing.T) {
+	ctx := context.Background()
+	p, err := Open(ctx, Options{MemoryOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var handled atomic.Int64
+	c, err := p.DurableBackend.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicJobLifecycle, Group: "billing", Retry: broker.RetryPolicy{MaxAttempts: 1}},
+		func(context.Context, *broker.Message) error {
+			if handled.Add(1)%2 == 0 {
+				return broker.Permanent(errors.New("bad job"))
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 4 {
+		if err := p.Durable.Publish(ctx, eventmodels.NewJobQueued("u", fmt.Sprintf("job-%d", i), "batch", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	srv := httptest.NewServer(withSignals(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "api "+r.URL.Path)
+	})))
+	defer srv.Close()
+	var sig []healthsvc.ServiceSignals
+	testkit.Eventually(wctx, t, "the signals of 4 attempts", func() bool {
+		resp, err := http.Get(srv.URL + healthsvc.SignalsPath + "?window=1m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sig = nil
+		if err := json.NewDecoder(resp.Body).Decode(&sig); err != nil {
+			t.Fatal(err)
+		}
+		return len(sig) == 1 && sig[0].Attempts() == 4
+	})
+	if s := sig[0]; s.Service != "billing" || s.Handled != 2 || s.Failed != 2 || s.DeadLettered != 2 {
+		t.Fatalf("signals %+v, want billing with 2 handled, 2 failed and dead-lettered", s)
+	}
+	resp, err := http.Get(srv.URL + "/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "api /jobs" {
+		t.Fatalf("GET /jobs answered %q, want the service's API", body)
 	}
 }
