@@ -17,6 +17,7 @@ go test ./schemas/ -run '^$' -bench 'Codec|HambaFloor' -benchtime 1s -count 3 | 
 
 step memory backend
 go test ./broker/memory/ -run '^$' -bench . -count 3 | tee $out/memory-gotest.txt
+go test ./testkit/ -run '^$' -bench LatencyMeasurer -count 3 | tee $out/testkit-gotest.txt
 eb -backend memory -rate max -count 300000 -repeat 3 -json $out/memory-max.json | tee $out/memory-max.txt
 
 step kafkabus against sarama
