@@ -22,6 +22,7 @@ eb -backend memory -rate max -count 300000 -repeat 3 -json $out/memory-max.json 
 
 step kafkabus against sarama
 go test ./kafkabus/ -run '^$' -bench 'Publish|Consume' -benchtime 100000x -count 3 | tee $out/kafkabus-gotest.txt
+go test ./kafkabus/ -run '^$' -bench 'Latency' -benchtime 25000x -count 3 | tee $out/kafkabus-latency.txt
 eb -backend kafka -rate max -duration 10s -repeat 3 -json $out/kafka-max.json | tee $out/kafka-max.txt
 
 step rabbitbus against amqp091
