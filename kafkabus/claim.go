@@ -66,6 +66,22 @@ type delivery struct {
 func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 	s := c.sub
 	defer c.finishRun()
+	// Messages are handed to the workers in batches of what is already
+	// waiting in msgs (never waiting for more): one channel operation and
+	// one worker wake-up per batch instead of per message. Every delivery
+	// added to the tracker is flushed to its worker before run returns or
+	// blocks, so the workers can always free the in-flight slots it waits
+	// for and the drain always sees them finish.
+	pending := make([][]*delivery, len(s.queues))
+	flush := func() {
+		for i, ds := range pending {
+			if len(ds) > 0 {
+				s.queues[i] <- ds
+				pending[i] = nil // the worker owns the slice now
+			}
+		}
+	}
+	defer flush()
 	for {
 		select {
 		case <-stop:
@@ -82,21 +98,47 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 				return
 			}
 		}
-		select {
-		case s.inFlight <- struct{}{}:
-		case <-stop:
-			return
+		for n := 1; ; n++ {
+			select {
+			case s.inFlight <- struct{}{}:
+			default:
+				flush() // the workers need these to free slots
+				select {
+				case s.inFlight <- struct{}{}:
+				case <-stop:
+					return
+				}
+			}
+			if c.aborted.Load() { // a handler failed under OnFailureStop
+				<-s.inFlight
+				return
+			}
+			d := &delivery{claim: c}
+			c.fill(&d.msg, cm)
+			d.seq = c.tr.add(cm.Offset)
+			sh := s.shard(&d.msg)
+			pending[sh] = append(pending[sh], d)
+			if n == maxBatch {
+				break
+			}
+			select {
+			case <-stop:
+				return
+			case cm, ok = <-msgs:
+				if !ok {
+					return
+				}
+				continue
+			default:
+			}
+			break
 		}
-		if c.aborted.Load() { // a handler failed under OnFailureStop
-			<-s.inFlight
-			return
-		}
-		d := &delivery{claim: c}
-		c.fill(&d.msg, cm)
-		d.seq = c.tr.add(cm.Offset)
-		s.queues[s.shard(&d.msg)] <- d
+		flush()
 	}
 }
+
+// maxBatch bounds the messages a claim hands to the workers at once.
+const maxBatch = 64
 
 // fill converts a consumed record into the claim's broker.Message.
 func (c *claim) fill(m *broker.Message, cm *sarama.ConsumerMessage) {
@@ -168,30 +210,37 @@ func (c *claim) resolve(d *delivery, ok bool) {
 }
 
 // worker runs the handler for every delivery of its queue, in order.
-func (s *subscription) worker(q <-chan *delivery) {
+func (s *subscription) worker(q <-chan []*delivery) {
 	defer s.workers.Done()
-	for d := range q {
-		c := d.claim
-		if c.aborted.Load() {
-			c.resolve(d, false)
-			continue
+	for ds := range q {
+		for _, d := range ds {
+			s.handle(d)
 		}
-		err := s.handler(c.ctx, &d.msg)
-		switch {
-		case err == nil:
-			c.resolve(d, true)
-		case c.ctx.Err() != nil:
-			// Stopping: the message stays uncommitted and comes back.
-			c.resolve(d, false)
-		default:
-			// Only OnFailureStop lets a handler error through the pipeline.
-			c.aborted.Store(true)
-			s.fail(&broker.HandlerError{
-				Topic: d.msg.Topic, Partition: d.msg.Delivery.Partition, Offset: d.msg.Delivery.Offset,
-				Key: d.msg.Key, Attempts: max(d.msg.Delivery.Attempt, 1), Err: err,
-			})
-			c.resolve(d, false)
-		}
+	}
+}
+
+// handle runs the handler for d and resolves it.
+func (s *subscription) handle(d *delivery) {
+	c := d.claim
+	if c.aborted.Load() {
+		c.resolve(d, false)
+		return
+	}
+	err := s.handler(c.ctx, &d.msg)
+	switch {
+	case err == nil:
+		c.resolve(d, true)
+	case c.ctx.Err() != nil:
+		// Stopping: the message stays uncommitted and comes back.
+		c.resolve(d, false)
+	default:
+		// Only OnFailureStop lets a handler error through the pipeline.
+		c.aborted.Store(true)
+		s.fail(&broker.HandlerError{
+			Topic: d.msg.Topic, Partition: d.msg.Delivery.Partition, Offset: d.msg.Delivery.Offset,
+			Key: d.msg.Key, Attempts: max(d.msg.Delivery.Attempt, 1), Err: err,
+		})
+		c.resolve(d, false)
 	}
 }
 

@@ -33,7 +33,7 @@ type subscription struct {
 	unwatch func() bool // stops watching Subscribe's ctx
 
 	inFlight chan struct{} // a slot per message handed out (MaxInFlight)
-	queues   []chan *delivery
+	queues   []chan []*delivery
 	workers  sync.WaitGroup
 	seed     maphash.Seed
 
@@ -65,13 +65,13 @@ func newSubscription(ctx context.Context, sub broker.Subscription, cfg Config, h
 		runCtx:     runCtx,
 		stopRun:    stop,
 		inFlight:   make(chan struct{}, sub.MaxInFlight),
-		queues:     make([]chan *delivery, sub.Concurrency),
+		queues:     make([]chan []*delivery, sub.Concurrency),
 		seed:       maphash.MakeSeed(),
 		handedOut:  make(map[int32]int64),
 		done:       make(chan struct{}),
 	}
 	for i := range s.queues {
-		s.queues[i] = make(chan *delivery, sub.MaxInFlight)
+		s.queues[i] = make(chan []*delivery, sub.MaxInFlight)
 		s.workers.Add(1)
 		go s.worker(s.queues[i])
 	}
