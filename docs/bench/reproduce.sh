@@ -27,6 +27,7 @@ eb -backend kafka -rate max -duration 10s -repeat 3 -json $out/kafka-max.json | 
 
 step rabbitbus against amqp091
 go test ./rabbitbus/ -run '^$' -bench 'Publish|Consume' -benchtime 20000x -count 3 | tee $out/rabbitbus-gotest.txt
+go test ./rabbitbus/ -run '^$' -bench 'Latency' -benchtime 10000x -count 3 | tee $out/rabbitbus-latency.txt
 eb -backend rabbitmq -rate max -duration 10s -repeat 3 -json $out/rabbitmq-max.json | tee $out/rabbitmq-max.txt
 
 step latency at 1k, 5k, 10k events/s
