@@ -241,14 +241,39 @@ func TestJoinBehindCrashedMember(t *testing.T) {
 	drop.Remove()
 
 	cfg.Sarama = func(sc *sarama.Config) { sc.Net.ReadTimeout = 2 * time.Second }
-	second := newBackend(t, c, kafkabus.WithConfig(cfg))
+	errs := &clientErrors{}
+	second := newBackend(t, c, kafkabus.WithConfig(cfg), kafkabus.Hooks(errs))
 	start := time.Now()
 	c2, err := second.Subscribe(ctx, sub, noop)
 	if err != nil {
 		t.Fatalf("Subscribe behind a crashed member after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 	t.Logf("joined behind the crashed member after %v", time.Since(start).Round(time.Millisecond))
+	// Subscribe also retries a join that timed out; the first one must
+	// have waited long enough not to need it.
+	if got := errs.all(); len(got) != 0 {
+		t.Fatalf("the join behind the crashed member failed first: %v", got)
+	}
 	_ = c2.Close()
+}
+
+// clientErrors records the errors a backend reports through
+// kafkabus.HookClientError.
+type clientErrors struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (c *clientErrors) OnClientError(_, _ string, _ int32, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errs = append(c.errs, err)
+}
+
+func (c *clientErrors) all() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]error(nil), c.errs...)
 }
 
 // TestSubscribeJoinFailures: connections broken under the first JoinGroup
