@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/envlist"
 )
 
 // Defaults of a Config; a zero field means its default.
@@ -153,11 +154,7 @@ type Config struct {
 // reported by Validate.
 func ConfigFromEnv() Config {
 	var c Config
-	for _, b := range strings.Split(os.Getenv("KAFKA_BROKERS"), ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			c.Brokers = append(c.Brokers, b)
-		}
-	}
+	c.Brokers = envlist.Split(os.Getenv("KAFKA_BROKERS"))
 	c.ClientID = os.Getenv("KAFKA_CLIENT_ID")
 	c.Version = os.Getenv("KAFKA_VERSION")
 	if v := os.Getenv("KAFKA_TLS"); v != "" {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/cosmic-horizons/events/internal/envlist"
 )
 
 // Environment variables read by ConfigFromEnv.
@@ -50,7 +52,7 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		return v, ok && v != ""
 	}
 	if v, ok := get(EnvURLs); ok {
-		cfg.URLs = splitList(v)
+		cfg.URLs = envlist.Split(v)
 	} else if v, ok := get(EnvURL); ok {
 		cfg.URLs = []string{v}
 	}
@@ -98,7 +100,7 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		cfg.QueueType = v
 	}
 	if v, ok := get(EnvDropUnroutable); ok {
-		cfg.DropUnroutable = splitList(v)
+		cfg.DropUnroutable = envlist.Split(v)
 	}
 	if v, ok := get(EnvConnectionName); ok {
 		cfg.ConnectionName = v

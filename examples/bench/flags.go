@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/examples/internal/benchcore"
+	"github.com/cosmic-horizons/events/internal/envlist"
 )
 
 // defaultRabbitURL is the local broker of the development machines and CI.
@@ -101,16 +102,6 @@ func parseRates(s string) ([]float64, error) {
 		out = append(out, v*mult)
 	}
 	return out, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -226,7 +217,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	c.session.Options = benchcore.Options{
-		Backend: *backend, Brokers: splitList(*brokers), URLs: splitList(*urls), QueueType: *queueType,
+		Backend: *backend, Brokers: envlist.Split(*brokers), URLs: envlist.Split(*urls), QueueType: *queueType,
 		Partitions: *parts, Subscribers: *subs, Concurrency: *conc, MaxInFlight: *inflight, TraceRatio: *trace,
 		Workload: benchcore.WorkloadConfig{BodySize: *size, Keys: *keys, MetricsShare: *share},
 	}

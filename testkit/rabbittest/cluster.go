@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cosmic-horizons/events/internal/envlist"
 )
 
 // Environment variables describing the cluster, as printed by
@@ -125,8 +127,8 @@ func newCluster(t testing.TB, getenv func(string) string) *ClusterFixture {
 // clusterConfigFrom reads and checks the cluster variables.
 func clusterConfigFrom(getenv func(string) string) (clusterConfig, error) {
 	cfg := clusterConfig{
-		urls:  splitList(getenv(EnvClusterURLs)),
-		nodes: splitList(getenv(EnvClusterNodes)),
+		urls:  envlist.Split(getenv(EnvClusterURLs)),
+		nodes: envlist.Split(getenv(EnvClusterNodes)),
 		dir:   getenv(EnvClusterDir),
 	}
 	if len(cfg.urls) == 0 {
@@ -142,16 +144,6 @@ func clusterConfigFrom(getenv func(string) string) (clusterConfig, error) {
 		}
 	}
 	return cfg, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // Nodes returns the Erlang node names of the cluster, in the order of

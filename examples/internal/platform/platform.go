@@ -23,6 +23,7 @@ import (
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
+	"github.com/cosmic-horizons/events/internal/envlist"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/rabbitbus"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
@@ -53,29 +54,19 @@ type Options struct {
 // the KAFKA_BROKERS and AMQP_URLS environment variables.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("kafka-brokers", "comma-separated Kafka bootstrap addresses (env KAFKA_BROKERS); empty: an embedded in-process Kafka cluster", func(s string) error {
-		o.KafkaBrokers = splitList(s)
+		o.KafkaBrokers = envlist.Split(s)
 		return nil
 	})
 	fs.Func("amqp-urls", "comma-separated RabbitMQ node URLs (env AMQP_URLS); empty: the in-memory bus", func(s string) error {
-		o.AMQPURLs = splitList(s)
+		o.AMQPURLs = envlist.Split(s)
 		return nil
 	})
 	if o.KafkaBrokers == nil {
-		o.KafkaBrokers = splitList(os.Getenv("KAFKA_BROKERS"))
+		o.KafkaBrokers = envlist.Split(os.Getenv("KAFKA_BROKERS"))
 	}
 	if o.AMQPURLs == nil {
-		o.AMQPURLs = splitList(os.Getenv("AMQP_URLS"))
+		o.AMQPURLs = envlist.Split(os.Getenv("AMQP_URLS"))
 	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Platform holds both paths, ready for services.
