@@ -73,13 +73,18 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 	// blocks, so the workers can always free the in-flight slots it waits
 	// for and the drain always sees them finish.
 	pending := make([][]*delivery, len(s.queues))
+	queued := 0
 	flush := func() {
+		if queued == 0 {
+			return
+		}
 		for i, ds := range pending {
 			if len(ds) > 0 {
 				s.queues[i] <- ds
 				pending[i] = nil // the worker owns the slice now
 			}
 		}
+		queued = 0
 	}
 	defer flush()
 	for {
@@ -91,49 +96,40 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 		var cm *sarama.ConsumerMessage
 		var ok bool
 		select {
-		case <-stop:
-			return
-		case cm, ok = <-msgs:
-			if !ok {
-				return
-			}
-		}
-		for n := 1; ; n++ {
-			select {
-			case s.inFlight <- struct{}{}:
-			default:
-				flush() // the workers need these to free slots
-				select {
-				case s.inFlight <- struct{}{}:
-				case <-stop:
-					return
-				}
-			}
-			if c.aborted.Load() { // a handler failed under OnFailureStop
-				<-s.inFlight
-				return
-			}
-			d := &delivery{claim: c}
-			c.fill(&d.msg, cm)
-			d.seq = c.tr.add(cm.Offset)
-			sh := s.shard(&d.msg)
-			pending[sh] = append(pending[sh], d)
-			if n == maxBatch {
-				break
-			}
+		case cm, ok = <-msgs: // one more is waiting: it joins the batch
+		default:
+			flush() // nothing waiting: hand out the batch, then wait
 			select {
 			case <-stop:
 				return
 			case cm, ok = <-msgs:
-				if !ok {
-					return
-				}
-				continue
-			default:
 			}
-			break
 		}
-		flush()
+		if !ok {
+			return
+		}
+		select {
+		case s.inFlight <- struct{}{}:
+		default:
+			flush() // the workers need these to free slots
+			select {
+			case s.inFlight <- struct{}{}:
+			case <-stop:
+				return
+			}
+		}
+		if c.aborted.Load() { // a handler failed under OnFailureStop
+			<-s.inFlight
+			return
+		}
+		d := &delivery{claim: c}
+		c.fill(&d.msg, cm)
+		d.seq = c.tr.add(cm.Offset)
+		sh := s.shard(&d.msg)
+		pending[sh] = append(pending[sh], d)
+		if queued++; queued == maxBatch {
+			flush()
+		}
 	}
 }
 
