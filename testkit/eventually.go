@@ -33,3 +33,14 @@ func Eventually(ctx context.Context, t testing.TB, what string, cond func() bool
 		}
 	}
 }
+
+// TimeoutContext returns a context that ends after d or when the test
+// ends, whichever comes first: the bound for a test's waits
+// (Eventually, MessageCapture.WaitFor), so a condition that never holds
+// fails the test instead of hanging it.
+func TimeoutContext(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -105,8 +105,8 @@ func TestCrashMidStreamThenRestart(t *testing.T) {
 	// Second run: same directory, same group.
 	s2 := e.service(t, auditsvc.Config{})
 	e.subscribe(t, s2, "audit")
-	testkit.Eventually(bounded(t), t, "every event in the trail", func() bool { return s2.Stats().Records == len(evs) })
-	testkit.Eventually(bounded(t), t, "the group caught up", func() bool { return lagOf(t, e, "audit") == 0 })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "every event in the trail", func() bool { return s2.Stats().Records == len(evs) })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "the group caught up", func() bool { return lagOf(t, e, "audit") == 0 })
 
 	// Some appends of the first run were cut off by the cancellation while
 	// waiting for their fsync: in the trail, but not counted as recorded by

@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
 	"github.com/cosmic-horizons/events/examples/internal/audittrail"
 	"github.com/cosmic-horizons/events/testkit"
-	"github.com/google/uuid"
-	"go.uber.org/goleak"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind.
@@ -24,14 +25,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // timeout bounds every wait; nothing sleeps to synchronise.
 const timeout = 30 * time.Second
-
-// bounded returns a ctx that ends after timeout, for testkit.Eventually.
-func bounded(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // env is a memory broker with a Bus publishing Avro through it.
 type env struct {

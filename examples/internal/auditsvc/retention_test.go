@@ -26,7 +26,7 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 		evs := platformEvents(seed, 1)[:4]
 		want := s.Consumed() + int64(len(evs))
 		e.publish(t, evs...)
-		testkit.Eventually(bounded(t), t, "batch recorded", func() bool { return s.Consumed() == want })
+		testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "batch recorded", func() bool { return s.Consumed() == want })
 		return audittrail.JobIDOf(evs[0])
 	}
 	oldJob := batch(21)
@@ -43,7 +43,7 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.RunRetention(ctx, time.Hour) }() // prunes at once, then hourly
-	testkit.Eventually(bounded(t), t, "the first prune", func() bool { return s.Stats().PrunedSegments == 1 })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "the first prune", func() bool { return s.Stats().PrunedSegments == 1 })
 	cancel()
 	select {
 	case err := <-done:

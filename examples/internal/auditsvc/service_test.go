@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
 	"github.com/cosmic-horizons/events/examples/internal/audittrail"
 	"github.com/cosmic-horizons/events/testkit"
-	"github.com/google/uuid"
 )
 
 // Every event of every platform topic is recorded once; a job's trail
@@ -29,7 +30,7 @@ func TestRecordsEveryTopicOnceInOrder(t *testing.T) {
 	e.subscribe(t, s, "audit")
 	evs := platformEvents(1, 6)
 	e.publish(t, evs...)
-	testkit.Eventually(bounded(t), t, "every event recorded", func() bool { return s.Consumed() == int64(len(evs)) })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "every event recorded", func() bool { return s.Consumed() == int64(len(evs)) })
 
 	st := s.Stats()
 	if st.Recorded != int64(len(evs)) || st.Duplicates != 0 || st.Rejected != 0 || st.Records != len(evs) || !st.Available {
@@ -169,10 +170,10 @@ func TestRedeliveryRecordedOnce(t *testing.T) {
 	cs := e.subscribe(t, s, "audit")
 	evs := platformEvents(2, 3)
 	e.publish(t, evs...)
-	testkit.Eventually(bounded(t), t, "every event recorded", func() bool { return s.Consumed() == int64(len(evs)) })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "every event recorded", func() bool { return s.Consumed() == int64(len(evs)) })
 
 	e.publish(t, evs...) // the same events again: same event IDs
-	testkit.Eventually(bounded(t), t, "redeliveries seen", func() bool { return s.Stats().Duplicates == int64(len(evs)) })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "redeliveries seen", func() bool { return s.Stats().Duplicates == int64(len(evs)) })
 	if st := s.Stats(); st.Recorded != int64(len(evs)) || st.Records != len(evs) {
 		t.Fatalf("after redelivery: %+v, want %d records", st, len(evs))
 	}
@@ -187,7 +188,7 @@ func TestRedeliveryRecordedOnce(t *testing.T) {
 	s2 := e.service(t, auditsvc.Config{})
 	e.subscribe(t, s2, "audit")
 	e.publish(t, evs...)
-	testkit.Eventually(bounded(t), t, "replay seen", func() bool { return s2.Stats().Duplicates == int64(len(evs)) })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "replay seen", func() bool { return s2.Stats().Duplicates == int64(len(evs)) })
 	if st := s2.Stats(); st.Recorded != 0 || st.Records != len(evs) {
 		t.Fatalf("after restart: %+v, want nothing new and %d records", st, len(evs))
 	}
@@ -221,8 +222,8 @@ func TestUndecodableIsDeadLettered(t *testing.T) {
 	good := testkit.NewBuilder(3).JobSubmitted().Build()
 	e.publish(t, good)
 
-	testkit.Eventually(bounded(t), t, "two dead letters", func() bool { return dlq.Count() == 2 })
-	testkit.Eventually(bounded(t), t, "the valid event recorded", func() bool { return s.Consumed() == 1 })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "two dead letters", func() bool { return dlq.Count() == 2 })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "the valid event recorded", func() bool { return s.Consumed() == 1 })
 	for _, m := range dlq.Messages() {
 		if m.Header(broker.HeaderDLQPermanent) != "true" || m.Header(broker.HeaderDLQAttempts) != "1" {
 			t.Errorf("dead letter %q: headers %v, want permanent after 1 attempt", m.Key, m.Headers)
@@ -261,7 +262,7 @@ func TestStorageFailureRetriedNotDeadLettered(t *testing.T) {
 	b := testkit.NewBuilder(4)
 	first := b.JobSubmitted().Build()
 	e.publish(t, first)
-	testkit.Eventually(bounded(t), t, "first event recorded", func() bool { return s.Consumed() == 1 })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "first event recorded", func() bool { return s.Consumed() == 1 })
 
 	// Block the next day's segment: creating it fails, which fails the
 	// trail, as a full or broken disk would.
@@ -273,7 +274,7 @@ func TestStorageFailureRetriedNotDeadLettered(t *testing.T) {
 	clock.Set(next)
 	second := b.JobSubmitted().Build()
 	e.publish(t, second)
-	testkit.Eventually(bounded(t), t, "failures retried with a reopen", func() bool {
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "failures retried with a reopen", func() bool {
 		st := s.Stats()
 		return st.StorageErrors >= 2 && st.Reopens >= 1
 	})
@@ -283,7 +284,7 @@ func TestStorageFailureRetriedNotDeadLettered(t *testing.T) {
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(bounded(t), t, "second event recorded", func() bool { return s.Consumed() == 2 })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "second event recorded", func() bool { return s.Consumed() == 2 })
 	if st := s.Stats(); st.Rejected != 0 || dlq.Count() != 0 || !st.Available || st.LastError == "" {
 		t.Fatalf("after recovery: %+v, %d dead letters", st, dlq.Count())
 	}

@@ -12,21 +12,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/dashboard"
-	"go.uber.org/goleak"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 const deadline = 30 * time.Second
-
-func waitCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // msg mirrors what the WebSocket sends.
 type msg struct {
@@ -112,7 +107,7 @@ func findJob(jobs []dashboard.JobState, id string) (dashboard.JobState, bool) {
 // TestWebSocketSnapshotThenUpdates: a browser gets every known job first,
 // then what changes, notifications included (each once).
 func TestWebSocketSnapshotThenUpdates(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	d, srv := newDashboard(t, dashboard.Config{})
 	d.Observe(eventmodels.NewJobSubmitted("ann", "job-1", spec))
 	d.Observe(eventmodels.NewJobSubmitted("ann", "job-2", spec))
@@ -163,7 +158,7 @@ func TestWebSocketSnapshotThenUpdates(t *testing.T) {
 // TestDropAndClose: DropConnections cuts sockets without a close frame;
 // so does Close, which then refuses new sockets.
 func TestDropAndClose(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	d, srv := newDashboard(t, dashboard.Config{})
 	c := dial(ctx, t, srv)
 	read(ctx, t, c)
@@ -200,7 +195,7 @@ func TestDropAndClose(t *testing.T) {
 }
 
 func TestCrossOriginWebSocketRefused(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	_, srv := newDashboard(t, dashboard.Config{})
 	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws",
 		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": []string{"http://elsewhere.example"}}})
@@ -210,7 +205,7 @@ func TestCrossOriginWebSocketRefused(t *testing.T) {
 }
 
 func TestMaxJobsEvicts(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	d, srv := newDashboard(t, dashboard.Config{MaxJobs: 2})
 	c := dial(ctx, t, srv)
 	read(ctx, t, c)
@@ -224,7 +219,7 @@ func TestMaxJobsEvicts(t *testing.T) {
 }
 
 func TestMaxClients(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	_, srv := newDashboard(t, dashboard.Config{MaxClients: 1})
 	c := dial(ctx, t, srv)
 	read(ctx, t, c)
@@ -238,7 +233,7 @@ func TestMaxClients(t *testing.T) {
 // ephemeral subscriptions (job events and notifications), and ignores what
 // it cannot decode.
 func TestSubscribeRealtime(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	mem := memory.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	bus, err := broker.NewBus(mem)
@@ -330,7 +325,7 @@ func TestCloseWithoutClients(t *testing.T) {
 // TestCloseEndsGoroutines: after Close (and the server's), nothing the
 // dashboard started is left running, subscriptions and sockets included.
 func TestCloseEndsGoroutines(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	ignore := goleak.IgnoreCurrent()
 	mem := memory.New()
 	d, err := dashboard.New(dashboard.Config{FlushInterval: time.Millisecond})

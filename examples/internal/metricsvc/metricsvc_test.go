@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -250,7 +252,7 @@ func TestPollLag(t *testing.T) {
 	var errs []error
 	done := make(chan error)
 	go func() { done <- svc.PollLag(ctx, time.Millisecond, func(err error) { errs = append(errs, err) }) }()
-	wait(waitCtx(t), t, h.fifth, "five polls")
+	wait(testkit.TimeoutContext(t, deadline), t, h.fifth, "five polls")
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("PollLag returned %v", err)

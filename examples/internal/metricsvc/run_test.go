@@ -14,25 +14,19 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/testkit"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 const deadline = 30 * time.Second
-
-func waitCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // gate holds the publish of one event type of one job until released, so a
 // test can cancel the job at a known point.
@@ -188,7 +182,7 @@ func checkPercentiles(t *testing.T, what string, p metricsvc.Percentiles, values
 }
 
 func TestOrchestratorRun(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	mem := memory.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	dec, err := broker.NewDecoder(nil, nil)

@@ -6,10 +6,11 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/google/uuid"
+
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/notifysvc"
-	"github.com/google/uuid"
 )
 
 // A failed job notifies its user through the log channel; handling the

@@ -21,13 +21,6 @@ import (
 // deadline bounds every wait; generous, because the machine is shared.
 const deadline = 30 * time.Second
 
-func waitCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // env is a memory broker with a durable bus and a decoder over it.
 type env struct {
 	mem *memory.Broker

@@ -26,7 +26,7 @@ import (
 // emitted once and delivered once.
 func TestTwoHundredJobs(t *testing.T) {
 	const jobs = 200
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	e := newEnv(t)
 
 	// Observers subscribe before the first job: every notification event,
@@ -205,7 +205,7 @@ func (f *flaky) Deliver(_ context.Context, n *eventmodels.Notification) error {
 // that channel, while the channel that had succeeded skips it and nothing
 // is emitted twice.
 func TestChannelFailureRetriesOnlyThatChannel(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	e := newEnv(t)
 	sms := &flaky{tries: map[string]int{}, ok: map[string]int{}}
 	push := &recordPusher{}
@@ -254,7 +254,7 @@ func TestWebhookDeadLetter(t *testing.T) {
 		{"422 rejected", http.StatusUnprocessableEntity, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := waitCtx(t)
+			ctx := testkit.TimeoutContext(t, deadline)
 			e := newEnv(t)
 			dlq := testkit.NewMessageCapture(testkit.WithDecoder(e.dec))
 			if _, err := e.mem.Subscribe(ctx, broker.Subscription{Topic: broker.DeadLetterTopic(eventmodels.TopicNotifications), Group: "check"}, dlq.Handle); err != nil {
@@ -324,7 +324,7 @@ func TestWebhookDeadLetter(t *testing.T) {
 // TestPreferencesRoute: each user gets the events and channels their entry
 // (or the default) names, and nothing else.
 func TestPreferencesRoute(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	e := newEnv(t)
 	prefs, err := notifysvc.ParsePreferences([]byte(`{
 		"default": {"events": ["job.failed"], "channels": ["log"]},
@@ -378,7 +378,7 @@ func TestPreferencesRoute(t *testing.T) {
 // is delivered and Notify fails (the subscription retries); the next try
 // emits and delivers once.
 func TestEmitFailure(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	e := newEnv(t)
 	mock := testkit.NewMockPublisher()
 	bus, err := broker.NewBus(mock)
@@ -440,7 +440,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // TestBusPusherAndStatsHTTP: BusPusher publishes browser pushes on a bus
 // (for a dashboard in another process), and GET /stats serves the counters.
 func TestBusPusherAndStatsHTTP(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	e := newEnv(t)
 	realtime := testkit.NewMessageCapture(testkit.WithDecoder(e.dec))
 	if _, err := e.mem.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicNotifications, Ephemeral: true}, realtime.Handle); err != nil {

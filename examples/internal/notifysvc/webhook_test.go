@@ -13,6 +13,7 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/notifysvc"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 func note() *eventmodels.Notification {
@@ -22,7 +23,7 @@ func note() *eventmodels.Notification {
 }
 
 func TestWebhookSignsAndRetries(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	r := newReceiver(t, 1, http.StatusBadGateway)
 	r.secret = []byte("s3cret")
 	wh, err := notifysvc.NewWebhookChannel(notifysvc.WebhookConfig{URL: r.srv.URL, Secret: r.secret, Retry: fastRetry})
@@ -44,7 +45,7 @@ func TestWebhookSignsAndRetries(t *testing.T) {
 }
 
 func TestWebhookNoDeadLetterSink(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	r := newReceiver(t, -1, http.StatusInternalServerError)
 	wh, err := notifysvc.NewWebhookChannel(notifysvc.WebhookConfig{URL: r.srv.URL, Retry: broker.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}})
 	if err != nil {
@@ -57,7 +58,7 @@ func TestWebhookNoDeadLetterSink(t *testing.T) {
 }
 
 func TestWebhookDeadLetterSinkFails(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	r := newReceiver(t, -1, http.StatusBadRequest)
 	sink := notifysvc.DeadLetterFunc(func(context.Context, *eventmodels.Notification, error, int) error { return errors.New("disk full") })
 	wh, err := notifysvc.NewWebhookChannel(notifysvc.WebhookConfig{URL: r.srv.URL, DeadLetters: sink})
@@ -74,7 +75,7 @@ func TestWebhookDeadLetterSinkFails(t *testing.T) {
 // is not dead-lettered.
 func TestWebhookCancelled(t *testing.T) {
 	var calls atomic.Int32
-	ctx, cancel := context.WithCancel(waitCtx(t))
+	ctx, cancel := context.WithCancel(testkit.TimeoutContext(t, deadline))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
 			cancel() // the service stops while the first attempt fails
@@ -95,7 +96,7 @@ func TestWebhookCancelled(t *testing.T) {
 }
 
 func TestWebhookRetryAfter(t *testing.T) {
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	var calls atomic.Int32
 	var first, gap atomic.Int64 // unix nanoseconds, nanoseconds
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -22,13 +22,6 @@ const deadline = 30 * time.Second
 // errBusDown is the failure the tests inject into the durable publisher.
 var errBusDown = errors.New("bus down")
 
-func waitCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // recPublisher is the durable publisher of the tests: it passes messages to
 // a memory broker, records every confirmed one in order, and lets a test
 // fail or hold publishes (hook) to simulate an outage.

@@ -17,6 +17,7 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 // apiError is the error body of the API.
@@ -155,7 +156,7 @@ func TestHTTPSubmitGetList(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/jobs/"+v.JobID {
 		t.Errorf("Location %q", loc)
 	}
-	if err := r.svc.Wait(waitCtx(t)); err != nil {
+	if err := r.svc.Wait(testkit.TimeoutContext(t, deadline)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -191,7 +192,7 @@ func TestCancel(t *testing.T) {
 		if err != nil || !v.CancelRequested {
 			t.Fatalf("Cancel: %+v %v", v, err)
 		}
-		if err := r.svc.Wait(waitCtx(t)); err != nil {
+		if err := r.svc.Wait(testkit.TimeoutContext(t, deadline)); err != nil {
 			t.Fatal(err)
 		}
 		evs := r.lifecycle(t)[id]
@@ -217,7 +218,7 @@ func TestCancel(t *testing.T) {
 		srv := httptest.NewServer(r.svc.Handler())
 		t.Cleanup(srv.Close)
 		id := submitN(t, r.svc, 1)[0]
-		ctx := waitCtx(t)
+		ctx := testkit.TimeoutContext(t, deadline)
 		err := r.realtime.WaitUntil(ctx, "job running", func(ms []*broker.Message) bool {
 			return slices.ContainsFunc(ms, func(m *broker.Message) bool { return m.Header(broker.HeaderType) == eventmodels.TypeJobStatusChanged })
 		})

@@ -28,7 +28,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	ids := submitN(t, r.svc, n)
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	if err := r.svc.Wait(ctx); err != nil {
 		t.Fatalf("Wait: %v", err)
 	}
@@ -153,7 +153,7 @@ func runOutcomes(t *testing.T, seed uint64) []outcome {
 	t.Helper()
 	r := newRig(t, orchestrator.SimConfig{Seed: seed, FailureRatio: 0.4, Speed: 0})
 	ids := submitN(t, r.svc, 20)
-	if err := r.svc.Wait(waitCtx(t)); err != nil {
+	if err := r.svc.Wait(testkit.TimeoutContext(t, deadline)); err != nil {
 		t.Fatal(err)
 	}
 	lifecycle := r.lifecycle(t)
@@ -205,7 +205,7 @@ func TestRealtimeFailureDoesNotStopJobs(t *testing.T) {
 	rt.FailNext(1<<30, errors.New("real-time broker down"))
 	r := newRig(t, orchestrator.SimConfig{Seed: 1, Speed: 0}, withRealtimePublisher(rt))
 	submitN(t, r.svc, 3)
-	if err := r.svc.Wait(waitCtx(t)); err != nil {
+	if err := r.svc.Wait(testkit.TimeoutContext(t, deadline)); err != nil {
 		t.Fatal(err)
 	}
 	lifecycle := r.lifecycle(t)
@@ -257,7 +257,7 @@ func TestNewAndSubmitErrors(t *testing.T) {
 	if _, err := r.svc.Get("job-000001"); !errors.Is(err, orchestrator.ErrNotFound) {
 		t.Errorf("Get of the refused job: %v, want ErrNotFound", err)
 	}
-	if err := r.svc.Shutdown(waitCtx(t)); err != nil {
+	if err := r.svc.Shutdown(testkit.TimeoutContext(t, deadline)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.svc.Submit(context.Background(), "alice", spec(1)); !errors.Is(err, orchestrator.ErrStopped) {

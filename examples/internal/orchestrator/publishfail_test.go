@@ -11,6 +11,7 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 // outage fails the publishes of one event type: the first fails attempts,
@@ -69,7 +70,7 @@ func TestPublishFailureRetries(t *testing.T) {
 	})
 
 	id := submitN(t, r.svc, 1)[0]
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	select {
 	case <-queued.reached:
 	case <-ctx.Done():
@@ -123,7 +124,7 @@ func TestShutdownWhileDegraded(t *testing.T) {
 	queued := newOutage(eventmodels.TypeJobQueued, 3, errBusDown)
 	r.durable.setHook(queued.hook)
 	id := submitN(t, r.svc, 1)[0]
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	select {
 	case <-queued.reached:
 	case <-ctx.Done():
@@ -149,7 +150,7 @@ func TestShutdownDuringSubmits(t *testing.T) {
 	// Jobs wait hours to be queued, so every accepted job is still running
 	// when Shutdown comes.
 	r := newRig(t, orchestrator.SimConfig{Seed: 9, Speed: 1, QueueDelay: 10 * time.Hour})
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex

@@ -10,6 +10,7 @@ import (
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
+	"github.com/cosmic-horizons/events/testkit"
 )
 
 // holdAt holds the nth publish attempt (counting every topic) of chosen
@@ -53,7 +54,7 @@ func TestRestartResumesWithoutDuplicates(t *testing.T) {
 	const n = 15
 	sim := orchestrator.SimConfig{Seed: 11, FailureRatio: 0.4, Speed: 0, ProgressSteps: 4}
 	a := newRig(t, sim)
-	ctx := waitCtx(t)
+	ctx := testkit.TimeoutContext(t, deadline)
 
 	// Every job publishes submitted, queued, running, then per step a
 	// status change (or the failure) and metrics: at least 5 publishes.
@@ -201,7 +202,7 @@ func TestRestoreIgnoresRedeliveryAndStaleEvents(t *testing.T) {
 		msg(eventmodels.NewJobQueued("erin", "job-000099", "batch", 0)), // submission no longer retained
 	}
 	r := newRig(t, orchestrator.SimConfig{Seed: 2, Speed: 0}, withConfig(func(c *orchestrator.Config) { c.Replayer = log }))
-	rep, err := r.svc.Restore(waitCtx(t))
+	rep, err := r.svc.Restore(testkit.TimeoutContext(t, deadline))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func TestRestoreIgnoresRedeliveryAndStaleEvents(t *testing.T) {
 	if rep != want {
 		t.Errorf("report %+v, want %+v", rep, want)
 	}
-	if err := r.svc.Wait(waitCtx(t)); err != nil {
+	if err := r.svc.Wait(testkit.TimeoutContext(t, deadline)); err != nil {
 		t.Fatal(err)
 	}
 	// The job resumed from running: what it published continues the log.
