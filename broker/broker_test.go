@@ -138,6 +138,14 @@ func (r *recorder) OnDeadLetter(_ context.Context, _ *broker.Message, err error)
 	r.add("deadletter", err)
 }
 
+func (r *recorder) OnDeadLetterFailed(_ context.Context, _ *broker.Message, _, publishErr error) {
+	r.add("deadletterfailed", publishErr)
+}
+
+func (r *recorder) OnSkipped(_ context.Context, _ *broker.Message, reason error) {
+	r.add("skipped", reason)
+}
+
 func (r *recorder) OnDiscard(_ context.Context, _ *broker.Message, err error) {
 	r.add("discard", err)
 }

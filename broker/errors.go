@@ -27,7 +27,29 @@ var (
 	// ErrPermanent marks a handler error that retrying cannot fix (see
 	// Permanent); errors.Is(err, ErrPermanent) reports it.
 	ErrPermanent = errors.New("broker: permanent failure")
+	// ErrNotAuthorized is returned by Publish and Subscribe when the broker
+	// refused the operation for lack of permission (Kafka topic or cluster
+	// authorization, AMQP access-refused).
+	ErrNotAuthorized = errors.New("broker: not authorized")
+	// ErrSkipped is returned by a handler that deliberately did not handle
+	// a message (HandleEvent for a known event type it does not take). The
+	// pipeline acknowledges the message, does not retry it, and tells
+	// HookSkipped; outside a pipeline it is an ordinary error.
+	ErrSkipped = errors.New("broker: message skipped")
 )
+
+// IsPermanentPublishError reports whether a Publish error is one that
+// sending the same message again cannot fix: the message is too large,
+// invalid or unroutable, the client is not authorised, or the error was
+// marked Permanent. Dead-letter publishing stops retrying on them.
+func IsPermanentPublishError(err error) bool {
+	for _, target := range []error{ErrMessageTooLarge, ErrUnroutable, ErrInvalidMessage, ErrNotAuthorized, ErrPermanent} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
 
 // Permanent marks err as not worth retrying: the Retry middleware stops at
 // once and the message goes to the dead letter. Decoding failures are

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -23,21 +24,26 @@ func ContextWithMessage(ctx context.Context, m *Message) context.Context {
 // HandleEvent turns a typed function into a Handler. T is a concrete event
 // type (*eventmodels.JobCompleted) or eventmodels.Event for every type.
 //
-// Messages of other event types on the same topic are acknowledged without
-// calling fn (they are recognised from the ce_type header before any
-// decoding). A message that cannot be decoded — unknown type, malformed or
-// invalid body, contradictory headers — fails with a Permanent error: it goes
-// straight to the dead letter, never retried, never dropped silently. fn's
-// ctx carries the message (MessageFromContext).
+// A message of an event type the decoder's registry does not know fails
+// with a Permanent error matching eventmodels.ErrUnknownEventType, whatever
+// T is: it goes straight to the dead letter, never retried, never dropped
+// silently. So does a message that cannot be decoded (malformed or invalid
+// body, contradictory headers). A message of a known event type that is
+// not T returns ErrSkipped (recognised from the ce_type header before any
+// decoding): the pipeline acknowledges it without calling fn and tells
+// HookSkipped. fn's ctx carries the message (MessageFromContext).
 func HandleEvent[T eventmodels.Event](d *Decoder, fn func(ctx context.Context, e T) error) Handler {
 	want := ""
 	if info, ok := d.reg.LookupGoType(reflect.TypeFor[T]()); ok {
 		want = info.EventType
 	}
 	return func(ctx context.Context, m *Message) error {
-		if want != "" {
-			if typ := m.Header(HeaderType); typ != "" && typ != want {
-				return nil
+		if typ := m.Header(HeaderType); typ != "" {
+			if _, known := d.reg.Lookup(typ); !known {
+				return Permanent(fmt.Errorf("%w: %q", eventmodels.ErrUnknownEventType, typ))
+			}
+			if want != "" && typ != want {
+				return fmt.Errorf("%w: event type %q is not handled here", ErrSkipped, typ)
 			}
 		}
 		e, err := d.Decode(m)
@@ -46,7 +52,7 @@ func HandleEvent[T eventmodels.Event](d *Decoder, fn func(ctx context.Context, e
 		}
 		t, ok := e.(T)
 		if !ok {
-			return nil
+			return fmt.Errorf("%w: event type %q is not handled here", ErrSkipped, e.Envelope().EventType)
 		}
 		return fn(ContextWithMessage(ctx, m), t)
 	}

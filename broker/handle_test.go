@@ -42,9 +42,13 @@ func TestHandleEventTyped(t *testing.T) {
 		return nil
 	})
 	msgs, events := sampleMessages(t)
-	for _, m := range msgs {
-		if err := h(context.Background(), m); err != nil {
+	for i, m := range msgs {
+		err := h(context.Background(), m)
+		if i == 3 && err != nil {
 			t.Fatalf("%s: %v", m.Header(broker.HeaderType), err)
+		}
+		if i != 3 && !errors.Is(err, broker.ErrSkipped) {
+			t.Fatalf("%s: err %v, want ErrSkipped", m.Header(broker.HeaderType), err)
 		}
 	}
 	want := events[3]
@@ -65,8 +69,24 @@ func TestHandleEventSkipsOtherTypesWithoutDecoding(t *testing.T) {
 	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("not avro at all"), Headers: map[string]string{
 		broker.HeaderType: eventmodels.TypeJobQueued, broker.HeaderContentType: eventmodels.ContentTypeAvro,
 	}}
-	if err := h(context.Background(), m); err != nil || called {
-		t.Fatalf("err %v, called %v; want nil without a call", err, called)
+	if err := h(context.Background(), m); !errors.Is(err, broker.ErrSkipped) || broker.IsPermanent(err) || called {
+		t.Fatalf("err %v, called %v; want ErrSkipped without a call", err, called)
+	}
+}
+
+// TestHandleEventUnknownTypeIsPermanent: a typed handler does not skip a
+// type the registry does not know; it fails for good, so the message is
+// dead-lettered rather than acknowledged unseen.
+func TestHandleEventUnknownTypeIsPermanent(t *testing.T) {
+	d := newDecoder(t)
+	called := false
+	h := broker.HandleEvent(d, func(context.Context, *eventmodels.JobCompleted) error { called = true; return nil })
+	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("{}"), Headers: map[string]string{
+		broker.HeaderType: "job.exploded", broker.HeaderContentType: eventmodels.ContentTypeJSON,
+	}}
+	err := h(context.Background(), m)
+	if !broker.IsPermanent(err) || !errors.Is(err, eventmodels.ErrUnknownEventType) || called {
+		t.Fatalf("err %v, called %v; want a permanent ErrUnknownEventType without a call", err, called)
 	}
 }
 
@@ -131,7 +151,8 @@ func TestHandleEventJSONWithoutTypeHeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		delete(m.Headers, broker.HeaderType)
-		if err := h(context.Background(), m); err != nil {
+		err = h(context.Background(), m)
+		if e.Envelope().EventType == eventmodels.TypeJobCompleted && err != nil || e.Envelope().EventType != eventmodels.TypeJobCompleted && !errors.Is(err, broker.ErrSkipped) {
 			t.Fatalf("%s: %v", e.Envelope().EventType, err)
 		}
 	}

@@ -28,6 +28,11 @@ const (
 	HeaderDLQPartition = "x-dlq-partition" // original partition, when the backend has one
 	HeaderDLQOffset    = "x-dlq-offset"    // original offset, when the backend has one
 	HeaderDLQPermanent = "x-dlq-permanent" // "true" when the error was marked Permanent
+	// HeaderDLQBodySize and HeaderDLQBodySHA256 replace the body of a
+	// message too large to be dead-lettered whole: its size in bytes and
+	// its SHA-256 (hex). The dead letter then has an empty body.
+	HeaderDLQBodySize   = "x-dlq-body-size"
+	HeaderDLQBodySHA256 = "x-dlq-body-sha256"
 )
 
 // SpecVersion is the CloudEvents version of the headers.

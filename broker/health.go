@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -18,6 +19,35 @@ type HealthReport struct {
 	Checks []eventmodels.HealthCheck
 	// Lag is the backlog per group and partition (or queue).
 	Lag []GroupLag
+	// InFlight is, per running subscription of this process, what its
+	// handlers hold: messages handed out and not yet acknowledged. A
+	// message that stays here long is a stuck consumer, which Lag alone
+	// does not show (RabbitMQ counts an unacknowledged message as no lag).
+	InFlight []InFlight
+}
+
+// InFlight is what one running subscription of this process holds.
+type InFlight struct {
+	Group string
+	Topic string
+	// Messages is the number of messages handed out (to handlers, or
+	// waiting for a handler) and not yet acknowledged or committed.
+	Messages int
+	// OldestAge is how long the oldest of them has been held, since the
+	// subscriber received it; 0 when Messages is 0.
+	OldestAge time.Duration
+}
+
+// Stuck returns the subscriptions whose oldest message in flight has been
+// held longer than threshold.
+func (r *HealthReport) Stuck(threshold time.Duration) []InFlight {
+	var out []InFlight
+	for _, f := range r.InFlight {
+		if f.Messages > 0 && f.OldestAge > threshold {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // GroupLag is how far a consumer group is behind on one partition or queue.

@@ -33,6 +33,19 @@ type HookDiscard interface {
 	OnDiscard(ctx context.Context, m *Message, err error)
 }
 
+// HookDeadLetterFailed is called when a message's dead letter was refused
+// for good (handlerErr sent it there, publishErr refused it); the
+// subscription's DeadLetterFallback applies next.
+type HookDeadLetterFailed interface {
+	OnDeadLetterFailed(ctx context.Context, m *Message, handlerErr, publishErr error)
+}
+
+// HookSkipped is called when a handler skipped a message on purpose
+// (returned ErrSkipped): a known event type the handler does not take.
+type HookSkipped interface {
+	OnSkipped(ctx context.Context, m *Message, reason error)
+}
+
 // HookPublished is called after a Publish call returns (err is its error).
 type HookPublished interface {
 	OnPublished(ctx context.Context, msgs []*Message, took time.Duration, err error)
@@ -69,6 +82,22 @@ func (hs Hooks) discard(ctx context.Context, m *Message, err error) {
 	for _, h := range hs {
 		if x, ok := h.(HookDiscard); ok {
 			x.OnDiscard(ctx, m, err)
+		}
+	}
+}
+
+func (hs Hooks) deadLetterFailed(ctx context.Context, m *Message, handlerErr, publishErr error) {
+	for _, h := range hs {
+		if x, ok := h.(HookDeadLetterFailed); ok {
+			x.OnDeadLetterFailed(ctx, m, handlerErr, publishErr)
+		}
+	}
+}
+
+func (hs Hooks) skipped(ctx context.Context, m *Message, reason error) {
+	for _, h := range hs {
+		if x, ok := h.(HookSkipped); ok {
+			x.OnSkipped(ctx, m, reason)
 		}
 	}
 }

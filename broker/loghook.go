@@ -8,9 +8,10 @@ import (
 
 // LoggingHook writes what publishers and the consumption pipeline do as
 // structured log records. It implements HookHandled, HookRetry,
-// HookDeadLetter, HookDiscard, HookPublished and HookDuplicate. Levels:
-// successful attempts, publishes and duplicates at Debug; retries at Info;
-// failed attempts at Warn; dead letters, discards and failed publishes at
+// HookDeadLetter, HookDeadLetterFailed, HookDiscard, HookSkipped,
+// HookPublished and HookDuplicate. Levels: successful attempts, publishes,
+// skips and duplicates at Debug; retries at Info; failed attempts at Warn;
+// dead letters, refused dead letters, discards and failed publishes at
 // Error. Records carry topic, group, key, id (ce_id), type (ce_type) and
 // attempt. It is safe for concurrent use.
 type LoggingHook struct {
@@ -61,6 +62,18 @@ func (h *LoggingHook) OnDiscard(ctx context.Context, m *Message, err error) {
 	h.logger.LogAttrs(ctx, slog.LevelError, "message discarded", messageAttrs(m), slog.Any("error", err))
 }
 
+// OnDeadLetterFailed implements HookDeadLetterFailed.
+func (h *LoggingHook) OnDeadLetterFailed(ctx context.Context, m *Message, handlerErr, publishErr error) {
+	h.logger.LogAttrs(ctx, slog.LevelError, "dead letter refused", messageAttrs(m), slog.Any("error", handlerErr), slog.Any("publish_error", publishErr))
+}
+
+// OnSkipped implements HookSkipped.
+func (h *LoggingHook) OnSkipped(ctx context.Context, m *Message, reason error) {
+	if h.logger.Enabled(ctx, slog.LevelDebug) {
+		h.logger.LogAttrs(ctx, slog.LevelDebug, "message skipped", messageAttrs(m), slog.Any("reason", reason))
+	}
+}
+
 // OnDuplicate implements HookDuplicate.
 func (h *LoggingHook) OnDuplicate(ctx context.Context, m *Message) {
 	if h.logger.Enabled(ctx, slog.LevelDebug) {
@@ -80,10 +93,12 @@ func (h *LoggingHook) OnPublished(ctx context.Context, msgs []*Message, took tim
 }
 
 var (
-	_ HookHandled    = (*LoggingHook)(nil)
-	_ HookRetry      = (*LoggingHook)(nil)
-	_ HookDeadLetter = (*LoggingHook)(nil)
-	_ HookDiscard    = (*LoggingHook)(nil)
-	_ HookPublished  = (*LoggingHook)(nil)
-	_ HookDuplicate  = (*LoggingHook)(nil)
+	_ HookHandled          = (*LoggingHook)(nil)
+	_ HookRetry            = (*LoggingHook)(nil)
+	_ HookDeadLetter       = (*LoggingHook)(nil)
+	_ HookDiscard          = (*LoggingHook)(nil)
+	_ HookSkipped          = (*LoggingHook)(nil)
+	_ HookDeadLetterFailed = (*LoggingHook)(nil)
+	_ HookPublished        = (*LoggingHook)(nil)
+	_ HookDuplicate        = (*LoggingHook)(nil)
 )

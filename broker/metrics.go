@@ -42,7 +42,8 @@ const maxCachedAttrSets = 1024
 
 // Metrics records what publishers and the consumption pipeline do as
 // OpenTelemetry metrics. It implements HookHandled, HookRetry,
-// HookDeadLetter, HookDiscard, HookPublished and HookDuplicate: pass it in
+// HookDeadLetter, HookDeadLetterFailed, HookDiscard, HookSkipped,
+// HookPublished and HookDuplicate: pass it in
 // a backend's hooks (and in DedupeHooks) and every event is counted. It is
 // safe for concurrent use.
 //
@@ -58,13 +59,16 @@ const maxCachedAttrSets = 1024
 //	events.handle.duration  handler attempts
 //	events.retried          failed attempts that were retried
 //	events.dead_lettered    messages published to their dead-letter topic
+//	events.dead_letter_failed messages whose dead letter was refused for good
 //	events.discarded        failed messages acknowledged (OnFailureDiscard)
+//	events.skipped          messages a handler skipped (a known event type it does not take)
 //	events.duplicates       messages skipped by Dedupe
 type Metrics struct {
 	published, publishFailed        metric.Int64Counter
 	handled, handleFailed           metric.Int64Counter
 	retried, deadLettered           metric.Int64Counter
 	discarded, duplicates           metric.Int64Counter
+	deadLetterFailed, skipped       metric.Int64Counter
 	publishDuration, handleDuration metric.Float64Histogram
 
 	mu    sync.Mutex // serialises additions to sets
@@ -114,6 +118,8 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	m.retried = counter("events.retried", "Failed handler attempts that were retried.")
 	m.deadLettered = counter("events.dead_lettered", "Messages published to their dead-letter topic.")
 	m.discarded = counter("events.discarded", "Failed messages acknowledged without a dead letter.")
+	m.deadLetterFailed = counter("events.dead_letter_failed", "Messages whose dead letter was refused for good.")
+	m.skipped = counter("events.skipped", "Messages a handler skipped: a known event type it does not take.")
 	m.duplicates = counter("events.duplicates", "Messages skipped as duplicates.")
 	m.publishDuration = histogram("events.publish.duration", "Duration of Publish calls.")
 	m.handleDuration = histogram("events.handle.duration", "Duration of handler attempts.")
@@ -188,6 +194,16 @@ func (x *Metrics) OnDeadLetter(ctx context.Context, m *Message, _ error) {
 // OnDiscard implements HookDiscard.
 func (x *Metrics) OnDiscard(ctx context.Context, m *Message, _ error) {
 	x.discarded.Add(ctx, 1, x.attrs(consumed(m)).add...)
+}
+
+// OnDeadLetterFailed implements HookDeadLetterFailed.
+func (x *Metrics) OnDeadLetterFailed(ctx context.Context, m *Message, _, _ error) {
+	x.deadLetterFailed.Add(ctx, 1, x.attrs(consumed(m)).add...)
+}
+
+// OnSkipped implements HookSkipped.
+func (x *Metrics) OnSkipped(ctx context.Context, m *Message, _ error) {
+	x.skipped.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
 // OnDuplicate implements HookDuplicate.
@@ -267,10 +283,12 @@ func (x *Metrics) Middleware() Middleware {
 }
 
 var (
-	_ HookHandled    = (*Metrics)(nil)
-	_ HookRetry      = (*Metrics)(nil)
-	_ HookDeadLetter = (*Metrics)(nil)
-	_ HookDiscard    = (*Metrics)(nil)
-	_ HookPublished  = (*Metrics)(nil)
-	_ HookDuplicate  = (*Metrics)(nil)
+	_ HookHandled          = (*Metrics)(nil)
+	_ HookRetry            = (*Metrics)(nil)
+	_ HookDeadLetter       = (*Metrics)(nil)
+	_ HookDiscard          = (*Metrics)(nil)
+	_ HookPublished        = (*Metrics)(nil)
+	_ HookSkipped          = (*Metrics)(nil)
+	_ HookDeadLetterFailed = (*Metrics)(nil)
+	_ HookDuplicate        = (*Metrics)(nil)
 )

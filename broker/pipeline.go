@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 )
@@ -10,10 +11,11 @@ import (
 // subscription, so retries, dead letters and failure policies behave the same
 // on memory, Kafka and RabbitMQ. From the outside in:
 //
-//	Middleware… → event-type filter → failure policy → Retry → Timeout → hooks → Recover → handler
+//	Middleware… → event-type filter → failure policy → Retry → Timeout → hooks → Recover → skip → handler
 //
 // The hooks step tells HookHandled of every attempt, a panicking one
-// included (as a *PanicError).
+// included (as a *PanicError). The skip step turns a handler's ErrSkipped
+// into an acknowledgement (no retry, no dead letter) and tells HookSkipped.
 //
 // The failure policy is the DeadLetter middleware (OnFailureDeadLetter), a
 // log-and-acknowledge step (OnFailureDiscard), or nothing (OnFailureStop: the
@@ -25,6 +27,10 @@ type Pipeline struct {
 	Subscription Subscription
 	// DeadLetters receives dead letters; required for OnFailureDeadLetter.
 	DeadLetters Publisher
+	// DeadLetterMaxSize is the largest dead letter DeadLetters accepts
+	// (DeadLetterConfig.MaxSize): the backend's message size limit plus
+	// DeadLetterOverhead. 0 means no limit.
+	DeadLetterMaxSize int
 	// Middleware runs outermost, first listed first, once per message:
 	// Tracing, for instance. It sees the outcome after retries and the
 	// failure policy (a dead-lettered message is a nil). Dedupe does not
@@ -52,7 +58,10 @@ func (p Pipeline) Wrap(h Handler) Handler {
 	}
 	switch sub.OnFailure {
 	case OnFailureDeadLetter:
-		chain = append(chain, DeadLetter(DeadLetterConfig{Publisher: p.DeadLetters, Group: sub.Group, Logger: logger, Hooks: p.Hooks}))
+		chain = append(chain, DeadLetter(DeadLetterConfig{
+			Publisher: p.DeadLetters, Group: sub.Group, MaxSize: p.DeadLetterMaxSize,
+			Fallback: sub.DeadLetterFallback, Logger: logger, Hooks: p.Hooks,
+		}))
 	case OnFailureDiscard:
 		chain = append(chain, discard(sub.Group, logger, hs))
 	}
@@ -62,8 +71,22 @@ func (p Pipeline) Wrap(h Handler) Handler {
 		// (as its *PanicError) like any other failed attempt.
 		chain = append(chain, observe(hs))
 	}
-	chain = append(chain, Recover())
+	chain = append(chain, Recover(), skip(hs))
 	return Chain(h, chain...)
+}
+
+// skip acknowledges a message the handler skipped on purpose.
+func skip(hs Hooks) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			err := next(ctx, m)
+			if err != nil && errors.Is(err, ErrSkipped) {
+				hs.skipped(ctx, m, err)
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 func filter(sub *Subscription) Middleware {

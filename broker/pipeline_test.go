@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"strconv"
@@ -217,4 +218,46 @@ func errString(err error) string {
 		return "nil"
 	}
 	return err.Error()
+}
+
+// TestPipelineSkipped: ErrSkipped acknowledges the message at once: no
+// retry, no dead letter, HookSkipped told.
+func TestPipelineSkipped(t *testing.T) {
+	p, pub, rec := pipeline(broker.Subscription{Retry: broker.RetryPolicy{MaxAttempts: 5}})
+	calls := 0
+	h := p.Wrap(func(context.Context, *broker.Message) error {
+		calls++
+		return fmt.Errorf("not mine: %w", broker.ErrSkipped)
+	})
+	if err := h(context.Background(), newMessage()); err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if calls != 1 || pub.Calls() != 0 {
+		t.Fatalf("%d calls, %d dead letters; want 1 and 0", calls, pub.Calls())
+	}
+	if ev := rec.Events(); !reflect.DeepEqual(ev, []string{"skipped", "handled#1"}) {
+		t.Fatalf("hooks = %v, want skipped then handled#1", ev)
+	}
+}
+
+// TestPipelineDeadLetterFallback: the subscription's DeadLetterFallback
+// reaches the dead-letter step, and its MaxSize too.
+func TestPipelineDeadLetterFallback(t *testing.T) {
+	for _, fb := range []broker.DeadLetterFallback{broker.FallbackStop, broker.FallbackDiscard} {
+		p, pub, _ := pipeline(broker.Subscription{DeadLetterFallback: fb, Retry: broker.RetryPolicy{MaxAttempts: 1}})
+		pub.failNext, pub.err = -1, broker.ErrUnroutable
+		err := p.Wrap(failing(errBoom))(context.Background(), newMessage())
+		var dle *broker.DeadLetterError
+		if (fb == broker.FallbackStop) != errors.As(err, &dle) || fb == broker.FallbackDiscard && err != nil {
+			t.Fatalf("fallback %v: err = %v", fb, err)
+		}
+	}
+	p, pub, _ := pipeline(broker.Subscription{Retry: broker.RetryPolicy{MaxAttempts: 1}})
+	p.DeadLetterMaxSize = 10
+	if err := p.Wrap(failing(errBoom))(context.Background(), newMessage()); err != nil {
+		t.Fatal(err)
+	}
+	if dl := pub.Messages()[0]; len(dl.Body) != 0 || dl.Header(broker.HeaderDLQBodySize) != "4" {
+		t.Fatalf("dead letter over DeadLetterMaxSize kept its body: %q, %v", dl.Body, dl.Headers)
+	}
 }

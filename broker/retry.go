@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -10,7 +11,7 @@ import (
 // Retry retries a failing handler in place with exponential backoff and
 // jitter, up to p.MaxAttempts calls in all. Because it retries in place, the
 // messages behind this one (same key, same partition) wait: order is kept.
-// It stops early for an error marked Permanent, and when ctx ends (returning
+// It stops early for an error marked Permanent or matching ErrSkipped, and when ctx ends (returning
 // the last handler error joined with ctx's error). It sets
 // m.Delivery.Attempt before each call. hooks are told of each retry.
 func Retry(p RetryPolicy, hooks ...Hook) Middleware {
@@ -22,7 +23,7 @@ func Retry(p RetryPolicy, hooks ...Hook) Middleware {
 			for attempt := 1; ; attempt++ {
 				m.Delivery.Attempt = attempt
 				err := next(ctx, m)
-				if err == nil || IsPermanent(err) || attempt >= p.MaxAttempts {
+				if err == nil || IsPermanent(err) || errors.Is(err, ErrSkipped) || attempt >= p.MaxAttempts {
 					return err
 				}
 				if ctx.Err() != nil {

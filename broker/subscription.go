@@ -38,6 +38,11 @@ type Subscription struct {
 	// OnFailure says what happens to a message whose last attempt failed;
 	// default OnFailureDeadLetter.
 	OnFailure FailurePolicy
+	// DeadLetterFallback says what happens, under OnFailureDeadLetter, to a
+	// message whose dead letter is refused for good (unroutable, not
+	// authorised, too large even without its body); default FallbackStop.
+	// Transient dead-letter failures are retried with backoff instead.
+	DeadLetterFallback DeadLetterFallback
 	// HandlerTimeout bounds each handler call (its ctx is cancelled and the
 	// attempt counts as failed); 0 means no bound.
 	HandlerTimeout time.Duration
@@ -58,9 +63,12 @@ const (
 	// OnFailureDeadLetter publishes the message to "<topic>.dlq" with the original
 	// headers plus the error, the attempt count and the time
 	// (HeaderDLQError, HeaderDLQAttempts, HeaderDLQTime, …), then
-	// acknowledges it and moves on. If the dead-letter publish itself fails,
-	// it is retried until the subscription stops; the message is not
-	// acknowledged before it is dead-lettered.
+	// acknowledges it and moves on. The message is not acknowledged before
+	// it is dead-lettered. A dead letter too large for its destination
+	// goes without its body (HeaderDLQBodySize, HeaderDLQBodySHA256). A
+	// dead-letter publish that fails for a transient reason is retried
+	// with backoff until the subscription stops; one refused for good
+	// follows Subscription.DeadLetterFallback.
 	OnFailureDeadLetter FailurePolicy = iota
 	// OnFailureStop leaves the message unacknowledged and stops the subscription
 	// with a *HandlerError (Consumer.Err). It is delivered again when the
@@ -204,6 +212,9 @@ func (s Subscription) Validate() error {
 	}
 	if s.OnFailure < OnFailureDeadLetter || s.OnFailure > OnFailureDiscard {
 		errs = append(errs, fmt.Errorf("OnFailure %v is not a FailurePolicy", s.OnFailure))
+	}
+	if s.DeadLetterFallback != FallbackStop && s.DeadLetterFallback != FallbackDiscard {
+		errs = append(errs, fmt.Errorf("DeadLetterFallback %v is not a DeadLetterFallback", s.DeadLetterFallback))
 	}
 	if s.StartAt != StartOldest && s.StartAt != StartNewest {
 		errs = append(errs, fmt.Errorf("StartAt %d is not a StartPosition", s.StartAt))

@@ -60,7 +60,7 @@ func TestSubscriptionValidateAcceptsValid(t *testing.T) {
 func TestSubscriptionValidateReportsEverything(t *testing.T) {
 	s := broker.Subscription{
 		Topic: "  ", Concurrency: -1, MaxInFlight: -2, HandlerTimeout: -time.Second,
-		OnFailure: broker.FailurePolicy(9), StartAt: broker.StartPosition(5),
+		OnFailure: broker.FailurePolicy(9), StartAt: broker.StartPosition(5), DeadLetterFallback: broker.DeadLetterFallback(4),
 		EventTypes: []string{"", "job..x", "job.*x"},
 		Retry:      broker.RetryPolicy{MaxAttempts: -1, InitialBackoff: 2 * time.Second, MaxBackoff: time.Second, Multiplier: 0.5, Jitter: 2},
 	}
@@ -72,7 +72,7 @@ func TestSubscriptionValidateReportsEverything(t *testing.T) {
 		"Topic is required", "Group is required", "Concurrency must be at least 1, got -1",
 		"MaxInFlight must be at least 1, got -2", "timeouts must not be negative",
 		"OnFailure FailurePolicy(9) is not a FailurePolicy", "StartAt 5 is not a StartPosition",
-		"empty pattern", `pattern "job..x" has an empty word`, `in pattern "job.*x", * and # must be whole words`,
+		"DeadLetterFallback DeadLetterFallback(4) is not a DeadLetterFallback", "empty pattern", `pattern "job..x" has an empty word`, `in pattern "job.*x", * and # must be whole words`,
 		"Retry.MaxAttempts must be at least 1, got -1", "Retry.MaxBackoff 1s is below InitialBackoff 2s",
 		"Retry.Multiplier must be at least 1, got 0.5", "Retry.Jitter must be at most 1, got 2",
 	} {

@@ -115,7 +115,8 @@ var ErrTopicDrift = errors.New("kafkabus: topic configuration drift")
 // TopicDrift is one difference between a live topic and its spec.
 type TopicDrift struct {
 	Topic string
-	// Setting is "partitions", "replication.factor" or "retention.ms".
+	// Setting is "partitions", "replication.factor", "retention.ms" or
+	// "max.message.bytes".
 	Setting   string
 	Want, Got string
 }
@@ -157,18 +158,23 @@ type ensureConfig struct{ deadLetters bool }
 
 // WithDeadLetterTopics makes EnsureTopics also ensure "<topic>.dlq" for
 // every spec, with the spec's partitions, replication and retention (so a
-// key's dead letters land on one partition, in order).
+// key's dead letters land on one partition, in order) and a
+// max.message.bytes that holds the dead letter of any message the backend
+// accepts (DeadLetterMaxMessageBytes).
 func WithDeadLetterTopics() EnsureOption {
 	return func(c *ensureConfig) { c.deadLetters = true }
 }
 
 // EnsureTopics creates the topics of specs that do not exist, with their
 // partitions, replication factor (capped at the number of brokers; 0 means
-// 3) and retention.ms (Retention 0 leaves the broker default, a negative
-// one means unlimited). Existing topics are compared with their specs:
-// fewer or more partitions, a lower replication factor or another
-// retention are reported in TopicReport.Drift and as a *DriftError (which
-// matches ErrTopicDrift), never changed. Other errors come first; the
+// 3), retention.ms (Retention 0 leaves the broker default, a negative
+// one means unlimited) and max.message.bytes (MaxMessageBytes 0 leaves the
+// broker default, except for a dead-letter topic "<topic>.dlq", which gets
+// DeadLetterMaxMessageBytes of the Config's MaxMessageBytes so that any
+// dead letter fits). Existing topics are compared with their specs:
+// fewer or more partitions, a lower replication factor, another retention
+// or a smaller max.message.bytes are reported in TopicReport.Drift and as
+// a *DriftError (which matches ErrTopicDrift), never changed. Other errors come first; the
 // report is returned with a DriftError so callers may decide to go on.
 func (a *Admin) EnsureTopics(ctx context.Context, specs []broker.TopicSpec, opts ...EnsureOption) (*TopicReport, error) {
 	var ec ensureConfig
@@ -180,11 +186,11 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs []broker.TopicSpec, opts
 		if s.Name == "" || s.Partitions < 1 {
 			return nil, fmt.Errorf("kafkabus: EnsureTopics: spec %q needs a name and at least one partition", s.Name)
 		}
-		all = append(all, s)
+		all = append(all, a.sized(s))
 		if ec.deadLetters {
 			dl := s
-			dl.Name, dl.Carries = broker.DeadLetterTopic(s.Name), nil
-			all = append(all, dl)
+			dl.Name, dl.Carries, dl.MaxMessageBytes = broker.DeadLetterTopic(s.Name), nil, 0
+			all = append(all, a.sized(dl))
 		}
 	}
 	ca, _, err := a.conn()
@@ -253,6 +259,15 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs []broker.TopicSpec, opts
 	return rep, nil
 }
 
+// sized gives a dead-letter topic without a MaxMessageBytes the size of
+// the largest dead letter.
+func (a *Admin) sized(s broker.TopicSpec) broker.TopicSpec {
+	if s.MaxMessageBytes == 0 && broker.IsDeadLetterTopic(s.Name) {
+		s.MaxMessageBytes = DeadLetterMaxMessageBytes(a.cfg.withDefaults().MaxMessageBytes)
+	}
+	return s
+}
+
 func replicationFor(s broker.TopicSpec, brokers int) int16 {
 	rf := s.ReplicationFactor
 	if rf <= 0 {
@@ -269,10 +284,15 @@ func retentionValue(d time.Duration) string {
 }
 
 func topicDetail(s broker.TopicSpec, brokers int) *sarama.TopicDetail {
-	d := &sarama.TopicDetail{NumPartitions: s.Partitions, ReplicationFactor: replicationFor(s, brokers)}
+	d := &sarama.TopicDetail{NumPartitions: s.Partitions, ReplicationFactor: replicationFor(s, brokers),
+		ConfigEntries: map[string]*string{}}
 	if s.Retention != 0 {
 		v := retentionValue(s.Retention)
-		d.ConfigEntries = map[string]*string{"retention.ms": &v}
+		d.ConfigEntries["retention.ms"] = &v
+	}
+	if s.MaxMessageBytes > 0 {
+		v := strconv.Itoa(s.MaxMessageBytes)
+		d.ConfigEntries["max.message.bytes"] = &v
 	}
 	return d
 }
@@ -283,7 +303,7 @@ func (a *Admin) compare(ctx context.Context, ca sarama.ClusterAdmin, specs []bro
 	res := make([]*sarama.ConfigResource, len(specs))
 	for i, s := range specs {
 		names[i] = s.Name
-		res[i] = &sarama.ConfigResource{Type: sarama.TopicResource, Name: s.Name, ConfigNames: []string{"retention.ms"}}
+		res[i] = &sarama.ConfigResource{Type: sarama.TopicResource, Name: s.Name, ConfigNames: []string{"retention.ms", "max.message.bytes"}}
 	}
 	meta, err := withCtx(ctx, func() ([]*sarama.TopicMetadata, error) { return ca.DescribeTopics(names) })
 	if err != nil {
@@ -295,11 +315,14 @@ func (a *Admin) compare(ctx context.Context, ca sarama.ClusterAdmin, specs []bro
 	if err != nil {
 		return nil, fmt.Errorf("kafkabus: describe topic configs: %w", err)
 	}
-	retention := map[string]string{}
+	retention, maxBytes := map[string]string{}, map[string]string{}
 	for _, r := range configs {
 		for _, e := range r.Configs {
-			if e.Name == "retention.ms" {
+			switch e.Name {
+			case "retention.ms":
 				retention[r.Name] = e.Value
+			case "max.message.bytes":
+				maxBytes[r.Name] = e.Value
 			}
 		}
 	}
@@ -325,6 +348,12 @@ func (a *Admin) compare(ctx context.Context, ca sarama.ClusterAdmin, specs []bro
 			want := retentionValue(s.Retention)
 			if got, ok := retention[s.Name]; ok && got != want {
 				drift = append(drift, TopicDrift{Topic: s.Name, Setting: "retention.ms", Want: want, Got: got})
+			}
+		}
+		if s.MaxMessageBytes > 0 {
+			if got, err := strconv.Atoi(maxBytes[s.Name]); err == nil && got < s.MaxMessageBytes {
+				drift = append(drift, TopicDrift{Topic: s.Name, Setting: "max.message.bytes",
+					Want: "at least " + strconv.Itoa(s.MaxMessageBytes), Got: strconv.Itoa(got)})
 			}
 		}
 	}

@@ -99,3 +99,23 @@ func TestEnsureTopicsReportsDrift(t *testing.T) {
 		t.Fatalf("the drifted topic was changed: %d partitions, retention.ms %s", parts, retention)
 	}
 }
+
+// topicConfig reads one setting of a topic with a plain sarama admin.
+func topicConfig(t *testing.T, c *kafkatest.Cluster, topic, name string) string {
+	t.Helper()
+	ca, err := sarama.NewClusterAdmin(c.Addrs(), rawConfig())
+	if err != nil {
+		t.Fatalf("raw admin: %v", err)
+	}
+	defer ca.Close()
+	entries, err := ca.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}})
+	if err != nil {
+		t.Fatalf("DescribeConfig(%s): %v", topic, err)
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}

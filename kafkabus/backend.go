@@ -1,6 +1,7 @@
 package kafkabus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 type Backend struct {
 	cfg   Config
 	pub   *publisher
+	dead  *deadLetters
 	admin *Admin
 
 	mu     sync.Mutex
@@ -60,6 +62,7 @@ func New(opts ...Option) (*Backend, error) {
 	return &Backend{
 		cfg:    cfg,
 		pub:    pub,
+		dead:   newDeadLetters(cfg),
 		admin:  &Admin{cfg: cfg},
 		subs:   make(map[*subscription]struct{}),
 		groups: make(map[string]map[string]bool),
@@ -127,7 +130,7 @@ func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h brok
 		b.mu.Unlock()
 		return nil, broker.ErrClosed
 	}
-	s := newSubscription(ctx, sub, b.cfg, h, b.pub)
+	s := newSubscription(ctx, sub, b.cfg, h, b.dead)
 	b.subs[s] = struct{}{}
 	b.topics[sub.Topic] = true
 	if !sub.Ephemeral {
@@ -212,7 +215,7 @@ func (b *Backend) Close() error {
 	}
 	wg.Wait()
 	b.replays.Wait()
-	return errors.Join(b.pub.Close(), b.admin.Close())
+	return errors.Join(b.dead.close(), b.pub.Close(), b.admin.Close())
 }
 
 // usage returns the groups (with their topics) and topics this backend has
@@ -232,4 +235,20 @@ func (b *Backend) usage() (groups map[string][]string, topics []string) {
 	}
 	slices.Sort(topics)
 	return groups, topics
+}
+
+// inFlight reports what every running subscription holds, sorted by topic
+// and group.
+func (b *Backend) inFlight() []broker.InFlight {
+	now := time.Now()
+	b.mu.Lock()
+	out := make([]broker.InFlight, 0, len(b.subs))
+	for s := range b.subs {
+		out = append(out, s.held.Report(s.sub.Group, s.sub.Topic, now))
+	}
+	b.mu.Unlock()
+	slices.SortFunc(out, func(x, y broker.InFlight) int {
+		return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Group, y.Group))
+	})
+	return out
 }

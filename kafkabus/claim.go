@@ -57,6 +57,7 @@ type delivery struct {
 	msg   broker.Message
 	claim *claim
 	seq   uint64
+	slot  int32 // in the subscription's in-flight set
 }
 
 // run hands the claim's messages to the workers until stop is closed or
@@ -125,6 +126,7 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 		d := &delivery{claim: c}
 		c.fill(&d.msg, cm)
 		d.seq = c.tr.add(cm.Offset)
+		d.slot = s.held.Add(d.msg.Delivery.ReceivedAt)
 		sh := s.shard(&d.msg)
 		pending[sh] = append(pending[sh], d)
 		if queued++; queued == maxBatch {
@@ -202,6 +204,7 @@ func (c *claim) resolve(d *delivery, ok bool) {
 	if moved && c.mark != nil {
 		c.mark(next)
 	}
+	c.sub.held.Done(d.slot)
 	<-c.sub.inFlight
 }
 

@@ -22,6 +22,7 @@ func TestConformance(t *testing.T) {
 			NewSubscriber: func(t *testing.T) broker.Subscriber {
 				return newBackend(t, cluster)
 			},
+			Health: b,
 		}
 	}, brokertest.Features{
 		Persistent:     true,

@@ -26,7 +26,10 @@ import (
 //     and every group of Config.LagGroups, the lag of each partition
 //     (high-water mark − committed offset, or − the log start when the
 //     group committed nothing) in HealthReport.Lag; the check's Value is
-//     the group's total lag on the topic, degraded above Config.LagAlert.
+//     the group's total lag on the topic, degraded above Config.LagAlert;
+//   - InFlight: what each running subscription of this backend holds
+//     (messages handed out and not yet committed, and the age of the
+//     oldest), also when the cluster is unreachable.
 //
 // Probe failures are reported as unhealthy checks, not as an error; the
 // error is for a cancelled ctx or a closed backend.
@@ -35,7 +38,7 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &broker.HealthReport{Backend: "kafka"}
+	rep := &broker.HealthReport{Backend: "kafka", InFlight: b.inFlight()}
 	add := func(cs ...eventmodels.HealthCheck) { rep.Checks = append(rep.Checks, cs...) }
 
 	type cluster struct {

@@ -102,6 +102,11 @@ func mapProduceError(err error) error {
 		return fmt.Errorf("%w: %w", broker.ErrMessageTooLarge, err)
 	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
 		return fmt.Errorf("%w: %w", broker.ErrUnroutable, err)
+	case errors.Is(err, sarama.ErrTopicAuthorizationFailed), errors.Is(err, sarama.ErrClusterAuthorizationFailed),
+		errors.Is(err, sarama.ErrTransactionalIDAuthorizationFailed):
+		return fmt.Errorf("%w: %w", broker.ErrNotAuthorized, err)
+	case errors.Is(err, sarama.ErrInvalidTopic), errors.Is(err, sarama.ErrInvalidRecord):
+		return fmt.Errorf("%w: %w", broker.ErrInvalidMessage, err)
 	case errors.Is(err, sarama.ErrShuttingDown):
 		return fmt.Errorf("%w: %w", broker.ErrClosed, err)
 	}

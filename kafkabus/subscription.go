@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/inflight"
 )
 
 // subscription is a running Subscribe: the pipeline-wrapped handler, the
@@ -33,6 +34,7 @@ type subscription struct {
 	unwatch func() bool // stops watching Subscribe's ctx
 
 	inFlight chan struct{} // a slot per message handed out (MaxInFlight)
+	held     *inflight.Set // the same messages with their receive times, for Health
 	queues   []chan []*delivery
 	workers  sync.WaitGroup
 	seed     maphash.Seed
@@ -55,16 +57,18 @@ func newSubscription(ctx context.Context, sub broker.Subscription, cfg Config, h
 	s := &subscription{
 		sub: sub, cfg: cfg, log: log, hooks: cfg.Hooks,
 		handler: broker.Pipeline{
-			Subscription: sub,
-			DeadLetters:  deadLetters,
-			Middleware:   cfg.Middleware,
-			Hooks:        cfg.Hooks,
-			Logger:       log,
+			Subscription:      sub,
+			DeadLetters:       deadLetters,
+			DeadLetterMaxSize: cfg.MaxMessageBytes + broker.DeadLetterOverhead,
+			Middleware:        cfg.Middleware,
+			Hooks:             cfg.Hooks,
+			Logger:            log,
 		}.Wrap(h),
 		handlerCtx: context.WithoutCancel(ctx),
 		runCtx:     runCtx,
 		stopRun:    stop,
 		inFlight:   make(chan struct{}, sub.MaxInFlight),
+		held:       inflight.New(sub.MaxInFlight),
 		queues:     make([]chan []*delivery, sub.Concurrency),
 		seed:       maphash.MakeSeed(),
 		handedOut:  make(map[int32]int64),

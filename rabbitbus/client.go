@@ -90,7 +90,9 @@ func (c *Client) Health(ctx context.Context) (*broker.HealthReport, error) {
 	pr, _ := c.pub.Health(ctx)
 	sr, _ := c.sub.Health(ctx)
 	checks := append(pr.Checks, sr.Checks...)
-	return report(checks, sr.Lag), nil
+	r := report(checks, sr.Lag)
+	r.InFlight = sr.InFlight
+	return r, nil
 }
 
 // Close stops every subscription (draining and acknowledging, see

@@ -32,6 +32,7 @@ func TestConformance(t *testing.T) {
 				t.Cleanup(func() { _ = s.Close() })
 				return s
 			},
+			Health: c,
 		}
 	}, brokertest.Features{
 		Persistent:     true,
@@ -39,6 +40,7 @@ func TestConformance(t *testing.T) {
 		KeyAffinity:    false,
 		Ephemeral:      true,
 		MaxMessageSize: rabbitbus.DefaultMaxMessageSize,
+		PublishForeign: func(t *testing.T, m *broker.Message) { publishForeign(t, url, m) },
 		NewGroup: func(t *testing.T, topic, group string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

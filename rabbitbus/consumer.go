@@ -13,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/inflight"
 )
 
 // Consumer is a running subscription, the broker.Consumer Subscribe
@@ -27,6 +28,7 @@ type Consumer struct {
 	seed    maphash.Seed
 
 	work    []chan *delivery // one per worker; a key always maps to one worker
+	held    *inflight.Set    // deliveries handed to workers and not finished, for Health
 	workers sync.WaitGroup
 	pending sync.WaitGroup // deliveries handed to workers and not finished
 	rr      atomic.Uint64  // spreads messages without a key
@@ -48,9 +50,10 @@ type Consumer struct {
 // delivery is one message handed to a worker, with the session it came
 // from: its acknowledgement only means something on that channel.
 type delivery struct {
-	d  amqp.Delivery
-	m  *broker.Message
-	cs *consumeSession
+	d    amqp.Delivery
+	m    *broker.Message
+	cs   *consumeSession
+	slot int32 // in the consumer's in-flight set
 }
 
 // consumeSession is the subscription's channel on one connection.
@@ -89,6 +92,7 @@ func newConsumer(s *Subscriber, sub broker.Subscription, topo groupTopology, h b
 		tag:   "rabbitbus-" + hex.EncodeToString(b[:]),
 		seed:  maphash.MakeSeed(),
 		work:  make([]chan *delivery, sub.Concurrency),
+		held:  inflight.New(sub.MaxInFlight),
 		fatal: make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -97,11 +101,12 @@ func newConsumer(s *Subscriber, sub broker.Subscription, topo groupTopology, h b
 		dl.bcc = dlqKey(topo.queue)
 	}
 	c.handler = broker.Pipeline{
-		Subscription: sub,
-		DeadLetters:  dl,
-		Middleware:   s.cfg.Middleware,
-		Hooks:        s.cfg.Hooks,
-		Logger:       s.log,
+		Subscription:      sub,
+		DeadLetters:       dl,
+		DeadLetterMaxSize: s.cfg.MaxMessageSize + broker.DeadLetterOverhead,
+		Middleware:        s.cfg.Middleware,
+		Hooks:             s.cfg.Hooks,
+		Logger:            s.log,
 	}.Wrap(h)
 	// Handlers keep the values of Subscribe's ctx, not its cancellation:
 	// they are cancelled only at the drain bound.
@@ -300,12 +305,14 @@ func (c *Consumer) dispatch(ctx context.Context, cs *consumeSession, d amqp.Deli
 		}
 	}
 	c.pending.Add(1)
+	dl := &delivery{d: d, m: m, cs: cs, slot: c.held.Add(m.Delivery.ReceivedAt)}
 	select {
-	case c.work[w] <- &delivery{d: d, m: m, cs: cs}:
+	case c.work[w] <- dl:
 		return true
 	case <-ctx.Done():
 	case <-c.fatal:
 	}
+	c.held.Done(dl.slot)
 	c.pending.Done() // not handed out: the broker requeues it
 	return false
 }
@@ -314,6 +321,7 @@ func (c *Consumer) worker(in <-chan *delivery) {
 	defer c.workers.Done()
 	for dl := range in {
 		c.handle(dl)
+		c.held.Done(dl.slot)
 		c.pending.Done()
 	}
 }
@@ -333,24 +341,18 @@ func (c *Consumer) handle(dl *delivery) {
 	if c.hctx.Err() != nil {
 		return // stopping: it was not handled, the broker delivers it again
 	}
-	if c.sub.OnFailure != broker.OnFailureStop {
-		// The pipeline returns an error while running only if it could not
-		// apply the failure policy; give the message back rather than sit
-		// on it (a quorum queue puts it at the back).
-		c.log.Error("rabbitbus: handler pipeline failed; message requeued", "key", dl.m.Key, "error", err)
-		_ = dl.d.Nack(false, true)
-		dl.cs.unacked.Add(-1)
-		return
-	}
-	// Left unacknowledged: the channel's close at shutdown gives it back to
-	// the front of the queue.
+	// The pipeline lets an error through only under OnFailureStop, or when
+	// the failure policy itself cannot be applied (a dead letter refused
+	// for good under FallbackStop): stop. Giving the message back instead
+	// would loop on it. Left unacknowledged: the channel's close at
+	// shutdown gives it back to the front of the queue.
 	c.halt.Store(true)
 	c.fatalOnce.Do(func() {
 		c.setErr(&broker.HandlerError{
 			Topic: c.sub.Topic, Partition: -1, Offset: -1, Key: dl.m.Key,
 			Attempts: max(dl.m.Delivery.Attempt, 1), Err: err,
 		})
-		c.log.Error("rabbitbus: handler failed; subscription stopped (OnFailureStop)", "key", dl.m.Key, "error", err)
+		c.log.Error("rabbitbus: handler failed; subscription stopped", "key", dl.m.Key, "policy", c.sub.OnFailure.String(), "error", err)
 		close(c.fatal)
 	})
 }

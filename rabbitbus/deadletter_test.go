@@ -174,3 +174,72 @@ func TestNativeDeadLetter(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetterRefusedForGood: when a dead letter has nowhere to go (the
+// group's dead-letter queue deleted and nothing else bound: unroutable),
+// it is not retried for ever, nor requeued in a loop: by default the
+// subscription stops with a *DeadLetterError and the message stays in its
+// queue; with FallbackDiscard it is acknowledged and consumption goes on.
+func TestDeadLetterRefusedForGood(t *testing.T) {
+	for _, fb := range []broker.DeadLetterFallback{broker.FallbackStop, broker.FallbackDiscard} {
+		t.Run(fb.String(), func(t *testing.T) {
+			e := newEnv(t)
+			c := newClient(t, rabbitbus.Config{URLs: []string{e.url}, Logger: testLogger(t)})
+			topic := e.f.Name("dlq-refused")
+			sub := broker.Subscription{Topic: topic, Group: "g", Retry: broker.RetryPolicy{MaxAttempts: 1}, DeadLetterFallback: fb}
+			e.declareGroup(t, sub)
+			conn, err := amqp.Dial(e.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ch, err := conn.Channel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			queue := c.QueueName(topic, "g")
+			got := testkit.NewMessageCapture()
+			got.FailWhen(func(m *broker.Message) bool { return string(m.Body) == "poison" }, errors.New("cannot handle"))
+			cons, err := c.Subscribe(context.Background(), sub, got.Handle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ch.QueueDelete(queue+".dlq", false, false, false); err != nil {
+				t.Fatal(err)
+			}
+			ctx := deadline(t, 30*time.Second)
+			if err := c.Publish(ctx, &broker.Message{Topic: topic, Key: "k", Body: []byte("poison")},
+				&broker.Message{Topic: topic, Key: "k", Body: []byte("next")}); err != nil {
+				t.Fatal(err)
+			}
+			switch fb {
+			case broker.FallbackStop:
+				select {
+				case <-cons.Done():
+				case <-ctx.Done():
+					t.Fatal("the subscription neither stopped nor moved on")
+				}
+				var dle *broker.DeadLetterError
+				if !errors.As(cons.Err(), &dle) || !errors.Is(cons.Err(), broker.ErrUnroutable) {
+					t.Fatalf("Err() = %v, want an unroutable *DeadLetterError", cons.Err())
+				}
+				// The quorum queue applies the requeue of the closed
+				// channel's deliveries shortly after the close.
+				testkit.Eventually(ctx, t, "both messages ready again in "+queue+" (the poison message was not acknowledged)", func() bool {
+					q, err := ch.QueueDeclarePassive(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return q.Messages == 2
+				})
+			case broker.FallbackDiscard:
+				if err := got.WaitFor(ctx, 1); err != nil {
+					t.Fatal(err)
+				}
+				if b := string(got.Messages()[0].Body); b != "next" {
+					t.Fatalf("handled %q, want next", b)
+				}
+			}
+		})
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cosmic-horizons/events/broker"
 )
 
 // Sentinel errors; match them with errors.Is. The broker package's
@@ -125,6 +127,19 @@ func topologyError(kind, name string, err error) error {
 		}
 	}
 	return te
+}
+
+// refusal adds the broker sentinel that matches a refusal by the broker:
+// 403 ACCESS_REFUSED is broker.ErrNotAuthorized, 404 NOT_FOUND (no such
+// exchange) broker.ErrUnroutable.
+func refusal(err error) error {
+	switch {
+	case isCode(err, amqp.AccessRefused):
+		return fmt.Errorf("%w: %w", broker.ErrNotAuthorized, err)
+	case isCode(err, amqp.NotFound):
+		return fmt.Errorf("%w: %w", broker.ErrUnroutable, err)
+	}
+	return err
 }
 
 // isChannelError reports whether err is a soft error the broker closed a

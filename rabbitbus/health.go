@@ -1,9 +1,11 @@
 package rabbitbus
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -23,7 +25,9 @@ func (p *Publisher) Health(ctx context.Context) (*broker.HealthReport, error) {
 // consumer count, read with a passive queue declare (exact, unlike the
 // management statistics), plus the depth of the group's dead-letter queue.
 // A queue that cannot be read makes its check unhealthy; ctx bounds the
-// whole report.
+// whole report. InFlight lists what each running subscription holds:
+// messages delivered and not yet acknowledged, which the queue depth does
+// not count, and the age of the oldest (a stuck handler shows here).
 func (s *Subscriber) Health(ctx context.Context) (*broker.HealthReport, error) {
 	checks := []eventmodels.HealthCheck{connCheck(s.mgr)}
 	var lag []broker.GroupLag
@@ -31,7 +35,25 @@ func (s *Subscriber) Health(ctx context.Context) (*broker.HealthReport, error) {
 		qc, ql := s.queueHealth(ctx)
 		checks, lag = append(checks, qc...), ql
 	}
-	return report(checks, lag), nil
+	r := report(checks, lag)
+	r.InFlight = s.inFlight()
+	return r, nil
+}
+
+// inFlight reports what every running subscription holds, sorted by topic
+// and group.
+func (s *Subscriber) inFlight() []broker.InFlight {
+	now := time.Now()
+	s.mu.Lock()
+	out := make([]broker.InFlight, 0, len(s.consumers))
+	for c := range s.consumers {
+		out = append(out, c.held.Report(c.sub.Group, c.sub.Topic, now))
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(x, y broker.InFlight) int {
+		return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Group, y.Group))
+	})
+	return out
 }
 
 func report(checks []eventmodels.HealthCheck, lag []broker.GroupLag) *broker.HealthReport {

@@ -7,9 +7,12 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/rabbitbus"
@@ -260,4 +263,42 @@ func (c *connEvents) count(ok func(rabbitbus.ConnectionEvent) bool) int {
 		}
 	}
 	return n
+}
+
+// publishForeign publishes m with plain amqp091 as a producer outside
+// rabbitbus would, in rabbitbus's wire form (exchange = topic, routing key
+// = ce_type, ce_ headers as cloudEvents_, the key in x-message-key) but
+// without its size check.
+func publishForeign(t *testing.T, url string, m *broker.Message) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatalf("confirm mode: %v", err)
+	}
+	headers := amqp.Table{rabbitbus.HeaderKey: m.Key}
+	for k, v := range m.Headers {
+		if rest, ok := strings.CutPrefix(k, "ce_"); ok {
+			k = "cloudEvents_" + rest
+		}
+		headers[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, m.Topic, m.Header(broker.HeaderType), true, false, amqp.Publishing{
+		Headers: headers, Body: m.Body, DeliveryMode: amqp.Persistent, ContentType: m.Header(broker.HeaderContentType),
+	})
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if ok, err := conf.WaitContext(ctx); !ok || err != nil {
+		t.Fatalf("publish not confirmed: %v, %v", ok, err)
+	}
 }

@@ -102,6 +102,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...*broker.Message) error 
 type pubOptions struct {
 	mandatory bool
 	bcc       string // an extra routing key (BCC header): the group's dead-letter queue
+	maxSize   int    // the size limit; 0: Config.MaxMessageSize
 }
 
 func (p *Publisher) enter() bool {
@@ -150,7 +151,7 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 				waitLost(wctx, s)
 				continue
 			}
-			call.failAll(err)
+			call.failAll(refusal(err))
 			break
 		}
 		pc, err := p.pool.get(s)
@@ -201,7 +202,7 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 		// The broker closed the channel (an exchange deleted under us, …).
 		p.exch.forget()
 		if channelFailures++; channelFailures >= maxChannelFailures {
-			call.failAll(fmt.Errorf("rabbitbus: channel closed by the broker: %w", cause))
+			call.failAll(fmt.Errorf("rabbitbus: channel closed by the broker: %w", refusal(cause)))
 			break
 		}
 	}
@@ -242,9 +243,13 @@ func (p *Publisher) prepare(msgs []*broker.Message, opt pubOptions) ([]outMsg, [
 		if err := checkTopic(m.Topic); err != nil {
 			return nil, nil, fmt.Errorf("%w: message #%d: %w", broker.ErrInvalidMessage, i, err)
 		}
-		if n := m.Size(); n > p.cfg.MaxMessageSize {
+		limit := p.cfg.MaxMessageSize
+		if opt.maxSize > 0 {
+			limit = opt.maxSize
+		}
+		if n := m.Size(); n > limit {
 			return nil, nil, fmt.Errorf("%w: message #%d (topic %q, key %q) is %d bytes, the limit is %d",
-				broker.ErrMessageTooLarge, i, m.Topic, m.Key, n, p.cfg.MaxMessageSize)
+				broker.ErrMessageTooLarge, i, m.Topic, m.Key, n, limit)
 		}
 		if err := checkHeaders(m); err != nil {
 			return nil, nil, fmt.Errorf("message #%d: %w", i, err)

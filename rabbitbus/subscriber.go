@@ -288,6 +288,11 @@ func (d *deadLetterSource) close() {
 // deadLetters is the broker.Publisher a subscription's pipeline sends dead
 // letters to: the dead-letter topic "<topic>.dlq", with the group's
 // dead-letter queue as an extra (BCC) destination.
+//
+// It takes messages up to Config.MaxMessageSize + broker.DeadLetterOverhead,
+// so the dead letter of any message Publish accepted fits; a dead letter of
+// a larger message (from a producer outside this package) goes without its
+// body (broker.DropBody).
 type deadLetters struct {
 	src       *deadLetterSource
 	bcc       string
@@ -299,7 +304,7 @@ func (d *deadLetters) Publish(ctx context.Context, msgs ...*broker.Message) erro
 	if err != nil {
 		return err
 	}
-	return p.publish(ctx, msgs, pubOptions{mandatory: d.mandatory, bcc: d.bcc})
+	return p.publish(ctx, msgs, pubOptions{mandatory: d.mandatory, bcc: d.bcc, maxSize: d.src.cfg.MaxMessageSize + broker.DeadLetterOverhead})
 }
 
 func (d *deadLetters) Close() error { return nil }

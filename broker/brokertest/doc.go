@@ -26,5 +26,10 @@
 // Close fails with ErrClosed; oversized messages fail with
 // ErrMessageTooLarge; a late subscriber sees old messages; ephemeral
 // subscribers see only new ones; event-type filters; invalid subscriptions;
-// typed events through Bus and HandleEvent.
+// typed events through Bus and HandleEvent; a poison message just under the
+// size limit is dead-lettered whole (its error header bounded) without
+// wedging its key or Close; an oversized message from a foreign producer is
+// dead-lettered without its body; an unknown event type is dead-lettered by
+// a typed handler while a known other type is skipped; a stuck handler shows
+// in Health as a message in flight whose age grows.
 package brokertest

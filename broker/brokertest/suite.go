@@ -19,6 +19,9 @@ type Backend struct {
 	// (another process, in real life). Tests of group membership and of
 	// resuming after a restart use it when present.
 	NewSubscriber func(t *testing.T) broker.Subscriber
+	// Health, if set, reports on the Subscriber's subscriptions (its
+	// InFlight entries); the stuck-consumer test uses it.
+	Health broker.HealthChecker
 }
 
 // Factory returns a fresh backend for one test and registers its cleanup
@@ -42,8 +45,14 @@ type Features struct {
 	// Ephemeral: Subscription.Ephemeral is supported.
 	Ephemeral bool
 	// MaxMessageSize is the backend's limit on Message.Size(); the suite
-	// publishes a message over it and expects ErrMessageTooLarge. 0 skips.
+	// publishes a message over it and expects ErrMessageTooLarge, and one
+	// just under it whose dead letter must arrive whole. 0 skips both.
 	MaxMessageSize int
+	// PublishForeign, if set, publishes m as a producer outside this SDK
+	// would: without the backend's size check (the broker's own limit
+	// applies). The suite sends a message over MaxMessageSize this way and
+	// expects its dead letter without the body.
+	PublishForeign func(t *testing.T, m *broker.Message)
 	// NewTopic, if set, provisions a topic before a test uses it (e.g. Kafka
 	// without auto-creation) and may register its deletion with t.Cleanup.
 	// The suite also calls it for the topic's dead-letter topic.
@@ -108,6 +117,10 @@ func Run(t *testing.T, factory Factory, features Features) {
 		{"EventTypeFilter", testEventTypeFilter},
 		{"InvalidSubscription", testInvalidSubscription},
 		{"TypedEventsThroughBus", testTypedEvents},
+		{"PoisonAtSizeLimitIsDeadLetteredWhole", testPoisonAtSizeLimit},
+		{"ForeignOversizedIsDeadLetteredWithoutBody", testForeignOversized},
+		{"UnknownEventTypeIsDeadLettered", testUnknownEventType},
+		{"StuckHandlerShowsInHealth", testStuckHandlerInHealth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

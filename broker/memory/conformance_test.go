@@ -19,6 +19,7 @@ func TestConformance(t *testing.T) {
 			Publisher:     b,
 			Subscriber:    b,
 			NewSubscriber: func(*testing.T) broker.Subscriber { return b },
+			Health:        b,
 		}
 	}, brokertest.Features{
 		Persistent:     true,

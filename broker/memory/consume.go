@@ -32,15 +32,17 @@ type assignment struct {
 
 // item is a message sent to a worker; result is what comes back.
 type item struct {
-	a   *assignment
-	msg *broker.Message
-	off int64
+	a    *assignment
+	msg  *broker.Message
+	off  int64
+	slot int32 // in the consumer's in-flight set
 }
 
 type result struct {
 	a       *assignment
 	msg     *broker.Message
 	off     int64
+	slot    int32
 	err     error
 	started bool
 	skipped bool
@@ -122,7 +124,10 @@ func (c *consumer) pollInline() bool {
 			off := first + int64(i)
 			m := c.message(a, &batch[i], off, at)
 			a.started = off + 1
-			if err := c.handler(a.ctx, m); err != nil {
+			slot := c.held.Add(at)
+			err := c.handler(a.ctx, m)
+			c.held.Done(slot)
+			if err != nil {
 				c.handlerFailed(a, m, off, err)
 				break
 			}
@@ -169,7 +174,7 @@ func (c *consumer) pollWorkers() bool {
 				shard = mix(e.hash) % nw
 			}
 			a.finished.add()
-			c.workers[shard] <- item{a: a, msg: c.message(a, e, off, at), off: off}
+			c.workers[shard] <- item{a: a, msg: c.message(a, e, off, at), off: off, slot: c.held.Add(at)}
 		}
 		a.pos += int64(len(batch))
 		a.inflight += len(batch)
@@ -189,7 +194,7 @@ func (c *consumer) work(q chan item) {
 	defer c.workerWG.Done()
 	failed := false
 	for it := range q {
-		r := result{a: it.a, msg: it.msg, off: it.off}
+		r := result{a: it.a, msg: it.msg, off: it.off, slot: it.slot}
 		if failed || it.a.ctx.Err() != nil {
 			r.skipped = true
 		} else {
@@ -218,6 +223,7 @@ func (c *consumer) onResult(r result) {
 	a := r.a
 	a.inflight--
 	c.inflight--
+	c.held.Done(r.slot)
 	if r.started && r.off >= a.started {
 		a.started = r.off + 1
 	}

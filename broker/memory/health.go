@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -13,7 +14,8 @@ import (
 // Health reports the broker's state: Backend "memory"; Status healthy while
 // it runs, unhealthy after Close; one check per topic ("topic <name>",
 // Value = messages retained); and the lag of every durable group on every
-// partition (End − Committed, Consumers = the group's live members).
+// partition (End − Committed, Consumers = the group's live members); and
+// what each running subscription holds in flight (InFlight).
 // Topics and groups are sorted by name. It is safe for concurrent use and
 // never blocks on consumers; it returns ctx's error if ctx has ended.
 func (b *Broker) Health(ctx context.Context) (*broker.HealthReport, error) {
@@ -46,7 +48,24 @@ func (b *Broker) Health(ctx context.Context) (*broker.HealthReport, error) {
 		})
 		r.Lag = append(r.Lag, t.lag()...)
 	}
+	r.InFlight = b.inFlight()
 	return r, nil
+}
+
+// inFlight reports what every running subscription holds, sorted by topic
+// and group.
+func (b *Broker) inFlight() []broker.InFlight {
+	now := time.Now()
+	b.mu.Lock()
+	out := make([]broker.InFlight, 0, len(b.consumers))
+	for c := range b.consumers {
+		out = append(out, c.held.Report(c.g.name, c.t.name, now))
+	}
+	b.mu.Unlock()
+	slices.SortFunc(out, func(x, y broker.InFlight) int {
+		return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Group, y.Group))
+	})
+	return out
 }
 
 // lag reports every durable group's lag on every partition of t.

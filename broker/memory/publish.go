@@ -35,7 +35,23 @@ import (
 // ctx's error. Publish is safe for concurrent use. After Close it returns
 // broker.ErrClosed. The Hooks option's HookPublished hooks are called
 // before it returns.
-func (b *Broker) Publish(ctx context.Context, msgs ...*broker.Message) (err error) {
+func (b *Broker) Publish(ctx context.Context, msgs ...*broker.Message) error {
+	return b.publish(ctx, b.cfg.maxMessageSize, msgs)
+}
+
+// deadLetters is the publisher of a subscription's dead letters: the
+// broker, taking messages up to MaxMessageSize + broker.DeadLetterOverhead,
+// so that the dead letter of any message the broker accepted fits.
+type deadLetters struct{ b *Broker }
+
+func (d deadLetters) Publish(ctx context.Context, msgs ...*broker.Message) error {
+	return d.b.publish(ctx, d.b.cfg.maxMessageSize+broker.DeadLetterOverhead, msgs)
+}
+
+func (deadLetters) Close() error { return nil }
+
+// publish is Publish with a size limit.
+func (b *Broker) publish(ctx context.Context, limit int, msgs []*broker.Message) (err error) {
 	if len(b.cfg.hooks) > 0 {
 		start := time.Now()
 		defer func() { broker.Hooks(b.cfg.hooks).Published(ctx, msgs, time.Since(start), err) }()
@@ -47,7 +63,7 @@ func (b *Broker) Publish(ctx context.Context, msgs ...*broker.Message) (err erro
 		return err
 	}
 	for i, m := range msgs {
-		if err := b.check(i, m); err != nil {
+		if err := check(i, m, limit); err != nil {
 			return err
 		}
 	}
@@ -96,16 +112,16 @@ func (b *Broker) Publish(ctx context.Context, msgs ...*broker.Message) (err erro
 }
 
 // check validates message i of a Publish call.
-func (b *Broker) check(i int, m *broker.Message) error {
+func check(i int, m *broker.Message, limit int) error {
 	if m == nil {
 		return fmt.Errorf("memory: message #%d is nil: %w", i, broker.ErrInvalidMessage)
 	}
 	if strings.TrimSpace(m.Topic) == "" {
 		return fmt.Errorf("memory: message #%d (key %q) has no topic: %w", i, m.Key, broker.ErrInvalidMessage)
 	}
-	if n := m.Size(); n > b.cfg.maxMessageSize {
+	if n := m.Size(); n > limit {
 		return fmt.Errorf("memory: message #%d (topic %q, key %q) is %d bytes, over the %d-byte limit: %w",
-			i, m.Topic, m.Key, n, b.cfg.maxMessageSize, broker.ErrMessageTooLarge)
+			i, m.Topic, m.Key, n, limit, broker.ErrMessageTooLarge)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/inflight"
 )
 
 // Subscribe starts consuming sub.Topic for sub.Group and returns once the
@@ -118,6 +119,10 @@ type consumer struct {
 	hctx         context.Context
 	hcancel      context.CancelFunc
 
+	// held counts the messages handed to handlers and not finished, for
+	// Health.
+	held *inflight.Set
+
 	ready chan struct{} // closed once the member owns its assignment
 	done  chan struct{} // closed when fully stopped
 
@@ -144,13 +149,15 @@ func newConsumer(ctx context.Context, b *Broker, t *topic, g *group, sub broker.
 		ready:  make(chan struct{}),
 		done:   make(chan struct{}),
 		byPart: make([]*assignment, len(t.parts)),
+		held:   inflight.New(sub.MaxInFlight),
 	}
 	c.handler = broker.Pipeline{
-		Subscription: sub,
-		DeadLetters:  b,
-		Middleware:   b.cfg.middleware,
-		Hooks:        b.cfg.hooks,
-		Logger:       b.cfg.logger,
+		Subscription:      sub,
+		DeadLetters:       deadLetters{b},
+		DeadLetterMaxSize: b.cfg.maxMessageSize + broker.DeadLetterOverhead,
+		Middleware:        b.cfg.middleware,
+		Hooks:             b.cfg.hooks,
+		Logger:            b.cfg.logger,
 	}.Wrap(h)
 	c.hctx, c.hcancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.attention.Store(true)

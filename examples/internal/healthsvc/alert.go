@@ -35,6 +35,13 @@ const (
 	// AlertLatency: a service's P99 handler time over the window is above
 	// Thresholds.P99. Subject is the service. Severity warning.
 	AlertLatency AlertKind = "p99_latency"
+	// AlertConsumerStuck: a subscription has held a message (handed out,
+	// not acknowledged) for longer than Thresholds.Stuck: a handler that
+	// does not return, which lag alone does not show. Subject is
+	// "group/topic" for a checker's subscriptions, the service for
+	// signals from another process. Value and Threshold are seconds.
+	// Severity error.
+	AlertConsumerStuck AlertKind = "consumer_stuck"
 )
 
 // Alert is one alert condition. Its identity is (Kind, Backend, Subject):

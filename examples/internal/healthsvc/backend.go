@@ -39,6 +39,9 @@ type BackendReport struct {
 	// DeadLetters sums the dead-letter queue depths the backend reports
 	// (RabbitMQ); -1 when it reports none.
 	DeadLetters int64 `json:"dead_letters"`
+	// InFlight is what each subscription on the backend holds: messages
+	// handed out and not acknowledged, and the age of the oldest.
+	InFlight []broker.InFlight `json:"in_flight,omitempty"`
 }
 
 // LagSummary is a consumer group's backlog on one topic.
@@ -194,8 +197,30 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 			Message: fmt.Sprintf("consumer group %s is %d messages behind on %s (threshold %d); %s", l.Group, l.Total, l.Topic, th.Lag, msg)}
 		obs = append(obs, observation{alert: a, level: measured(a.Value, a.Threshold, ratio)})
 	}
+	br.InFlight = rep.InFlight
+	for _, f := range rep.InFlight {
+		a, lv := stuckObservation(f.Group+"/"+f.Topic, f.Messages, f.OldestAge, th.Stuck, ratio)
+		a.Backend = name
+		obs = append(obs, observation{alert: a, level: lv})
+		if lv == levelFire {
+			statuses = append(statuses, eventmodels.HealthDegraded)
+		}
+	}
 	br.Status = broker.Worst(statuses...)
 	return br, obs
+}
+
+// stuckObservation judges what a subscription (subject) holds against the
+// Stuck threshold.
+func stuckObservation(subject string, messages int, oldest, threshold time.Duration, clearRatio float64) (Alert, level) {
+	a := Alert{Kind: AlertConsumerStuck, Subject: subject, Severity: eventmodels.SeverityError,
+		Value: oldest.Seconds(), Threshold: threshold.Seconds(),
+		Message: fmt.Sprintf("%s holds %d message(s) unacknowledged, the oldest for %v (threshold %v): a handler does not return",
+			subject, messages, oldest.Round(time.Millisecond), threshold)}
+	if messages == 0 {
+		return a, levelClear
+	}
+	return a, measured(a.Value, a.Threshold, clearRatio)
 }
 
 // checkObservation judges a check that is neither about reachability nor

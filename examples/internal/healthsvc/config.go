@@ -14,6 +14,7 @@ import (
 const (
 	DefaultInterval     = 5 * time.Second
 	DefaultLag          = 1000
+	DefaultStuck        = time.Minute
 	DefaultErrorRate    = 0.01
 	DefaultP99          = 500 * time.Millisecond
 	DefaultWindow       = time.Minute
@@ -114,6 +115,10 @@ type Thresholds struct {
 	// P99 to be judged; below it a service counts as quiet (its alerts can
 	// clear, none can start). Default 100.
 	MinSamples int64
+	// Stuck is the longest a subscription may hold one message (handed
+	// out, not yet acknowledged) before AlertConsumerStuck; default 1m.
+	// Keep it above the longest a handler may take with its retries.
+	Stuck time.Duration
 }
 
 // Hysteresis keeps alerts from flapping. Two mechanisms act together:
@@ -174,6 +179,7 @@ func (c Config) Validate() error {
 	neg("Thresholds.P99", float64(c.Thresholds.P99))
 	neg("Thresholds.Window", float64(c.Thresholds.Window))
 	neg("Thresholds.MinSamples", float64(c.Thresholds.MinSamples))
+	neg("Thresholds.Stuck", float64(c.Thresholds.Stuck))
 	neg("Hysteresis.FireAfter", float64(c.Hysteresis.FireAfter))
 	neg("Hysteresis.ClearAfter", float64(c.Hysteresis.ClearAfter))
 	if c.Thresholds.ErrorRate > 1 {
@@ -235,6 +241,9 @@ func (c Config) withDefaults() Config {
 	}
 	if t.MinSamples == 0 {
 		t.MinSamples = DefaultMinSamples
+	}
+	if t.Stuck == 0 {
+		t.Stuck = DefaultStuck
 	}
 	h := &c.Hysteresis
 	if h.ClearRatio == 0 {

@@ -176,9 +176,12 @@ func (s *Service) publish(ctx context.Context, rep *Report) {
 	for i, e := range events {
 		batch[i] = e
 	}
-	var healthPublished int64
+	var healthPublished, unconfirmed int64
 	if err := s.send(ctx, batch...); err != nil {
 		failures++
+		if ctx.Err() != nil {
+			unconfirmed = int64(len(events))
+		}
 		s.log.Warn("healthsvc: publishing health events failed", "error", err)
 	} else {
 		healthPublished = int64(len(events))
@@ -188,6 +191,7 @@ func (s *Service) publish(ctx context.Context, rep *Report) {
 	s.stats.NotificationsDropped += int64(dropped)
 	s.stats.NotificationsPending = len(s.outbox)
 	s.stats.HealthEventsPublished += healthPublished
+	s.stats.HealthEventsUnconfirmed += unconfirmed
 	s.stats.PublishErrors += failures
 	s.mu.Unlock()
 }

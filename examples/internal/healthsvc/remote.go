@@ -179,6 +179,8 @@ func (r *Remote) Signals(time.Duration) []ServiceSignals {
 			m.Discarded += s.Discarded
 			m.DeadLetteredTotal += s.DeadLetteredTotal
 			m.P50, m.P99 = max(m.P50, s.P50), max(m.P99, s.P99)
+			m.InFlight += s.InFlight
+			m.OldestInFlight = max(m.OldestInFlight, s.OldestInFlight)
 			merged[s.Service] = m
 		}
 	}

@@ -47,6 +47,10 @@ type Stats struct {
 	NotificationsDropped   int64 `json:"notifications_dropped"`
 	// PublishErrors counts failed Publish calls.
 	PublishErrors int64 `json:"publish_errors"`
+	// HealthEventsUnconfirmed counts system.health events whose publish
+	// ran out of time before the broker confirmed them: they were not
+	// sent again and may or may not have arrived (at-least-once).
+	HealthEventsUnconfirmed int64 `json:"health_events_unconfirmed"`
 }
 
 // Report is the outcome of one round.
@@ -221,8 +225,12 @@ func (s *Service) serviceObservations(sig ServiceSignals) ([]observation, eventm
 		{alert: rateAlert, level: measured(rate, th.ErrorRate, ratio)},
 		{alert: latAlert, level: measured(p99, p99Line, ratio)},
 	}
+	stuck, stuckLevel := stuckObservation(sig.Service, int(sig.InFlight), sig.OldestInFlight, th.Stuck, ratio)
+	if sig.InFlight > 0 || sig.OldestInFlight > 0 {
+		obs = append(obs, observation{alert: stuck, level: stuckLevel})
+	}
 	st := eventmodels.HealthHealthy
-	if rate > th.ErrorRate || p99 > p99Line {
+	if rate > th.ErrorRate || p99 > p99Line || stuckLevel == levelFire && sig.InFlight > 0 {
 		st = eventmodels.HealthDegraded
 	}
 	return obs, st

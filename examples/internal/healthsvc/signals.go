@@ -1,6 +1,13 @@
 package healthsvc
 
-import "time"
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/cosmic-horizons/events/broker"
+)
 
 // SignalSource reports what the services' consumers did recently. The
 // service calls Signals once per round with Thresholds.Window.
@@ -34,6 +41,11 @@ type ServiceSignals struct {
 	// window; 0 without attempts.
 	P50 time.Duration `json:"p50"`
 	P99 time.Duration `json:"p99"`
+	// InFlight is how many messages the service's subscriptions hold now
+	// (handed out, not acknowledged), and OldestInFlight how long the
+	// oldest has been held; filled by WithInFlight.
+	InFlight       int64         `json:"in_flight,omitempty"`
+	OldestInFlight time.Duration `json:"oldest_in_flight,omitempty"`
 }
 
 // Attempts is Handled + Failed.
@@ -45,4 +57,48 @@ func (s ServiceSignals) ErrorRate() float64 {
 		return float64(s.Failed) / float64(n)
 	}
 	return 0
+}
+
+// WithInFlight returns a SignalSource that adds to src's signals what the
+// subscriptions of checkers hold in flight (broker.HealthReport.InFlight),
+// per service (the subscription group), so that a health service in
+// another process sees a stuck consumer. A group src has not seen gets an
+// entry of its own. Health calls are bounded by timeout; a checker that
+// fails adds nothing.
+func WithInFlight(src SignalSource, checkers map[string]broker.HealthChecker, timeout time.Duration) SignalSource {
+	return inFlightSource{src: src, checkers: checkers, timeout: timeout}
+}
+
+type inFlightSource struct {
+	src      SignalSource
+	checkers map[string]broker.HealthChecker
+	timeout  time.Duration
+}
+
+func (s inFlightSource) Signals(window time.Duration) []ServiceSignals {
+	out := s.src.Signals(window)
+	idx := make(map[string]int, len(out))
+	for i, sig := range out {
+		idx[sig.Service] = i
+	}
+	for _, hc := range s.checkers {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		rep, err := hc.Health(ctx)
+		cancel()
+		if err != nil || rep == nil {
+			continue
+		}
+		for _, f := range rep.InFlight {
+			i, ok := idx[f.Group]
+			if !ok {
+				i = len(out)
+				idx[f.Group] = i
+				out = append(out, ServiceSignals{Service: f.Group})
+			}
+			out[i].InFlight += int64(f.Messages)
+			out[i].OldestInFlight = max(out[i].OldestInFlight, f.OldestAge)
+		}
+	}
+	slices.SortFunc(out, func(a, b ServiceSignals) int { return cmp.Compare(a.Service, b.Service) })
+	return out
 }

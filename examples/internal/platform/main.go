@@ -107,7 +107,7 @@ func serve(svc Service, opts Options, addr string, log *slog.Logger) error {
 // (healthsvc.Remote).
 func withSignals(p *Platform, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(p.Signals))
+	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(healthsvc.WithInFlight(p.Signals, p.Health, 2*time.Second)))
 	mux.Handle("/", api)
 	return mux
 }

@@ -34,6 +34,9 @@ type Summary struct {
 	JobsByState map[eventmodels.JobStatus]int
 	Elapsed     time.Duration
 	Published   int64 // durable events published by every service
+	// Unconfirmed durable events were published without a confirmation in
+	// time and not sent again: they may or may not have arrived.
+	Unconfirmed int64
 	Services    []ServiceCount
 	Lost        int64 // sum of Lost over the services
 	Duplicates  int64 // redeliveries the probe ignored
@@ -161,6 +164,7 @@ func (s *System) summary(start time.Time) Summary {
 	sum.Probe = s.Services.Probe.Report()
 	h := s.Services.Health.Stats()
 	sum.AlertsRaised, sum.AlertsCleared = h.AlertsRaised, h.AlertsCleared
+	sum.Unconfirmed = h.HealthEventsUnconfirmed
 	ns := s.Services.Notify.Stats()
 	sum.NotificationsEmitted = ns.Emitted
 	sum.NotificationsDelivered = map[string]int64{}

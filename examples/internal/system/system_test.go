@@ -67,8 +67,10 @@ func runSystem(t *testing.T, p *platform.Platform, n int) system.Summary {
 	if got.Jobs != n {
 		t.Errorf("metrics saw %d jobs, want %d", got.Jobs, n)
 	}
-	if sum.AuditRecords == 0 || int64(sum.AuditRecords) != sum.Published {
-		t.Errorf("audit trail verified %d records, %d durable events were published", sum.AuditRecords, sum.Published)
+	// Events published without a confirmation in time (health events of a
+	// round that ran out of time) may or may not be in the trail.
+	if rec := int64(sum.AuditRecords); rec == 0 || rec < sum.Published || rec > sum.Published+sum.Unconfirmed {
+		t.Errorf("audit trail verified %d records, %d durable events were published (and %d unconfirmed)", sum.AuditRecords, sum.Published, sum.Unconfirmed)
 	}
 	for ch, got := range sum.NotificationsDelivered {
 		if got != int64(n) {
