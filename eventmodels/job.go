@@ -1,6 +1,9 @@
 package eventmodels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Event types of the job lifecycle (topic job-lifecycle) and job metrics
 // (topic job-metrics).
@@ -36,27 +39,44 @@ const (
 	maxDetailEntries = 64
 )
 
-// Resources is what a job asks of the cluster.
+// Numeric limits applied by Validate: an event carries only values both of
+// its encodings write exactly, so the Avro and the JSON form of an event
+// never disagree.
+const (
+	// MaxWireInt is the largest value of a field the Avro schemas declare
+	// int (32 bits): schema_version, priority, cpu_cores, gpus, position,
+	// exit_code. The Go fields are int, which holds more; Validate refuses
+	// the rest. The smallest such value is MinWireInt.
+	MaxWireInt = math.MaxInt32
+	// MinWireInt is the smallest value of an Avro int field.
+	MinWireInt = math.MinInt32
+	// MaxWireLong is the largest value of a field the Avro schemas declare
+	// long (memory_mb, walltime_seconds, estimated_wait_ms, runtime_ms,
+	// memory_peak_mb, queue_wait_ms): 2^53−1, the largest integer a JSON
+	// reader that holds numbers as IEEE doubles (a browser: the dashboard)
+	// reads exactly.
+	MaxWireLong = 1<<53 - 1
+)
+
+// Resources is what a job asks of the cluster. Validate bounds each field
+// by what the wire carries; a service granting resources applies its own,
+// tighter limits.
 type Resources struct {
-	CPUCores        int   `json:"cpu_cores" avro:"cpu_cores"`
-	GPUs            int   `json:"gpus" avro:"gpus"`
-	MemoryMB        int64 `json:"memory_mb" avro:"memory_mb"`
+	// CPUCores is 1 to MaxWireInt.
+	CPUCores int `json:"cpu_cores" avro:"cpu_cores"`
+	// GPUs is 0 to MaxWireInt.
+	GPUs int `json:"gpus" avro:"gpus"`
+	// MemoryMB is 1 to MaxWireLong.
+	MemoryMB int64 `json:"memory_mb" avro:"memory_mb"`
+	// WalltimeSeconds is 1 to MaxWireLong.
 	WalltimeSeconds int64 `json:"walltime_seconds" avro:"walltime_seconds"`
 }
 
 func (r Resources) validate(v *validator) {
-	if r.CPUCores < 1 {
-		v.add("cpu_cores", "must be at least 1")
-	}
-	if r.GPUs < 0 {
-		v.add("gpus", "must not be negative")
-	}
-	if r.MemoryMB < 1 {
-		v.add("memory_mb", "must be at least 1")
-	}
-	if r.WalltimeSeconds < 1 {
-		v.add("walltime_seconds", "must be at least 1")
-	}
+	v.between("cpu_cores", int64(r.CPUCores), 1, MaxWireInt)
+	v.between("gpus", int64(r.GPUs), 0, MaxWireInt)
+	v.between("memory_mb", r.MemoryMB, 1, MaxWireLong)
+	v.between("walltime_seconds", r.WalltimeSeconds, 1, MaxWireLong)
 }
 
 // JobSpec describes a job as submitted: where it runs and what it needs. It is
@@ -157,12 +177,8 @@ func (e *JobQueued) Validate() error {
 		jobID(v, e.JobID)
 		v.required("queue", e.Queue)
 		v.maxLen("queue", e.Queue, maxNameLength)
-		if e.Position < 0 {
-			v.add("position", "must not be negative")
-		}
-		if e.EstimatedWaitMS < 0 {
-			v.add("estimated_wait_ms", "must not be negative")
-		}
+		v.between("position", int64(e.Position), 0, MaxWireInt)
+		v.between("estimated_wait_ms", e.EstimatedWaitMS, 0, MaxWireLong)
 	})
 }
 
@@ -293,9 +309,8 @@ func (e *JobFailed) Validate() error {
 		}
 		v.required("error_message", e.ErrorMessage)
 		v.maxLen("error_message", e.ErrorMessage, MaxTextLength)
-		if e.RuntimeMS < 0 {
-			v.add("runtime_ms", "must not be negative")
-		}
+		v.between("exit_code", int64(e.ExitCode), MinWireInt, MaxWireInt)
+		v.between("runtime_ms", e.RuntimeMS, 0, MaxWireLong)
 	})
 }
 
@@ -349,18 +364,10 @@ type Usage struct {
 func (u *Usage) validate(v *validator) {
 	v.nonNegative("cpu_hours", u.CPUHours)
 	v.nonNegative("gpu_hours", u.GPUHours)
-	if u.MemoryPeakMB < 0 {
-		v.add("memory_peak_mb", "must not be negative")
-	}
-	if u.RuntimeMS < 0 {
-		v.add("runtime_ms", "must not be negative")
-	}
-	if u.QueueWaitMS < 0 {
-		v.add("queue_wait_ms", "must not be negative")
-	}
-	if !(u.Progress >= 0 && u.Progress <= MaxProgress) {
-		v.add("progress", "must be between 0 and 100")
-	}
+	v.between("memory_peak_mb", u.MemoryPeakMB, 0, MaxWireLong)
+	v.between("runtime_ms", u.RuntimeMS, 0, MaxWireLong)
+	v.between("queue_wait_ms", u.QueueWaitMS, 0, MaxWireLong)
+	progress(v, u.Progress)
 }
 
 // JobMetrics is published periodically while a job runs, and once at its end.

@@ -1,6 +1,9 @@
 package eventmodels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Event types of the notifications, audit-trail and system-health topics.
 const (
@@ -222,6 +225,9 @@ func (e *SystemHealth) Validate() error {
 			}
 			if !c.Status.Valid() {
 				v.add(fmt.Sprintf("checks[%d].status", i), fmt.Sprintf("unknown status %q", c.Status))
+			}
+			if math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
+				v.add(fmt.Sprintf("checks[%d].value", i), "must be a finite number")
 			}
 		}
 	})

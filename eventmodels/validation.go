@@ -2,6 +2,7 @@ package eventmodels
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -92,9 +93,31 @@ func (v *validator) maxLen(field, value string, n int) {
 	}
 }
 
+// nonNegative refuses a negative number, NaN and ±Inf (JSON cannot write
+// the last two, so an event carrying them could not travel as JSON).
 func (v *validator) nonNegative(field string, value float64) {
-	if value < 0 || value != value { // value != value catches NaN
-		v.add(field, "must be a non-negative number")
+	if !(value >= 0 && value <= math.MaxFloat64) { // also false for NaN
+		v.add(field, "must be a finite, non-negative number")
+	}
+}
+
+// finite refuses NaN and ±Inf.
+func (v *validator) finite(field string, value float64) {
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		v.add(field, "must be a finite number")
+	}
+}
+
+// between refuses an integer outside [lo, hi], naming the bound it
+// passes.
+func (v *validator) between(field string, value, lo, hi int64) {
+	switch {
+	case value < lo && lo == 0:
+		v.add(field, "must not be negative")
+	case value < lo:
+		v.add(field, fmt.Sprintf("must be at least %d", lo))
+	case value > hi:
+		v.add(field, fmt.Sprintf("must be at most %d", hi))
 	}
 }
 
