@@ -274,3 +274,80 @@ func TestCancel(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPResourceBounds: resources outside the bounds the API documents
+// are refused with a 400 naming the field and the bound, through HTTP and
+// Submit alike; a job at every upper bound runs to completion, every one of
+// its events valid.
+func TestHTTPResourceBounds(t *testing.T) {
+	r := newRig(t, orchestrator.SimConfig{Seed: 2, Speed: 0})
+	srv := httptest.NewServer(r.svc.Handler())
+	t.Cleanup(srv.Close)
+	withResources := func(res string) string {
+		return strings.Replace(validBody, `{"cpu_cores":4,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, res, 1)
+	}
+	cases := []struct {
+		name, resources, field string
+		bound                  int64
+	}{
+		{"cpu_cores MaxInt64", `{"cpu_cores":9223372036854775807,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, "cpu_cores", orchestrator.MaxCPUCores},
+		{"cpu_cores over", fmt.Sprintf(`{"cpu_cores":%d,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, orchestrator.MaxCPUCores+1), "cpu_cores", orchestrator.MaxCPUCores},
+		{"cpu_cores zero", `{"cpu_cores":0,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, "cpu_cores", 1},
+		{"gpus over", fmt.Sprintf(`{"cpu_cores":4,"gpus":%d,"memory_mb":8192,"walltime_seconds":3600}`, orchestrator.MaxGPUs+1), "gpus", orchestrator.MaxGPUs},
+		{"gpus 2^40", `{"cpu_cores":4,"gpus":1099511627776,"memory_mb":8192,"walltime_seconds":3600}`, "gpus", orchestrator.MaxGPUs},
+		{"gpus negative", `{"cpu_cores":4,"gpus":-1,"memory_mb":8192,"walltime_seconds":3600}`, "gpus", 0},
+		{"memory over", fmt.Sprintf(`{"cpu_cores":4,"gpus":1,"memory_mb":%d,"walltime_seconds":3600}`, orchestrator.MaxMemoryMB+1), "memory_mb", orchestrator.MaxMemoryMB},
+		{"memory MaxInt64", `{"cpu_cores":4,"gpus":1,"memory_mb":9223372036854775807,"walltime_seconds":3600}`, "memory_mb", orchestrator.MaxMemoryMB},
+		{"walltime over", fmt.Sprintf(`{"cpu_cores":4,"gpus":1,"memory_mb":8192,"walltime_seconds":%d}`, orchestrator.MaxWalltimeSeconds+1), "walltime_seconds", orchestrator.MaxWalltimeSeconds},
+		{"walltime negative", `{"cpu_cores":4,"gpus":1,"memory_mb":8192,"walltime_seconds":-5}`, "walltime_seconds", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var e apiError
+			resp := do(t, http.MethodPost, srv.URL+"/jobs", "application/json", withResources(c.resources), nil, &e)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400 (%+v)", resp.StatusCode, e)
+			}
+			field := "resources." + c.field
+			var problems []string
+			for _, f := range e.Fields {
+				if f.Field == field {
+					problems = append(problems, f.Problem)
+				}
+			}
+			if len(problems) != 1 || !strings.Contains(problems[0], fmt.Sprint(c.bound)) {
+				t.Errorf("problems with %s: %q, want one naming the bound %d (%+v)", field, problems, c.bound, e)
+			}
+		})
+	}
+	// The Go API refuses the same.
+	over := spec(0)
+	over.Resources.CPUCores = orchestrator.MaxCPUCores + 1
+	var ve *eventmodels.ValidationError
+	if _, err := r.svc.Submit(context.Background(), "alice", over); !errors.As(err, &ve) || !ve.Has("spec.resources.cpu_cores") {
+		t.Errorf("Submit beyond MaxCPUCores: %v, want a ValidationError on spec.resources.cpu_cores", err)
+	}
+	if msgs := r.durable.messages(""); len(msgs) != 0 {
+		t.Fatalf("%d messages published for refused jobs", len(msgs))
+	}
+
+	// At every upper bound the job is accepted and its events, CPU hours
+	// and all, are valid: it completes.
+	max := fmt.Sprintf(`{"cpu_cores":%d,"gpus":%d,"memory_mb":%d,"walltime_seconds":%d}`,
+		orchestrator.MaxCPUCores, orchestrator.MaxGPUs, orchestrator.MaxMemoryMB, orchestrator.MaxWalltimeSeconds)
+	var v orchestrator.JobView
+	if resp := do(t, http.MethodPost, srv.URL+"/jobs", "application/json", withResources(max), nil, &v); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("job at the bounds: %d %+v", resp.StatusCode, v)
+	}
+	if err := r.svc.Wait(testkit.TimeoutContext(t, deadline)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.svc.Get(v.JobID); got.Status != eventmodels.StatusCompleted || got.Degraded {
+		t.Errorf("job at the bounds: %+v, want completed", got)
+	}
+	for _, m := range decodeAll(t, r.dec, r.durable.messages(eventmodels.TopicJobMetrics)) {
+		if u := m.(*eventmodels.JobMetrics).Usage; u.CPUHours <= 0 || u.GPUHours <= 0 {
+			t.Errorf("job.metrics at the bounds: %+v", u)
+		}
+	}
+}
