@@ -58,6 +58,8 @@ func (b *Base) validate(v *validator) {
 	}
 	if b.EventType == "" {
 		v.add("event_type", "must not be empty")
+	} else if p := identProblem(b.EventType); p != "" {
+		v.add("event_type", p)
 	}
 	if b.Timestamp.IsZero() {
 		v.add("timestamp", "must be set")
@@ -68,7 +70,7 @@ func (b *Base) validate(v *validator) {
 		v.add("correlation_id", "must be a non-nil UUID")
 	}
 	v.required("user_id", b.UserID)
-	v.maxLen("user_id", b.UserID, MaxIDLength)
+	v.ident("user_id", b.UserID, MaxIDLength)
 	v.between("schema_version", int64(b.SchemaVersion), 1, MaxWireInt)
 }
 

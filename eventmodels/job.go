@@ -102,13 +102,13 @@ func (s *JobSpec) Validate() error {
 
 func (s *JobSpec) validate(v *validator) {
 	v.required("project_id", s.ProjectID)
-	v.maxLen("project_id", s.ProjectID, MaxIDLength)
+	v.ident("project_id", s.ProjectID, MaxIDLength)
 	v.required("telescope", s.Telescope)
-	v.maxLen("telescope", s.Telescope, maxNameLength)
-	v.maxLen("instrument", s.Instrument, maxNameLength)
-	v.maxLen("job_name", s.JobName, maxNameLength)
+	v.ident("telescope", s.Telescope, maxNameLength)
+	v.ident("instrument", s.Instrument, maxNameLength)
+	v.ident("job_name", s.JobName, maxNameLength)
 	v.required("queue", s.Queue)
-	v.maxLen("queue", s.Queue, maxNameLength)
+	v.ident("queue", s.Queue, maxNameLength)
 	if s.Priority < 0 || s.Priority > MaxPriority {
 		v.add("priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
 	}
@@ -120,7 +120,7 @@ func (s *JobSpec) validate(v *validator) {
 
 func jobID(v *validator, id string) {
 	v.required("job_id", id)
-	v.maxLen("job_id", id, MaxIDLength)
+	v.ident("job_id", id, MaxIDLength)
 }
 
 func progress(v *validator, p float64) {
@@ -176,7 +176,7 @@ func (e *JobQueued) Validate() error {
 	return check(&e.Base, TypeJobQueued, func(v *validator) {
 		jobID(v, e.JobID)
 		v.required("queue", e.Queue)
-		v.maxLen("queue", e.Queue, maxNameLength)
+		v.ident("queue", e.Queue, maxNameLength)
 		v.between("position", int64(e.Position), 0, MaxWireInt)
 		v.between("estimated_wait_ms", e.EstimatedWaitMS, 0, MaxWireLong)
 	})
@@ -219,8 +219,8 @@ func (e *JobStatusChanged) Validate() error {
 			v.add("to_status", fmt.Sprintf("illegal transition %s → %s", e.FromStatus, e.ToStatus))
 		}
 		progress(v, e.Progress)
-		v.maxLen("message", e.Message, MaxTextLength)
-		v.maxLen("node", e.Node, maxNameLength)
+		v.text("message", e.Message, MaxTextLength)
+		v.ident("node", e.Node, maxNameLength)
 	})
 }
 
@@ -249,7 +249,7 @@ func (e *JobCompleted) Validate() error {
 		if e.ExitCode != 0 {
 			v.add("exit_code", "must be 0 for a completed job")
 		}
-		v.maxLen("output_uri", e.OutputURI, MaxTextLength)
+		v.ident("output_uri", e.OutputURI, MaxTextLength)
 		v.push("usage.")
 		e.Usage.validate(v)
 		v.pop()
@@ -308,7 +308,7 @@ func (e *JobFailed) Validate() error {
 			v.add("error_class", fmt.Sprintf("unknown error class %q", e.ErrorClass))
 		}
 		v.required("error_message", e.ErrorMessage)
-		v.maxLen("error_message", e.ErrorMessage, MaxTextLength)
+		v.text("error_message", e.ErrorMessage, MaxTextLength)
 		v.between("exit_code", int64(e.ExitCode), MinWireInt, MaxWireInt)
 		v.between("runtime_ms", e.RuntimeMS, 0, MaxWireLong)
 	})
@@ -344,9 +344,9 @@ func (e *JobCancelled) Validate() error {
 	return check(&e.Base, TypeJobCancelled, func(v *validator) {
 		jobID(v, e.JobID)
 		terminalFrom(v, e.FromStatus, StatusCancelled)
-		v.maxLen("reason", e.Reason, MaxTextLength)
+		v.text("reason", e.Reason, MaxTextLength)
 		v.required("cancelled_by", e.CancelledBy)
-		v.maxLen("cancelled_by", e.CancelledBy, MaxIDLength)
+		v.ident("cancelled_by", e.CancelledBy, MaxIDLength)
 	})
 }
 
@@ -393,10 +393,10 @@ func (e *JobMetrics) Validate() error {
 	return check(&e.Base, TypeJobMetrics, func(v *validator) {
 		jobID(v, e.JobID)
 		v.required("project_id", e.ProjectID)
-		v.maxLen("project_id", e.ProjectID, MaxIDLength)
+		v.ident("project_id", e.ProjectID, MaxIDLength)
 		v.push("usage.")
 		e.Usage.validate(v)
 		v.pop()
-		v.maxLen("node", e.Node, maxNameLength)
+		v.ident("node", e.Node, maxNameLength)
 	})
 }

@@ -89,18 +89,18 @@ func (e *Notification) Key() string {
 func (e *Notification) Validate() error {
 	return check(&e.Base, TypeNotification, func(v *validator) {
 		v.required("recipient", e.Recipient)
-		v.maxLen("recipient", e.Recipient, maxNameLength)
+		v.ident("recipient", e.Recipient, maxNameLength)
 		if !e.Channel.Valid() {
 			v.add("channel", fmt.Sprintf("unknown channel %q", e.Channel))
 		}
 		if !e.Severity.Valid() {
 			v.add("severity", fmt.Sprintf("unknown severity %q", e.Severity))
 		}
-		v.maxLen("category", e.Category, maxNameLength)
+		v.ident("category", e.Category, maxNameLength)
 		v.required("title", e.Title)
-		v.maxLen("title", e.Title, maxNameLength)
-		v.maxLen("message", e.Message, MaxTextLength)
-		v.maxLen("job_id", e.JobID, MaxIDLength)
+		v.text("title", e.Title, maxNameLength)
+		v.text("message", e.Message, MaxTextLength)
+		v.ident("job_id", e.JobID, MaxIDLength)
 	})
 }
 
@@ -147,13 +147,13 @@ func (e *Audit) Key() string { return e.Resource.ID }
 func (e *Audit) Validate() error {
 	return check(&e.Base, TypeAudit, func(v *validator) {
 		v.required("actor", e.Actor)
-		v.maxLen("actor", e.Actor, MaxIDLength)
+		v.ident("actor", e.Actor, MaxIDLength)
 		v.required("action", e.Action)
-		v.maxLen("action", e.Action, maxNameLength)
+		v.ident("action", e.Action, maxNameLength)
 		v.required("resource.type", e.Resource.Type)
-		v.maxLen("resource.type", e.Resource.Type, maxNameLength)
+		v.ident("resource.type", e.Resource.Type, maxNameLength)
 		v.required("resource.id", e.Resource.ID)
-		v.maxLen("resource.id", e.Resource.ID, MaxIDLength)
+		v.ident("resource.id", e.Resource.ID, MaxIDLength)
 		if !e.Outcome.Valid() {
 			v.add("outcome", fmt.Sprintf("unknown outcome %q", e.Outcome))
 		}
@@ -211,7 +211,7 @@ func (e *SystemHealth) Key() string { return e.Component }
 func (e *SystemHealth) Validate() error {
 	return check(&e.Base, TypeSystemHealth, func(v *validator) {
 		v.required("component", e.Component)
-		v.maxLen("component", e.Component, maxNameLength)
+		v.ident("component", e.Component, maxNameLength)
 		if !e.Status.Valid() {
 			v.add("status", fmt.Sprintf("unknown status %q", e.Status))
 		}
@@ -222,7 +222,10 @@ func (e *SystemHealth) Validate() error {
 		for i, c := range e.Checks {
 			if c.Name == "" {
 				v.add(fmt.Sprintf("checks[%d].name", i), "must not be empty")
+			} else {
+				v.ident(fmt.Sprintf("checks[%d].name", i), c.Name, maxNameLength)
 			}
+			v.text(fmt.Sprintf("checks[%d].message", i), c.Message, MaxTextLength)
 			if !c.Status.Valid() {
 				v.add(fmt.Sprintf("checks[%d].status", i), fmt.Sprintf("unknown status %q", c.Status))
 			}

@@ -93,6 +93,30 @@ func (v *validator) maxLen(field, value string, n int) {
 	}
 }
 
+// ident checks an identifier, name or key: at most n bytes, valid UTF-8,
+// no control or format characters (see identProblem).
+func (v *validator) ident(field, value string, n int) {
+	if len(value) > n {
+		v.maxLen(field, value, n)
+		return
+	}
+	if p := identProblem(value); p != "" {
+		v.add(field, p)
+	}
+}
+
+// text checks free text: at most n bytes, valid UTF-8, no control
+// characters but newline and tab (see textProblem).
+func (v *validator) text(field, value string, n int) {
+	if len(value) > n {
+		v.maxLen(field, value, n)
+		return
+	}
+	if p := textProblem(value); p != "" {
+		v.add(field, p)
+	}
+}
+
 // nonNegative refuses a negative number, NaN and ±Inf (JSON cannot write
 // the last two, so an event carrying them could not travel as JSON).
 func (v *validator) nonNegative(field string, value float64) {

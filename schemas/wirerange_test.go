@@ -375,3 +375,43 @@ type siteInner struct {
 
 func (s *siteCounted) Key() string     { return "site" }
 func (s *siteCounted) Validate() error { return eventmodels.ValidateBase(&s.Base).Err() }
+
+// TestDecodersRefuseControlCharacters: an event whose user_id carries a
+// newline and an ANSI escape, encoded by a producer that skipped Validate,
+// is refused by the decoding side of both codecs (so a consumer
+// dead-letters it) with a *ValidationError naming the field.
+func TestDecodersRefuseControlCharacters(t *testing.T) {
+	reg := eventmodels.NewRegistry()
+	codecs := []eventmodels.Codec{newCodec(t, reg), eventmodels.NewJSONCodec(reg, 0)}
+	bad := []struct{ field, value string }{
+		{"user_id", "alice\n\x1b[31mroot"},
+		{"job_id", "job-1\r\n"},
+		{"user_id", "alice\xff"},
+	}
+	for _, c := range codecs {
+		for _, b := range bad {
+			for i := range samples.All() {
+				e := samples.All()[i]
+				switch b.field {
+				case "user_id":
+					e.Envelope().UserID = b.value
+				case "job_id":
+					v := reflect.ValueOf(e).Elem().FieldByName("JobID")
+					if !v.IsValid() {
+						continue
+					}
+					v.SetString(b.value)
+				}
+				if b.value == "alice\xff" && c.ContentType() == eventmodels.ContentTypeJSON {
+					continue // encoding/json writes invalid UTF-8 as U+FFFD; the bus validates before encoding
+				}
+				_, err := trip(c, e)
+				var de *eventmodels.DecodeError
+				var ve *eventmodels.ValidationError
+				if !errors.As(err, &de) || !errors.As(err, &ve) || !ve.Has(b.field) {
+					t.Errorf("%s %s %s=%q: %v, want a DecodeError with a ValidationError on %s", c.ContentType(), e.Envelope().EventType, b.field, b.value, err, b.field)
+				}
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +51,12 @@ func TestUnpublishableJobEndsFailed(t *testing.T) {
 			from: eventmodels.StatusRunning, reasonHas: []string{"job.metrics", "usage.cpu_hours"}, lifecycleN: 5},
 		{name: "bus fails job.status_changed past the budget", hook: failOn(eventmodels.TypeJobStatusChanged),
 			from: eventmodels.StatusQueued, reasonHas: []string{"job.status_changed", fmt.Sprint(attempts, " attempts"), "bus down"}, retryable: true, lifecycleN: 3},
+		{name: "cause with control characters", hook: func(_ context.Context, m *broker.Message) error {
+			if m.Header(broker.HeaderType) == eventmodels.TypeJobQueued {
+				return errors.New("broker said \x1b[31mNO\x1b[0m\r")
+			}
+			return nil
+		}, from: eventmodels.StatusSubmitted, reasonHas: []string{"job.queued", `\x1b[31mNO\x1b[0m\r`}, retryable: true, lifecycleN: 2},
 		{name: "job.failed cannot be published either", hook: failOn(eventmodels.TypeJobStatusChanged, eventmodels.TypeJobFailed),
 			reasonHas: []string{"job.status_changed", "job.failed", "bus down"}, degraded: true, lifecycleN: 2},
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -115,10 +114,10 @@ func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request: trailing data after the JSON object"})
 		return
 	}
-	var fields []eventmodels.FieldError
-	if strings.TrimSpace(req.UserID) == "" {
-		fields = append(fields, eventmodels.FieldError{Field: "user_id", Problem: "must not be empty"})
-	}
+	// The envelope rules on user_id (not empty, bounded, no control
+	// characters), reported with the spec's problems in one answer.
+	probe := eventmodels.NewBase(eventmodels.TypeJobSubmitted, eventmodels.JobLifecycleSchemaVersion, req.UserID)
+	fields := eventmodels.ValidateBase(&probe).Fields
 	ve := &eventmodels.ValidationError{}
 	if err := req.JobSpec.Validate(); err != nil && !errors.As(err, &ve) {
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})

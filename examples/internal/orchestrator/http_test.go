@@ -351,3 +351,49 @@ func TestHTTPResourceBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPControlCharacters: identifiers with control characters (a
+// newline and an ANSI escape in user_id, which would forge log lines and
+// colour terminals) are refused with a 400 naming the field, as is free
+// text with an escape; nothing is published.
+func TestHTTPControlCharacters(t *testing.T) {
+	r := newRig(t, orchestrator.SimConfig{Seed: 3, Speed: 1, QueueDelay: 10 * time.Hour})
+	srv := httptest.NewServer(r.svc.Handler())
+	t.Cleanup(srv.Close)
+	cases := []struct{ name, from, to, field string }{
+		{"user_id newline and ANSI", `"alice"`, `"alice\n\u001b[31mroot"`, "user_id"},
+		{"user_id carriage return", `"alice"`, `"alice\r"`, "user_id"},
+		{"project_id tab", `"proj-1"`, `"proj\t1"`, "project_id"},
+		{"job_name escape", `"img"`, `"img\u001b[2J"`, "job_name"},
+		{"queue C1", `"batch"`, `"batch\u009b"`, "queue"},
+		{"parameter key newline", `{"field":"m87"}`, `{"fi\neld":"m87"}`, "parameters"},
+		{"parameter value escape", `{"field":"m87"}`, `{"field":"m87\u001b[0m"}`, "parameters"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := strings.Replace(validBody, c.from, c.to, 1)
+			if body == validBody {
+				t.Fatalf("%s not in the body", c.from)
+			}
+			var e apiError
+			if resp := do(t, http.MethodPost, srv.URL+"/jobs", "application/json", body, nil, &e); resp.StatusCode != http.StatusBadRequest || !slices.Contains(e.fieldNames(), c.field) {
+				t.Errorf("status %d %+v, want 400 naming %s", resp.StatusCode, e, c.field)
+			}
+		})
+	}
+	if msgs := r.durable.messages(""); len(msgs) != 0 {
+		t.Fatalf("%d messages published for refused jobs", len(msgs))
+	}
+	// A cancellation reason is free text: newlines pass, escapes do not.
+	id := submitN(t, r.svc, 1)[0]
+	var e apiError
+	q := url.Values{"reason": {"\x1b[31mred\x1b[0m"}}.Encode()
+	if resp := do(t, http.MethodDelete, srv.URL+"/jobs/"+id+"?"+q, "", "", nil, &e); resp.StatusCode != http.StatusBadRequest || !slices.Contains(e.fieldNames(), "reason") {
+		t.Errorf("DELETE with an escape in the reason: %d %+v, want 400 on reason", resp.StatusCode, e)
+	}
+	var v orchestrator.JobView
+	q = url.Values{"reason": {"wrong target\nresubmitted as job-2"}}.Encode()
+	if resp := do(t, http.MethodDelete, srv.URL+"/jobs/"+id+"?"+q, "", "", nil, &v); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("DELETE with a two-line reason: %d %+v, want 202", resp.StatusCode, v)
+	}
+}

@@ -350,9 +350,11 @@ func (s *Service) giveUp(ctx context.Context, j *job, ev eventmodels.Event, err 
 		return
 	}
 	typ := ev.Envelope().EventType
-	reason := fmt.Sprintf("%s could not be published: %v", typ, err)
 	s.log.Error("job given up: an event cannot be published", "job", j.id, "type", typ, "error", err)
-	failed := eventmodels.NewJobFailed(j.user, j.id, status, eventmodels.ErrorInfrastructure, clipText(reason), opts...)
+	// The cause quotes errors of other components: made valid free text
+	// (control characters escaped) and cut to the length limit.
+	reason := clipText(eventmodels.CleanText(fmt.Sprintf("%s could not be published: %v", typ, err)))
+	failed := eventmodels.NewJobFailed(j.user, j.id, status, eventmodels.ErrorInfrastructure, reason, opts...)
 	failed.Retryable = !errors.Is(err, broker.ErrInvalidMessage)
 	perr := s.publish(ctx, j, failed)
 	if perr == nil {
@@ -363,7 +365,7 @@ func (s *Service) giveUp(ctx context.Context, j *job, ev eventmodels.Event, err 
 		return
 	}
 	s.log.Error("job failed in this instance only: job.failed cannot be published either", "job", j.id, "error", perr)
-	j.abandon(reason+"; job.failed could not be published either: "+perr.Error(), s.cfg.Clock())
+	j.abandon(reason+"; job.failed could not be published either: "+eventmodels.CleanText(perr.Error()), s.cfg.Clock())
 }
 
 // clipText cuts s to eventmodels.MaxTextLength bytes, at a rune boundary.
