@@ -1,9 +1,6 @@
 package eventmodels
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // Event types of the notifications, audit-trail and system-health topics.
 const (
@@ -220,17 +217,21 @@ func (e *SystemHealth) Validate() error {
 			v.add("checks", fmt.Sprintf("must have at most %d entries", maxHealthChecks))
 		}
 		for i, c := range e.Checks {
+			// Field names are formatted only for a broken rule.
+			field := func(name string) string { return fmt.Sprintf("checks[%d].%s", i, name) }
 			if c.Name == "" {
-				v.add(fmt.Sprintf("checks[%d].name", i), "must not be empty")
-			} else {
-				v.ident(fmt.Sprintf("checks[%d].name", i), c.Name, maxNameLength)
+				v.add(field("name"), "must not be empty")
+			} else if p := identCheck(c.Name, maxNameLength); p != "" {
+				v.add(field("name"), p)
 			}
-			v.text(fmt.Sprintf("checks[%d].message", i), c.Message, MaxTextLength)
+			if p := textCheck(c.Message, MaxTextLength); p != "" {
+				v.add(field("message"), p)
+			}
 			if !c.Status.Valid() {
-				v.add(fmt.Sprintf("checks[%d].status", i), fmt.Sprintf("unknown status %q", c.Status))
+				v.add(field("status"), fmt.Sprintf("unknown status %q", c.Status))
 			}
-			if math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
-				v.add(fmt.Sprintf("checks[%d].value", i), "must be a finite number")
+			if !isFinite(c.Value) {
+				v.add(field("value"), "must be a finite number")
 			}
 		}
 	})

@@ -87,20 +87,10 @@ func (v *validator) required(field, value string) {
 	}
 }
 
-func (v *validator) maxLen(field, value string, n int) {
-	if len(value) > n {
-		v.add(field, fmt.Sprintf("must be at most %d bytes, got %d", n, len(value)))
-	}
-}
-
 // ident checks an identifier, name or key: at most n bytes, valid UTF-8,
 // no control or format characters (see identProblem).
 func (v *validator) ident(field, value string, n int) {
-	if len(value) > n {
-		v.maxLen(field, value, n)
-		return
-	}
-	if p := identProblem(value); p != "" {
+	if p := identCheck(value, n); p != "" {
 		v.add(field, p)
 	}
 }
@@ -108,13 +98,27 @@ func (v *validator) ident(field, value string, n int) {
 // text checks free text: at most n bytes, valid UTF-8, no control
 // characters but newline and tab (see textProblem).
 func (v *validator) text(field, value string, n int) {
-	if len(value) > n {
-		v.maxLen(field, value, n)
-		return
-	}
-	if p := textProblem(value); p != "" {
+	if p := textCheck(value, n); p != "" {
 		v.add(field, p)
 	}
+}
+
+func identCheck(value string, n int) string {
+	if len(value) > n {
+		return tooLong(value, n)
+	}
+	return identProblem(value)
+}
+
+func textCheck(value string, n int) string {
+	if len(value) > n {
+		return tooLong(value, n)
+	}
+	return textProblem(value)
+}
+
+func tooLong(value string, n int) string {
+	return fmt.Sprintf("must be at most %d bytes, got %d", n, len(value))
 }
 
 // nonNegative refuses a negative number, NaN and ±Inf (JSON cannot write
@@ -125,12 +129,8 @@ func (v *validator) nonNegative(field string, value float64) {
 	}
 }
 
-// finite refuses NaN and ±Inf.
-func (v *validator) finite(field string, value float64) {
-	if math.IsNaN(value) || math.IsInf(value, 0) {
-		v.add(field, "must be a finite number")
-	}
-}
+// isFinite reports whether x is neither NaN nor ±Inf.
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // between refuses an integer outside [lo, hi], naming the bound it
 // passes.
