@@ -221,10 +221,10 @@ func (e *SystemHealth) Validate() error {
 			field := func(name string) string { return fmt.Sprintf("checks[%d].%s", i, name) }
 			if c.Name == "" {
 				v.add(field("name"), "must not be empty")
-			} else if p := identCheck(c.Name, maxNameLength); p != "" {
+			} else if p := identProblem(c.Name); p != "" {
 				v.add(field("name"), p)
 			}
-			if p := textCheck(c.Message, MaxTextLength); p != "" {
+			if p := textProblem(c.Message); p != "" {
 				v.add(field("message"), p)
 			}
 			if !c.Status.Valid() {
