@@ -30,7 +30,8 @@ type Base struct {
 	// EventType is the discriminator, e.g. "job.submitted".
 	EventType string `json:"event_type" avro:"event_type"`
 	// Timestamp is when the event occurred, in UTC at millisecond precision
-	// (the precision of the Avro timestamp-millis type).
+	// (the precision of the Avro timestamp-millis type), within the years
+	// 0000 to 9999 that RFC 3339, the JSON form, can write.
 	Timestamp time.Time `json:"timestamp" avro:"timestamp"`
 	// CorrelationID follows one job or request through every service.
 	CorrelationID uuid.UUID `json:"correlation_id" avro:"correlation_id"`
@@ -40,6 +41,12 @@ type Base struct {
 	// written with.
 	SchemaVersion int `json:"schema_version" avro:"schema_version"`
 }
+
+// The range of timestamps RFC 3339 (the JSON form of Timestamp) can write.
+var (
+	minTimestamp = time.Date(0, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxTimestamp = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC)
+)
 
 // Envelope returns b itself. It makes every type that embeds Base satisfy
 // that part of [Event].
@@ -51,18 +58,20 @@ func (b *Base) validate(v *validator) {
 	}
 	if b.EventType == "" {
 		v.add("event_type", "must not be empty")
+	} else if p := identProblem(b.EventType); p != "" {
+		v.add("event_type", p)
 	}
 	if b.Timestamp.IsZero() {
 		v.add("timestamp", "must be set")
+	} else if b.Timestamp.Before(minTimestamp) || b.Timestamp.After(maxTimestamp) {
+		v.add("timestamp", "must be within the years 0000 to 9999 (RFC 3339)")
 	}
 	if b.CorrelationID == uuid.Nil {
 		v.add("correlation_id", "must be a non-nil UUID")
 	}
 	v.required("user_id", b.UserID)
-	v.maxLen("user_id", b.UserID, MaxIDLength)
-	if b.SchemaVersion < 1 {
-		v.add("schema_version", "must be at least 1")
-	}
+	v.ident("user_id", b.UserID, MaxIDLength)
+	v.between("schema_version", int64(b.SchemaVersion), 1, MaxWireInt)
 }
 
 // NewEventID returns a new time-ordered UUID (version 7): IDs created later

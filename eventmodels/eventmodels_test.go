@@ -2,6 +2,7 @@ package eventmodels_test
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
@@ -194,6 +195,23 @@ func TestValidationReportsEveryField(t *testing.T) {
 			m.Usage.GPUHours = nan()
 			m.Usage.Progress = nan()
 		}, []string{"project_id", "usage.memory_peak_mb", "usage.queue_wait_ms", "usage.gpu_hours", "usage.progress"}},
+		{"beyond the wire", samples.All()[0], func(e eventmodels.Event) {
+			s := e.(*eventmodels.JobSubmitted)
+			s.SchemaVersion, s.Timestamp = math.MaxInt32+1, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+			s.Spec.Resources = eventmodels.Resources{CPUCores: 1<<32 + 1, GPUs: 1 << 40, MemoryMB: 1 << 53, WalltimeSeconds: math.MaxInt64}
+		}, []string{"schema_version", "timestamp", "spec.resources.cpu_cores", "spec.resources.gpus", "spec.resources.memory_mb", "spec.resources.walltime_seconds"}},
+		{"failed beyond the wire", samples.All()[4], func(e eventmodels.Event) {
+			f := e.(*eventmodels.JobFailed)
+			f.ExitCode, f.RuntimeMS = math.MinInt32-1, 1<<53
+		}, []string{"exit_code", "runtime_ms"}},
+		{"infinite usage", samples.All()[6], func(e eventmodels.Event) {
+			m := e.(*eventmodels.JobMetrics)
+			m.Usage.CPUHours, m.Usage.GPUHours, m.Usage.Progress = math.Inf(1), math.Inf(-1), math.Inf(1)
+		}, []string{"usage.cpu_hours", "usage.gpu_hours", "usage.progress"}},
+		{"health not finite", samples.All()[9], func(e eventmodels.Event) {
+			h := e.(*eventmodels.SystemHealth)
+			h.LatencyMS, h.Checks[0].Value, h.Checks[1].Value = math.Inf(1), nan(), math.Inf(-1)
+		}, []string{"latency_ms", "checks[0].value", "checks[1].value"}},
 		{"notification", samples.All()[7], func(e eventmodels.Event) {
 			n := e.(*eventmodels.Notification)
 			n.Recipient, n.Channel, n.Severity, n.Title = "", "pigeon", "meh", ""

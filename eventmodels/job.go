@@ -1,6 +1,9 @@
 package eventmodels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Event types of the job lifecycle (topic job-lifecycle) and job metrics
 // (topic job-metrics).
@@ -36,27 +39,44 @@ const (
 	maxDetailEntries = 64
 )
 
-// Resources is what a job asks of the cluster.
+// Numeric limits applied by Validate: an event carries only values both of
+// its encodings write exactly, so the Avro and the JSON form of an event
+// never disagree.
+const (
+	// MaxWireInt is the largest value of a field the Avro schemas declare
+	// int (32 bits): schema_version, priority, cpu_cores, gpus, position,
+	// exit_code. The Go fields are int, which holds more; Validate refuses
+	// the rest. The smallest such value is MinWireInt.
+	MaxWireInt = math.MaxInt32
+	// MinWireInt is the smallest value of an Avro int field.
+	MinWireInt = math.MinInt32
+	// MaxWireLong is the largest value of a field the Avro schemas declare
+	// long (memory_mb, walltime_seconds, estimated_wait_ms, runtime_ms,
+	// memory_peak_mb, queue_wait_ms): 2^53−1, the largest integer a JSON
+	// reader that holds numbers as IEEE doubles (a browser: the dashboard)
+	// reads exactly.
+	MaxWireLong = 1<<53 - 1
+)
+
+// Resources is what a job asks of the cluster. Validate bounds each field
+// by what the wire carries; a service granting resources applies its own,
+// tighter limits.
 type Resources struct {
-	CPUCores        int   `json:"cpu_cores" avro:"cpu_cores"`
-	GPUs            int   `json:"gpus" avro:"gpus"`
-	MemoryMB        int64 `json:"memory_mb" avro:"memory_mb"`
+	// CPUCores is 1 to MaxWireInt.
+	CPUCores int `json:"cpu_cores" avro:"cpu_cores"`
+	// GPUs is 0 to MaxWireInt.
+	GPUs int `json:"gpus" avro:"gpus"`
+	// MemoryMB is 1 to MaxWireLong.
+	MemoryMB int64 `json:"memory_mb" avro:"memory_mb"`
+	// WalltimeSeconds is 1 to MaxWireLong.
 	WalltimeSeconds int64 `json:"walltime_seconds" avro:"walltime_seconds"`
 }
 
 func (r Resources) validate(v *validator) {
-	if r.CPUCores < 1 {
-		v.add("cpu_cores", "must be at least 1")
-	}
-	if r.GPUs < 0 {
-		v.add("gpus", "must not be negative")
-	}
-	if r.MemoryMB < 1 {
-		v.add("memory_mb", "must be at least 1")
-	}
-	if r.WalltimeSeconds < 1 {
-		v.add("walltime_seconds", "must be at least 1")
-	}
+	v.between("cpu_cores", int64(r.CPUCores), 1, MaxWireInt)
+	v.between("gpus", int64(r.GPUs), 0, MaxWireInt)
+	v.between("memory_mb", r.MemoryMB, 1, MaxWireLong)
+	v.between("walltime_seconds", r.WalltimeSeconds, 1, MaxWireLong)
 }
 
 // JobSpec describes a job as submitted: where it runs and what it needs. It is
@@ -82,13 +102,13 @@ func (s *JobSpec) Validate() error {
 
 func (s *JobSpec) validate(v *validator) {
 	v.required("project_id", s.ProjectID)
-	v.maxLen("project_id", s.ProjectID, MaxIDLength)
+	v.ident("project_id", s.ProjectID, MaxIDLength)
 	v.required("telescope", s.Telescope)
-	v.maxLen("telescope", s.Telescope, maxNameLength)
-	v.maxLen("instrument", s.Instrument, maxNameLength)
-	v.maxLen("job_name", s.JobName, maxNameLength)
+	v.ident("telescope", s.Telescope, maxNameLength)
+	v.ident("instrument", s.Instrument, maxNameLength)
+	v.ident("job_name", s.JobName, maxNameLength)
 	v.required("queue", s.Queue)
-	v.maxLen("queue", s.Queue, maxNameLength)
+	v.ident("queue", s.Queue, maxNameLength)
 	if s.Priority < 0 || s.Priority > MaxPriority {
 		v.add("priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
 	}
@@ -100,7 +120,7 @@ func (s *JobSpec) validate(v *validator) {
 
 func jobID(v *validator, id string) {
 	v.required("job_id", id)
-	v.maxLen("job_id", id, MaxIDLength)
+	v.ident("job_id", id, MaxIDLength)
 }
 
 func progress(v *validator, p float64) {
@@ -156,13 +176,9 @@ func (e *JobQueued) Validate() error {
 	return check(&e.Base, TypeJobQueued, func(v *validator) {
 		jobID(v, e.JobID)
 		v.required("queue", e.Queue)
-		v.maxLen("queue", e.Queue, maxNameLength)
-		if e.Position < 0 {
-			v.add("position", "must not be negative")
-		}
-		if e.EstimatedWaitMS < 0 {
-			v.add("estimated_wait_ms", "must not be negative")
-		}
+		v.ident("queue", e.Queue, maxNameLength)
+		v.between("position", int64(e.Position), 0, MaxWireInt)
+		v.between("estimated_wait_ms", e.EstimatedWaitMS, 0, MaxWireLong)
 	})
 }
 
@@ -203,8 +219,8 @@ func (e *JobStatusChanged) Validate() error {
 			v.add("to_status", fmt.Sprintf("illegal transition %s → %s", e.FromStatus, e.ToStatus))
 		}
 		progress(v, e.Progress)
-		v.maxLen("message", e.Message, MaxTextLength)
-		v.maxLen("node", e.Node, maxNameLength)
+		v.text("message", e.Message, MaxTextLength)
+		v.ident("node", e.Node, maxNameLength)
 	})
 }
 
@@ -233,7 +249,7 @@ func (e *JobCompleted) Validate() error {
 		if e.ExitCode != 0 {
 			v.add("exit_code", "must be 0 for a completed job")
 		}
-		v.maxLen("output_uri", e.OutputURI, MaxTextLength)
+		v.ident("output_uri", e.OutputURI, MaxTextLength)
 		v.push("usage.")
 		e.Usage.validate(v)
 		v.pop()
@@ -292,10 +308,9 @@ func (e *JobFailed) Validate() error {
 			v.add("error_class", fmt.Sprintf("unknown error class %q", e.ErrorClass))
 		}
 		v.required("error_message", e.ErrorMessage)
-		v.maxLen("error_message", e.ErrorMessage, MaxTextLength)
-		if e.RuntimeMS < 0 {
-			v.add("runtime_ms", "must not be negative")
-		}
+		v.text("error_message", e.ErrorMessage, MaxTextLength)
+		v.between("exit_code", int64(e.ExitCode), MinWireInt, MaxWireInt)
+		v.between("runtime_ms", e.RuntimeMS, 0, MaxWireLong)
 	})
 }
 
@@ -329,9 +344,9 @@ func (e *JobCancelled) Validate() error {
 	return check(&e.Base, TypeJobCancelled, func(v *validator) {
 		jobID(v, e.JobID)
 		terminalFrom(v, e.FromStatus, StatusCancelled)
-		v.maxLen("reason", e.Reason, MaxTextLength)
+		v.text("reason", e.Reason, MaxTextLength)
 		v.required("cancelled_by", e.CancelledBy)
-		v.maxLen("cancelled_by", e.CancelledBy, MaxIDLength)
+		v.ident("cancelled_by", e.CancelledBy, MaxIDLength)
 	})
 }
 
@@ -349,18 +364,10 @@ type Usage struct {
 func (u *Usage) validate(v *validator) {
 	v.nonNegative("cpu_hours", u.CPUHours)
 	v.nonNegative("gpu_hours", u.GPUHours)
-	if u.MemoryPeakMB < 0 {
-		v.add("memory_peak_mb", "must not be negative")
-	}
-	if u.RuntimeMS < 0 {
-		v.add("runtime_ms", "must not be negative")
-	}
-	if u.QueueWaitMS < 0 {
-		v.add("queue_wait_ms", "must not be negative")
-	}
-	if !(u.Progress >= 0 && u.Progress <= MaxProgress) {
-		v.add("progress", "must be between 0 and 100")
-	}
+	v.between("memory_peak_mb", u.MemoryPeakMB, 0, MaxWireLong)
+	v.between("runtime_ms", u.RuntimeMS, 0, MaxWireLong)
+	v.between("queue_wait_ms", u.QueueWaitMS, 0, MaxWireLong)
+	progress(v, u.Progress)
 }
 
 // JobMetrics is published periodically while a job runs, and once at its end.
@@ -386,10 +393,10 @@ func (e *JobMetrics) Validate() error {
 	return check(&e.Base, TypeJobMetrics, func(v *validator) {
 		jobID(v, e.JobID)
 		v.required("project_id", e.ProjectID)
-		v.maxLen("project_id", e.ProjectID, MaxIDLength)
+		v.ident("project_id", e.ProjectID, MaxIDLength)
 		v.push("usage.")
 		e.Usage.validate(v)
 		v.pop()
-		v.maxLen("node", e.Node, maxNameLength)
+		v.ident("node", e.Node, maxNameLength)
 	})
 }

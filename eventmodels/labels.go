@@ -17,7 +17,9 @@ type Label struct {
 // details). Unlike a Go map it has an order, so an event's encoding is the
 // same bytes every time: in JSON it is an object with keys in slice order, in
 // Avro an array of {key, value} records. LabelsOf and decoding from JSON sort
-// by key; Validate rejects empty or duplicate keys.
+// by key; Validate rejects empty or duplicate keys, keys with control
+// characters (they are identifiers) and values with control characters
+// other than newline and tab (they are free text).
 type Labels []Label
 
 // LabelsOf returns the pairs of m sorted by key.
@@ -99,6 +101,12 @@ func (l Labels) validate(v *validator, field string, maxEntries int) {
 			return
 		case len(p.Value) > MaxTextLength:
 			v.add(field, fmt.Sprintf("values must be at most %d bytes", MaxTextLength))
+			return
+		case identProblem(p.Key) != "":
+			v.add(field, fmt.Sprintf("key %q: %s", p.Key, identProblem(p.Key)))
+			return
+		case textProblem(p.Value) != "":
+			v.add(field, fmt.Sprintf("value of %q: %s", p.Key, textProblem(p.Value)))
 			return
 		case seen[p.Key]:
 			v.add(field, fmt.Sprintf("duplicate key %q", p.Key))

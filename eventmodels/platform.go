@@ -86,18 +86,18 @@ func (e *Notification) Key() string {
 func (e *Notification) Validate() error {
 	return check(&e.Base, TypeNotification, func(v *validator) {
 		v.required("recipient", e.Recipient)
-		v.maxLen("recipient", e.Recipient, maxNameLength)
+		v.ident("recipient", e.Recipient, maxNameLength)
 		if !e.Channel.Valid() {
 			v.add("channel", fmt.Sprintf("unknown channel %q", e.Channel))
 		}
 		if !e.Severity.Valid() {
 			v.add("severity", fmt.Sprintf("unknown severity %q", e.Severity))
 		}
-		v.maxLen("category", e.Category, maxNameLength)
+		v.ident("category", e.Category, maxNameLength)
 		v.required("title", e.Title)
-		v.maxLen("title", e.Title, maxNameLength)
-		v.maxLen("message", e.Message, MaxTextLength)
-		v.maxLen("job_id", e.JobID, MaxIDLength)
+		v.text("title", e.Title, maxNameLength)
+		v.text("message", e.Message, MaxTextLength)
+		v.ident("job_id", e.JobID, MaxIDLength)
 	})
 }
 
@@ -144,13 +144,13 @@ func (e *Audit) Key() string { return e.Resource.ID }
 func (e *Audit) Validate() error {
 	return check(&e.Base, TypeAudit, func(v *validator) {
 		v.required("actor", e.Actor)
-		v.maxLen("actor", e.Actor, MaxIDLength)
+		v.ident("actor", e.Actor, MaxIDLength)
 		v.required("action", e.Action)
-		v.maxLen("action", e.Action, maxNameLength)
+		v.ident("action", e.Action, maxNameLength)
 		v.required("resource.type", e.Resource.Type)
-		v.maxLen("resource.type", e.Resource.Type, maxNameLength)
+		v.ident("resource.type", e.Resource.Type, maxNameLength)
 		v.required("resource.id", e.Resource.ID)
-		v.maxLen("resource.id", e.Resource.ID, MaxIDLength)
+		v.ident("resource.id", e.Resource.ID, MaxIDLength)
 		if !e.Outcome.Valid() {
 			v.add("outcome", fmt.Sprintf("unknown outcome %q", e.Outcome))
 		}
@@ -208,7 +208,7 @@ func (e *SystemHealth) Key() string { return e.Component }
 func (e *SystemHealth) Validate() error {
 	return check(&e.Base, TypeSystemHealth, func(v *validator) {
 		v.required("component", e.Component)
-		v.maxLen("component", e.Component, maxNameLength)
+		v.ident("component", e.Component, maxNameLength)
 		if !e.Status.Valid() {
 			v.add("status", fmt.Sprintf("unknown status %q", e.Status))
 		}
@@ -217,11 +217,21 @@ func (e *SystemHealth) Validate() error {
 			v.add("checks", fmt.Sprintf("must have at most %d entries", maxHealthChecks))
 		}
 		for i, c := range e.Checks {
+			// Field names are formatted only for a broken rule.
+			field := func(name string) string { return fmt.Sprintf("checks[%d].%s", i, name) }
 			if c.Name == "" {
-				v.add(fmt.Sprintf("checks[%d].name", i), "must not be empty")
+				v.add(field("name"), "must not be empty")
+			} else if p := identProblem(c.Name); p != "" {
+				v.add(field("name"), p)
+			}
+			if p := textProblem(c.Message); p != "" {
+				v.add(field("message"), p)
 			}
 			if !c.Status.Valid() {
-				v.add(fmt.Sprintf("checks[%d].status", i), fmt.Sprintf("unknown status %q", c.Status))
+				v.add(field("status"), fmt.Sprintf("unknown status %q", c.Status))
+			}
+			if !isFinite(c.Value) {
+				v.add(field("value"), "must be a finite number")
 			}
 		}
 	})

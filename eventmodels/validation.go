@@ -2,6 +2,7 @@ package eventmodels
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -86,15 +87,61 @@ func (v *validator) required(field, value string) {
 	}
 }
 
-func (v *validator) maxLen(field, value string, n int) {
-	if len(value) > n {
-		v.add(field, fmt.Sprintf("must be at most %d bytes, got %d", n, len(value)))
+// ident checks an identifier, name or key: at most n bytes, valid UTF-8,
+// no control or format characters (see identProblem).
+func (v *validator) ident(field, value string, n int) {
+	if p := identCheck(value, n); p != "" {
+		v.add(field, p)
 	}
 }
 
+// text checks free text: at most n bytes, valid UTF-8, no control
+// characters but newline and tab (see textProblem).
+func (v *validator) text(field, value string, n int) {
+	if p := textCheck(value, n); p != "" {
+		v.add(field, p)
+	}
+}
+
+func identCheck(value string, n int) string {
+	if len(value) > n {
+		return tooLong(value, n)
+	}
+	return identProblem(value)
+}
+
+func textCheck(value string, n int) string {
+	if len(value) > n {
+		return tooLong(value, n)
+	}
+	return textProblem(value)
+}
+
+func tooLong(value string, n int) string {
+	return fmt.Sprintf("must be at most %d bytes, got %d", n, len(value))
+}
+
+// nonNegative refuses a negative number, NaN and ±Inf (JSON cannot write
+// the last two, so an event carrying them could not travel as JSON).
 func (v *validator) nonNegative(field string, value float64) {
-	if value < 0 || value != value { // value != value catches NaN
-		v.add(field, "must be a non-negative number")
+	if !(value >= 0 && value <= math.MaxFloat64) { // also false for NaN
+		v.add(field, "must be a finite, non-negative number")
+	}
+}
+
+// isFinite reports whether x is neither NaN nor ±Inf.
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// between refuses an integer outside [lo, hi], naming the bound it
+// passes.
+func (v *validator) between(field string, value, lo, hi int64) {
+	switch {
+	case value < lo && lo == 0:
+		v.add(field, "must not be negative")
+	case value < lo:
+		v.add(field, fmt.Sprintf("must be at least %d", lo))
+	case value > hi:
+		v.add(field, fmt.Sprintf("must be at most %d", hi))
 	}
 }
 

@@ -18,6 +18,12 @@ import (
 // consumer): upgrade the consumer to read it.
 var ErrUnknownSchemaVersion = errors.New("schemas: unknown schema version")
 
+// ErrOutOfRange is returned by Encode for a value its Avro type cannot
+// carry: an integer beyond 32 bits in a field the schema declares int.
+// hamba/avro would write such a value truncated to its low 32 bits, so
+// the codec checks every such field before writing.
+var ErrOutOfRange = errors.New("schemas: value out of range of its Avro type")
+
 // AvroCodec encodes events as Avro binary with the schemas of a Catalog. It
 // uses its own frozen avro.Config, so nothing is registered globally. It is
 // safe for concurrent use.
@@ -45,7 +51,8 @@ type plan struct {
 	index      int         // union branch, -1 for a plain record
 	payload    avro.Schema // the record without its envelope fields
 	dataSchema string
-	labels     [][]int // field index paths of the Go type's Labels fields
+	labels     [][]int    // field index paths of the Go type's Labels fields
+	ints       []intCheck // values written into Avro int fields (current version only)
 }
 
 // CodecOption configures an AvroCodec.
@@ -155,7 +162,8 @@ func (c *AvroCodec) buildPlan(info eventmodels.TypeInfo, version int) (*plan, er
 		if err != nil {
 			return nil, err
 		}
-		return &plan{schema: cur, index: index, payload: payload, dataSchema: cur.DataSchema(), labels: labelFields(info)}, nil
+		return &plan{schema: cur, index: index, payload: payload, dataSchema: cur.DataSchema(), labels: labelFields(info),
+			ints: intChecks(payload, reflect.TypeOf(info.New()).Elem())}, nil
 	}
 	old, ok := c.cat.Version(info.Schema, version)
 	if !ok {
@@ -177,7 +185,11 @@ func (c *AvroCodec) buildPlan(info eventmodels.TypeInfo, version int) (*plan, er
 }
 
 // Encode returns the Avro body of e, written with the current version of its
-// schema. e's type must be registered with a schema.
+// schema. e's type must be registered with a schema. It does not validate
+// e, but it never writes a value its Avro type cannot carry: an integer
+// beyond 32 bits in an int field, or a timestamp beyond the int64
+// milliseconds of timestamp-millis, fails with an error wrapping
+// ErrOutOfRange that names the field.
 func (c *AvroCodec) Encode(e eventmodels.Event) ([]byte, error) {
 	info, err := c.reg.InfoOf(e)
 	if err != nil {
@@ -186,6 +198,14 @@ func (c *AvroCodec) Encode(e eventmodels.Event) ([]byte, error) {
 	p, err := c.plan(info, 0)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkEnvelope(e.Envelope()); err != nil {
+		return nil, fmt.Errorf("schemas: encode %s: %w", info.EventType, err)
+	}
+	if len(p.ints) > 0 {
+		if err := checkInts(reflect.ValueOf(e).Elem(), p.ints); err != nil {
+			return nil, fmt.Errorf("schemas: encode %s: %w", info.EventType, err)
+		}
 	}
 	w := c.writers.Get().(*avro.Writer)
 	defer c.writers.Put(w)

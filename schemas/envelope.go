@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -51,6 +52,23 @@ func splitRecord(rec *avro.RecordSchema, writerVersion int) (*avro.RecordSchema,
 		return nil, fmt.Errorf("schemas: record %s: %w", rec.FullName(), err)
 	}
 	return payload, nil
+}
+
+// Timestamps whose Unix milliseconds fit in an int64 (timestamp-millis).
+const (
+	maxUnixSeconds = math.MaxInt64 / 1000
+	minUnixSeconds = math.MinInt64/1000 + 1
+)
+
+// checkEnvelope refuses the envelope values writeEnvelope would truncate.
+func checkEnvelope(b *eventmodels.Base) error {
+	if b.SchemaVersion < math.MinInt32 || b.SchemaVersion > math.MaxInt32 {
+		return outOfIntRange("schema_version", fmt.Sprint(b.SchemaVersion))
+	}
+	if s := b.Timestamp.Unix(); s < minUnixSeconds || s > maxUnixSeconds {
+		return fmt.Errorf("%w: timestamp %v is beyond the int64 milliseconds of timestamp-millis", ErrOutOfRange, b.Timestamp)
+	}
+	return nil
 }
 
 func writeEnvelope(w *avro.Writer, b *eventmodels.Base) {

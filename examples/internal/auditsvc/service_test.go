@@ -1,6 +1,7 @@
 package auditsvc_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
 	"github.com/cosmic-horizons/events/examples/internal/audittrail"
+	"github.com/cosmic-horizons/events/schemas"
 	"github.com/cosmic-horizons/events/testkit"
 )
 
@@ -367,5 +369,67 @@ func getJSON(t *testing.T, url string, wantStatus int, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// A message whose identifiers carry control characters (a user_id with a
+// newline and an ANSI escape, written by a producer that skipped
+// validation) is refused by the decoder's validation: it is dead-lettered
+// and never reaches the trail, in Avro and in JSON alike.
+func TestControlCharactersDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, auditsvc.Config{})
+	dlq := testkit.NewMessageCapture()
+	c, err := e.b.Subscribe(context.Background(), broker.Subscription{
+		Topic: broker.DeadLetterTopic(eventmodels.TopicAuditTrail), Group: "watch"}, dlq.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	e.subscribe(t, s, "audit")
+
+	reg := eventmodels.NewRegistry()
+	codecs, err := schemas.NewCodecs(reg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testkit.NewBuilder(5)
+	forged := []*eventmodels.Audit{
+		b.Audit().With(func(a *eventmodels.Audit) { a.UserID = "alice\n\x1b[31mroot" }).Build(),
+		b.Audit().With(func(a *eventmodels.Audit) { a.Resource.ID = "job-1\r\x1b[2K" }).Build(),
+	}
+	var bad []*broker.Message
+	for _, ct := range []string{eventmodels.ContentTypeAvro, eventmodels.ContentTypeJSON} {
+		codec, err := codecs.For(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range forged {
+			body, err := codec.Encode(a) // Encode does not validate: a careless producer
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad = append(bad, &broker.Message{Topic: eventmodels.TopicAuditTrail, Key: a.Key(), Body: body, Headers: map[string]string{
+				broker.HeaderContentType: ct, broker.HeaderType: eventmodels.TypeAudit, broker.HeaderID: a.EventID.String()}})
+		}
+	}
+	if err := e.b.Publish(context.Background(), bad...); err != nil {
+		t.Fatal(err)
+	}
+	good := b.Audit().Build()
+	e.publish(t, good)
+
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "every forged message dead-lettered", func() bool { return dlq.Count() == len(bad) })
+	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "the valid event recorded", func() bool { return s.Consumed() == 1 })
+	if st := s.Stats(); st.Rejected != int64(len(bad)) || st.Records != 1 {
+		t.Fatalf("stats %+v, want %d rejected and 1 record", st, len(bad))
+	}
+	assertExactlyOnce(t, readTrail(t, e.dir), []eventmodels.Event{good})
+	raw, err := os.ReadFile(onlySegment(t, e.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny(raw, "\x1b\r") || bytes.Contains(raw, []byte("root")) {
+		t.Errorf("the trail carries forged content: %q", raw)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -34,6 +33,20 @@ type apiError struct {
 //	GET    /jobs       list
 //	GET    /jobs/{id}  one job (404)
 //	DELETE /jobs/{id}  cancel (202; 400 with field errors; 404; 409 when already finished)
+//
+// The resources of a submission must lie within these bounds, else the
+// answer is 400 with one field error per resource outside them, e.g.
+// {"field": "resources.cpu_cores", "problem": "must be between 1 and 4096"}:
+//
+//	resources.cpu_cores         1 to MaxCPUCores (4096)
+//	resources.gpus              0 to MaxGPUs (64)
+//	resources.memory_mb         1 to MaxMemoryMB (16,777,216: 16 TiB)
+//	resources.walltime_seconds  1 to MaxWalltimeSeconds (2,592,000: 30 days)
+//
+// A job whose next event cannot be published — the bus rejects it as
+// invalid, or still fails after Config.PublishAttempts tries — ends with
+// status "failed" and the cause in "reason" (see Service.Submit); it never
+// stays running.
 //
 // DELETE takes the canceller from the X-User-ID header (default "api") and
 // the reason from the query parameter "reason". Every error body is JSON:
@@ -101,14 +114,17 @@ func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request: trailing data after the JSON object"})
 		return
 	}
-	var fields []eventmodels.FieldError
-	if strings.TrimSpace(req.UserID) == "" {
-		fields = append(fields, eventmodels.FieldError{Field: "user_id", Problem: "must not be empty"})
+	// The envelope rules on user_id (not empty, bounded, no control
+	// characters), reported with the spec's problems in one answer.
+	probe := eventmodels.NewBase(eventmodels.TypeJobSubmitted, eventmodels.JobLifecycleSchemaVersion, req.UserID)
+	fields := eventmodels.ValidateBase(&probe).Fields
+	ve := &eventmodels.ValidationError{}
+	if err := req.JobSpec.Validate(); err != nil && !errors.As(err, &ve) {
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+		return
 	}
-	var ve *eventmodels.ValidationError
-	if err := req.JobSpec.Validate(); errors.As(err, &ve) {
-		fields = append(fields, ve.Fields...)
-	}
+	checkResources(ve, "resources.", req.Resources)
+	fields = append(fields, ve.Fields...)
 	if len(fields) > 0 {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid job", Fields: fields})
 		return

@@ -274,3 +274,126 @@ func TestCancel(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPResourceBounds: resources outside the bounds the API documents
+// are refused with a 400 naming the field and the bound, through HTTP and
+// Submit alike; a job at every upper bound runs to completion, every one of
+// its events valid.
+func TestHTTPResourceBounds(t *testing.T) {
+	r := newRig(t, orchestrator.SimConfig{Seed: 2, Speed: 0})
+	srv := httptest.NewServer(r.svc.Handler())
+	t.Cleanup(srv.Close)
+	withResources := func(res string) string {
+		return strings.Replace(validBody, `{"cpu_cores":4,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, res, 1)
+	}
+	cases := []struct {
+		name, resources, field string
+		bound                  int64
+	}{
+		{"cpu_cores MaxInt64", `{"cpu_cores":9223372036854775807,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, "cpu_cores", orchestrator.MaxCPUCores},
+		{"cpu_cores over", fmt.Sprintf(`{"cpu_cores":%d,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, orchestrator.MaxCPUCores+1), "cpu_cores", orchestrator.MaxCPUCores},
+		{"cpu_cores zero", `{"cpu_cores":0,"gpus":1,"memory_mb":8192,"walltime_seconds":3600}`, "cpu_cores", 1},
+		{"gpus over", fmt.Sprintf(`{"cpu_cores":4,"gpus":%d,"memory_mb":8192,"walltime_seconds":3600}`, orchestrator.MaxGPUs+1), "gpus", orchestrator.MaxGPUs},
+		{"gpus 2^40", `{"cpu_cores":4,"gpus":1099511627776,"memory_mb":8192,"walltime_seconds":3600}`, "gpus", orchestrator.MaxGPUs},
+		{"gpus negative", `{"cpu_cores":4,"gpus":-1,"memory_mb":8192,"walltime_seconds":3600}`, "gpus", 0},
+		{"memory over", fmt.Sprintf(`{"cpu_cores":4,"gpus":1,"memory_mb":%d,"walltime_seconds":3600}`, orchestrator.MaxMemoryMB+1), "memory_mb", orchestrator.MaxMemoryMB},
+		{"memory MaxInt64", `{"cpu_cores":4,"gpus":1,"memory_mb":9223372036854775807,"walltime_seconds":3600}`, "memory_mb", orchestrator.MaxMemoryMB},
+		{"walltime over", fmt.Sprintf(`{"cpu_cores":4,"gpus":1,"memory_mb":8192,"walltime_seconds":%d}`, orchestrator.MaxWalltimeSeconds+1), "walltime_seconds", orchestrator.MaxWalltimeSeconds},
+		{"walltime negative", `{"cpu_cores":4,"gpus":1,"memory_mb":8192,"walltime_seconds":-5}`, "walltime_seconds", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var e apiError
+			resp := do(t, http.MethodPost, srv.URL+"/jobs", "application/json", withResources(c.resources), nil, &e)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400 (%+v)", resp.StatusCode, e)
+			}
+			field := "resources." + c.field
+			var problems []string
+			for _, f := range e.Fields {
+				if f.Field == field {
+					problems = append(problems, f.Problem)
+				}
+			}
+			if len(problems) != 1 || !strings.Contains(problems[0], fmt.Sprint(c.bound)) {
+				t.Errorf("problems with %s: %q, want one naming the bound %d (%+v)", field, problems, c.bound, e)
+			}
+		})
+	}
+	// The Go API refuses the same.
+	over := spec(0)
+	over.Resources.CPUCores = orchestrator.MaxCPUCores + 1
+	var ve *eventmodels.ValidationError
+	if _, err := r.svc.Submit(context.Background(), "alice", over); !errors.As(err, &ve) || !ve.Has("spec.resources.cpu_cores") {
+		t.Errorf("Submit beyond MaxCPUCores: %v, want a ValidationError on spec.resources.cpu_cores", err)
+	}
+	if msgs := r.durable.messages(""); len(msgs) != 0 {
+		t.Fatalf("%d messages published for refused jobs", len(msgs))
+	}
+
+	// At every upper bound the job is accepted and its events, CPU hours
+	// and all, are valid: it completes.
+	max := fmt.Sprintf(`{"cpu_cores":%d,"gpus":%d,"memory_mb":%d,"walltime_seconds":%d}`,
+		orchestrator.MaxCPUCores, orchestrator.MaxGPUs, orchestrator.MaxMemoryMB, orchestrator.MaxWalltimeSeconds)
+	var v orchestrator.JobView
+	if resp := do(t, http.MethodPost, srv.URL+"/jobs", "application/json", withResources(max), nil, &v); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("job at the bounds: %d %+v", resp.StatusCode, v)
+	}
+	if err := r.svc.Wait(testkit.TimeoutContext(t, deadline)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.svc.Get(v.JobID); got.Status != eventmodels.StatusCompleted || got.Degraded {
+		t.Errorf("job at the bounds: %+v, want completed", got)
+	}
+	for _, m := range decodeAll(t, r.dec, r.durable.messages(eventmodels.TopicJobMetrics)) {
+		if u := m.(*eventmodels.JobMetrics).Usage; u.CPUHours <= 0 || u.GPUHours <= 0 {
+			t.Errorf("job.metrics at the bounds: %+v", u)
+		}
+	}
+}
+
+// TestHTTPControlCharacters: identifiers with control characters (a
+// newline and an ANSI escape in user_id, which would forge log lines and
+// colour terminals) are refused with a 400 naming the field, as is free
+// text with an escape; nothing is published.
+func TestHTTPControlCharacters(t *testing.T) {
+	r := newRig(t, orchestrator.SimConfig{Seed: 3, Speed: 1, QueueDelay: 10 * time.Hour})
+	srv := httptest.NewServer(r.svc.Handler())
+	t.Cleanup(srv.Close)
+	cases := []struct{ name, from, to, field string }{
+		{"user_id newline and ANSI", `"alice"`, `"alice\n\u001b[31mroot"`, "user_id"},
+		{"user_id carriage return", `"alice"`, `"alice\r"`, "user_id"},
+		{"project_id tab", `"proj-1"`, `"proj\t1"`, "project_id"},
+		{"job_name escape", `"img"`, `"img\u001b[2J"`, "job_name"},
+		{"queue C1", `"batch"`, `"batch\u009b"`, "queue"},
+		{"parameter key newline", `{"field":"m87"}`, `{"fi\neld":"m87"}`, "parameters"},
+		{"parameter value escape", `{"field":"m87"}`, `{"field":"m87\u001b[0m"}`, "parameters"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := strings.Replace(validBody, c.from, c.to, 1)
+			if body == validBody {
+				t.Fatalf("%s not in the body", c.from)
+			}
+			var e apiError
+			if resp := do(t, http.MethodPost, srv.URL+"/jobs", "application/json", body, nil, &e); resp.StatusCode != http.StatusBadRequest || !slices.Contains(e.fieldNames(), c.field) {
+				t.Errorf("status %d %+v, want 400 naming %s", resp.StatusCode, e, c.field)
+			}
+		})
+	}
+	if msgs := r.durable.messages(""); len(msgs) != 0 {
+		t.Fatalf("%d messages published for refused jobs", len(msgs))
+	}
+	// A cancellation reason is free text: newlines pass, escapes do not.
+	id := submitN(t, r.svc, 1)[0]
+	var e apiError
+	q := url.Values{"reason": {"\x1b[31mred\x1b[0m"}}.Encode()
+	if resp := do(t, http.MethodDelete, srv.URL+"/jobs/"+id+"?"+q, "", "", nil, &e); resp.StatusCode != http.StatusBadRequest || !slices.Contains(e.fieldNames(), "reason") {
+		t.Errorf("DELETE with an escape in the reason: %d %+v, want 400 on reason", resp.StatusCode, e)
+	}
+	var v orchestrator.JobView
+	q = url.Values{"reason": {"wrong target\nresubmitted as job-2"}}.Encode()
+	if resp := do(t, http.MethodDelete, srv.URL+"/jobs/"+id+"?"+q, "", "", nil, &v); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("DELETE with a two-line reason: %d %+v, want 202", resp.StatusCode, v)
+	}
+}

@@ -26,6 +26,10 @@ type JobView struct {
 	LastError       string                `json:"last_error,omitempty"`
 	Events          int                   `json:"events_published"`
 	CancelRequested bool                  `json:"cancel_requested,omitempty"`
+	// Reason says why a failed or cancelled job ended: the message of its
+	// job.failed (for a job given up, which event could not be published
+	// and why) or the reason of its job.cancelled.
+	Reason string `json:"reason,omitempty"`
 }
 
 type job struct {
@@ -47,6 +51,7 @@ type job struct {
 	cancelBy    string
 	cancelWhy   string
 	cancelCh    chan struct{} // closed on a cancel request
+	reason      string        // why a failed or cancelled job ended
 }
 
 func newJob(id, user string, spec eventmodels.JobSpec, corr uuid.UUID) *job {
@@ -85,10 +90,18 @@ func (j *job) apply(e eventmodels.Event) {
 	case *eventmodels.JobCompleted:
 		j.status, j.progress = eventmodels.StatusCompleted, 100
 	case *eventmodels.JobFailed:
-		j.status = eventmodels.StatusFailed
+		j.status, j.reason = eventmodels.StatusFailed, v.ErrorMessage
 	case *eventmodels.JobCancelled:
-		j.status = eventmodels.StatusCancelled
+		j.status, j.reason = eventmodels.StatusCancelled, v.Reason
 	}
+}
+
+// abandon ends the job as failed without an event: its job.failed could
+// not be published. The job stays degraded (the last publish error).
+func (j *job) abandon(reason string, now time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.status, j.reason, j.updatedAt = eventmodels.StatusFailed, reason, eventmodels.NormalizeTime(now)
 }
 
 // follows reports whether e is a transition j's current status allows (a
@@ -170,7 +183,7 @@ func (j *job) view() JobView {
 	v := JobView{
 		JobID: j.id, UserID: j.user, CorrelationID: j.corr.String(), Status: j.status, Progress: j.progress,
 		Node: j.node, Spec: j.spec, SubmittedAt: j.submittedAt, UpdatedAt: j.updatedAt,
-		Degraded: j.degraded != nil, Events: j.events, CancelRequested: j.cancelBy != "",
+		Degraded: j.degraded != nil, Events: j.events, CancelRequested: j.cancelBy != "", Reason: j.reason,
 	}
 	if j.degraded != nil {
 		v.LastError = j.degraded.Error()
@@ -190,9 +203,7 @@ func (s *Service) run(ctx context.Context, j *job) {
 	emit := func(evs ...eventmodels.Event) bool {
 		for _, ev := range evs {
 			if err := s.publish(ctx, j, ev); err != nil {
-				if ctx.Err() == nil {
-					s.log.Error("job stopped: transition cannot be published", "job", j.id, "error", err)
-				}
+				s.giveUp(ctx, j, ev, err, opts)
 				return false
 			}
 			j.apply(ev)

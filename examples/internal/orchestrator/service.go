@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -33,6 +34,12 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between attempts to publish a
 	// transition; defaults 50ms and 5s.
 	RetryMin, RetryMax time.Duration
+	// PublishAttempts is how often one event of a job is tried on the
+	// durable path before the job is given up and ends failed (see
+	// Service); default 30, about two minutes with the default backoff. An
+	// event the bus rejects as invalid (broker.ErrInvalidMessage) is tried
+	// once: retrying cannot help.
+	PublishAttempts int
 	// RealtimeAttempts is how often a real-time publish is tried; default 3.
 	RealtimeAttempts int
 	// Clock stamps events; default time.Now.
@@ -44,6 +51,16 @@ type Config struct {
 }
 
 // Service is the orchestrator. Its methods are safe for concurrent use.
+//
+// A job never stays running for ever: when one of its events cannot be
+// published — the bus rejects it as invalid, or it is still unconfirmed
+// after Config.PublishAttempts tries — the job is given up. It ends failed
+// with a job.failed event (error class infrastructure) whose message says
+// which event and why; the API shows status "failed" and that message as
+// "reason". If even the job.failed cannot be published, the job is failed
+// in this instance only: the API shows it failed and still degraded, with
+// both causes in "reason", and as the durable log does not record its end,
+// the next instance's Restore resumes it.
 type Service struct {
 	cfg Config
 	dec *broker.Decoder
@@ -80,6 +97,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 5 * time.Second
+	}
+	if cfg.PublishAttempts <= 0 {
+		cfg.PublishAttempts = 30
 	}
 	if cfg.RealtimeAttempts <= 0 {
 		cfg.RealtimeAttempts = 3
@@ -118,8 +138,10 @@ var (
 // Submit accepts a job: it validates spec, publishes job.submitted on the
 // durable path and starts the job. If the publish fails (within ctx), the
 // job is not accepted and the error says why; nothing is half-accepted. An
-// invalid user or spec gives a *eventmodels.ValidationError (field names as
-// in job.submitted: "user_id", "spec.project_id", …) and uses no job number.
+// invalid user or spec, or resources outside MaxCPUCores, MaxGPUs,
+// MaxMemoryMB or MaxWalltimeSeconds, gives a *eventmodels.ValidationError
+// (field names as in job.submitted: "user_id", "spec.project_id",
+// "spec.resources.cpu_cores", …) and uses no job number.
 func (s *Service) Submit(ctx context.Context, userID string, spec eventmodels.JobSpec) (JobView, error) {
 	if s.ctx.Err() != nil {
 		return JobView{}, ErrStopped
@@ -127,7 +149,12 @@ func (s *Service) Submit(ctx context.Context, userID string, spec eventmodels.Jo
 	j := newJob("", userID, spec, uuid.Nil)
 	// The ID is drawn after validation, so a rejected job leaves no gap.
 	ev := eventmodels.NewJobSubmitted(userID, fmt.Sprintf("%s%06d", s.cfg.JobIDPrefix, 0), spec, j.opts(s.cfg.Clock)...)
-	if err := ev.Validate(); err != nil {
+	ve := &eventmodels.ValidationError{EventType: eventmodels.TypeJobSubmitted}
+	if err := ev.Validate(); err != nil && !errors.As(err, &ve) {
+		return JobView{}, err
+	}
+	checkResources(ve, "spec.resources.", spec.Resources)
+	if err := ve.Err(); err != nil {
 		return JobView{}, err
 	}
 	s.mu.Lock()
@@ -202,9 +229,10 @@ func (s *Service) Cancel(id, by, reason string) (JobView, error) {
 
 // Wait blocks until the runner of every job known now has returned, or ctx
 // ends (ctx's error). It returns nil when every one of those jobs is
-// terminal, ErrStopped when Shutdown stopped some before they ended, and an
-// error naming a job whose runner gave up (a transition the bus rejects as
-// invalid: a bug, shown on the job as degraded).
+// terminal (a job given up because its events could not be published is
+// terminal: failed), ErrStopped when Shutdown stopped some before they
+// ended, and an error naming a job whose runner returned with the job
+// unfinished otherwise.
 func (s *Service) Wait(ctx context.Context) error {
 	s.mu.Lock()
 	jobs := make([]*job, 0, len(s.jobs))
@@ -268,11 +296,12 @@ func (s *Service) start(j *job) {
 }
 
 // publish sends a transition on the durable path, retrying with backoff
-// until it is confirmed or the service stops; the job is marked degraded
-// while it fails. Real-time delivery follows, best effort.
+// until it is confirmed, Config.PublishAttempts tries failed, or the service
+// stops; the job is marked degraded while it fails. An event the bus rejects
+// as invalid is not retried. Real-time delivery follows, best effort.
 func (s *Service) publish(ctx context.Context, j *job, ev eventmodels.Event) error {
 	backoff := s.cfg.RetryMin
-	for {
+	for attempt := 1; ; attempt++ {
 		err := s.cfg.Durable.Publish(ctx, ev)
 		if err == nil {
 			j.setDegraded(nil)
@@ -288,6 +317,9 @@ func (s *Service) publish(ctx context.Context, j *job, ev eventmodels.Event) err
 		}
 		s.stats.PublishRetries.Add(1)
 		j.setDegraded(err)
+		if attempt >= s.cfg.PublishAttempts {
+			return fmt.Errorf("not confirmed after %d attempts: %w", attempt, err)
+		}
 		s.log.Warn("publish failed, job waits", "job", j.id, "type", ev.Envelope().EventType, "retry_in", backoff, "error", err)
 		t := time.NewTimer(backoff)
 		select {
@@ -302,6 +334,51 @@ func (s *Service) publish(ctx context.Context, j *job, ev eventmodels.Event) err
 		s.publishRealtime(ev)
 	}
 	return nil
+}
+
+// giveUp ends j after its event ev could not be published (err): it
+// publishes job.failed from the job's current status, with the cause as
+// its message, or, if that cannot be published either, marks the job
+// failed in this instance only. When ctx ended (shutdown) it does nothing:
+// the job stays unfinished for the next instance's Restore.
+func (s *Service) giveUp(ctx context.Context, j *job, ev eventmodels.Event, err error, opts []eventmodels.Option) {
+	if ctx.Err() != nil {
+		return
+	}
+	status, _ := j.state()
+	if status.Terminal() {
+		return
+	}
+	typ := ev.Envelope().EventType
+	s.log.Error("job given up: an event cannot be published", "job", j.id, "type", typ, "error", err)
+	// The cause quotes errors of other components: made valid free text
+	// (control characters escaped) and cut to the length limit.
+	reason := clipText(eventmodels.CleanText(fmt.Sprintf("%s could not be published: %v", typ, err)))
+	failed := eventmodels.NewJobFailed(j.user, j.id, status, eventmodels.ErrorInfrastructure, reason, opts...)
+	failed.Retryable = !errors.Is(err, broker.ErrInvalidMessage)
+	perr := s.publish(ctx, j, failed)
+	if perr == nil {
+		j.apply(failed)
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	s.log.Error("job failed in this instance only: job.failed cannot be published either", "job", j.id, "error", perr)
+	j.abandon(reason+"; job.failed could not be published either: "+eventmodels.CleanText(perr.Error()), s.cfg.Clock())
+}
+
+// clipText cuts s to eventmodels.MaxTextLength bytes, at a rune boundary.
+func clipText(s string) string {
+	if len(s) <= eventmodels.MaxTextLength {
+		return s
+	}
+	const ellipsis = "…"
+	cut := eventmodels.MaxTextLength - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }
 
 func (s *Service) publishRealtime(ev eventmodels.Event) {
