@@ -100,10 +100,10 @@ func (c *Client) Health(ctx context.Context) (*broker.HealthReport, error) {
 // afterwards. Close is idempotent.
 //
 // It returns within a bound whatever is queued: the subscriptions stop
-// within their Subscription.DrainTimeout (plus the short grace the consumer
-// gives a handler that ignores its ctx) and the closing of the subscriber
-// connection (DialTimeout), then Publisher.Close takes at most
-// Config.CloseTimeout plus DialTimeout. Its error is the Publisher's: nil,
+// within their Subscription.DrainTimeout (when their handlers return once
+// their ctx is cancelled) and the subscriber connection closes within
+// DialTimeout, then Publisher.Close takes at most Config.CloseTimeout plus
+// DialTimeout. Its error is the Publisher's: nil,
 // or the report that it gave up on unconfirmed messages.
 func (c *Client) Close() error {
 	_ = c.sub.Close()
