@@ -88,7 +88,9 @@ func (b *Backend) Admin() *Admin { return &Admin{cfg: b.cfg, shared: b.admin} }
 // a topic with broker.ErrInvalidMessage. Messages the producer gave up on
 // (after Config.ProducerRetries) are listed in a *broker.PublishError; a
 // topic that does not exist is reported as broker.ErrUnroutable. After
-// Close, Publish returns broker.ErrClosed.
+// Close, Publish returns broker.ErrClosed; a call still waiting for
+// acknowledgements when Close gives up (Config.CloseTimeout) returns a
+// *broker.PublishError matching broker.ErrClosed.
 func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
 	return b.pub.Publish(ctx, msgs...)
 }
@@ -196,6 +198,14 @@ func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h brok
 // does) and every running Replay, waits for in-flight Publish calls, flushes
 // the producer and closes every connection. Publish, Subscribe and Replay
 // return broker.ErrClosed afterwards. Close is idempotent.
+//
+// Close returns within a bound whatever is queued: the subscriptions stop
+// concurrently, each within its Subscription.DrainTimeout (plus the short
+// grace the consumer gives a handler that ignores its ctx), replays stop at
+// once, and then the producer gets Config.CloseTimeout to deliver what it
+// holds. Messages still unacknowledged then fail with broker.ErrClosed (the
+// Publish calls waiting for them return it), the connections are closed
+// anyway, and Close returns an error saying so.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	if b.closed {

@@ -26,6 +26,7 @@ const (
 	DefaultFlushBytes        = 512 << 10
 	DefaultProducerRetries   = 10
 	DefaultRetryBackoff      = 100 * time.Millisecond
+	DefaultCloseTimeout      = 30 * time.Second
 	DefaultSessionTimeout    = 10 * time.Second
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 60 * time.Second
@@ -80,7 +81,11 @@ type Config struct {
 	// idempotent producer keeps one request in flight per broker). The
 	// defaults (1ms, 500 messages, 512 KiB) keep latency near a
 	// millisecond at low rates and send large batches at high rates; a
-	// negative value turns that trigger off.
+	// negative value turns that trigger off, and with all three off every
+	// message is sent at once. Without the time trigger a batch that never
+	// reaches FlushMessages or FlushBytes would never be sent, so Validate
+	// accepts FlushFrequency off only with the other two off as well, or
+	// with FlushMessages 1.
 	FlushFrequency time.Duration
 	FlushMessages  int
 	FlushBytes     int
@@ -98,6 +103,15 @@ type Config struct {
 	// RetryBackoff is the wait between produce, metadata and fetch
 	// retries; default DefaultRetryBackoff.
 	RetryBackoff time.Duration
+	// CloseTimeout bounds how long Close waits for the producer to deliver
+	// what it holds (the messages of Publish calls in progress). When it
+	// passes, Close stops waiting: every message not yet acknowledged fails
+	// with an error matching broker.ErrClosed (the Publish calls waiting
+	// for them return it), the producer's connections are closed, and
+	// Close returns an error saying so; such messages may or may not have
+	// been written. Default DefaultCloseTimeout (30s); it must not be
+	// negative.
+	CloseTimeout time.Duration
 
 	// SessionTimeout is how long the group coordinator waits for a
 	// heartbeat before it removes a member; default
@@ -203,6 +217,9 @@ func (c Config) withDefaults() Config {
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = DefaultRetryBackoff
 	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
 	}
@@ -266,6 +283,12 @@ func (c Config) Validate() error {
 	if c.RetryBackoff < 0 || c.MetadataRefresh < 0 {
 		errs = append(errs, errors.New("RetryBackoff and MetadataRefresh must not be negative"))
 	}
+	if c.CloseTimeout < 0 {
+		errs = append(errs, fmt.Errorf("CloseTimeout must not be negative (Close must give up some time), got %v", c.CloseTimeout))
+	}
+	if err := c.checkFlush(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.SessionTimeout < 0 || c.HeartbeatInterval < 0 || c.RebalanceTimeout < 0 {
 		errs = append(errs, errors.New("group timeouts must not be negative"))
 	} else if c.HeartbeatInterval*3 > c.SessionTimeout {
@@ -278,6 +301,32 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("kafkabus: invalid config: %w", errors.Join(errs...))
+}
+
+// checkFlush refuses flush settings under which the producer can hold a
+// message for ever. Sarama sends a batch when the time trigger fires (its
+// Frequency > 0), when its three triggers are all 0 ("send at once"), or
+// when the batch reaches Messages or Bytes (those > 0). With the time
+// trigger off and the others on, a batch short of both is never sent: a
+// lone Publish would time out and Close would wait for it for good. Only
+// FlushMessages 1 makes every batch reach a size trigger. c has its
+// defaults applied.
+func (c Config) checkFlush() error {
+	freq, msgs, bytes := flushValue(c.FlushFrequency), flushValue(c.FlushMessages), flushValue(c.FlushBytes)
+	if freq > 0 || msgs == 1 || (msgs == 0 && bytes == 0) {
+		return nil
+	}
+	var on []string
+	if msgs > 0 {
+		on = append(on, fmt.Sprintf("FlushMessages is %d", msgs))
+	}
+	if bytes > 0 {
+		on = append(on, fmt.Sprintf("FlushBytes is %d", bytes))
+	}
+	return fmt.Errorf("FlushFrequency %v turns the time trigger off while %s: a batch that never fills up would never be sent "+
+		"(a lone Publish would wait for ever, and Close for it); keep FlushFrequency positive (0 means the default %v), "+
+		"set FlushMessages to 1, or turn all three triggers off (negative) to send every message at once",
+		c.FlushFrequency, strings.Join(on, " and "), DefaultFlushFrequency)
 }
 
 // flushValue maps a Config flush setting to sarama's: negative turns the

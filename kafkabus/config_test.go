@@ -62,3 +62,47 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		t.Fatalf("New() = %v, want the missing brokers reported", err)
 	}
 }
+
+// TestConfigValidateRefusesFlushThatHoldsMessages: with the time trigger
+// off, a batch below FlushMessages and FlushBytes is never sent, so a lone
+// Publish would wait for ever. Validate refuses such a configuration and
+// says what to set; the three safe shapes pass.
+func TestConfigValidateRefusesFlushThatHoldsMessages(t *testing.T) {
+	base := kafkabus.Config{Brokers: []string{"k:9092"}}
+	cases := []struct {
+		name string
+		set  func(*kafkabus.Config)
+		ok   bool
+	}{
+		{"defaults", func(*kafkabus.Config) {}, true},
+		{"time trigger off, others default", func(c *kafkabus.Config) { c.FlushFrequency = -1 }, false},
+		{"time trigger off, bytes off", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushBytes = -1, -1 }, false},
+		{"time trigger off, messages off", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages = -1, -1 }, false},
+		{"time trigger off, 2 messages", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages = -1, 2 }, false},
+		{"every trigger off (send at once)", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages, c.FlushBytes = -1, -1, -1 }, true},
+		{"time trigger off, 1 message", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages = -1, 1 }, true},
+		{"time trigger on, others off", func(c *kafkabus.Config) { c.FlushMessages, c.FlushBytes = -1, -1 }, true},
+		{"long time trigger", func(c *kafkabus.Config) { c.FlushFrequency = time.Second }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.set(&c)
+			err := c.Validate()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Validate = %v, want the configuration accepted", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate accepted a flush configuration that can hold a message for ever")
+			}
+			for _, want := range []string{"FlushFrequency", "never", "FlushMessages to 1"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate error lacks %q:\n%v", want, err)
+				}
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -22,24 +21,37 @@ import (
 type publisher struct {
 	cfg      Config
 	version  int // record format version, for ProducerMessage.ByteSize
+	client   sarama.Client
 	producer sarama.AsyncProducer
 	hooks    broker.Hooks
 
-	// mu is held for reading by every Publish for its whole duration and
-	// for writing by Close, so Close waits for in-flight calls and no
-	// message is sent after the producer started closing.
+	// mu is held for reading by every Publish while it hands its messages
+	// to the producer, and for writing by Close, so no message is handed
+	// over after the producer started closing.
 	mu     sync.RWMutex
 	closed bool
+	// gaveUp is closed when Close stops waiting for the producer (after
+	// Config.CloseTimeout): hand-offs and waits for acknowledgements still
+	// in progress end, their messages failed with broker.ErrClosed.
+	gaveUp     chan struct{}
+	giveUpOnce sync.Once
 	// results is done when the Successes and Errors readers have exited.
 	results sync.WaitGroup
 }
 
 func newPublisher(cfg Config, sc *sarama.Config) (*publisher, error) {
-	p, err := sarama.NewAsyncProducer(cfg.Brokers, sc)
+	// The producer gets a client of its own so that Close can close its
+	// connections even when the producer never finishes shutting down.
+	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
 		return nil, fmt.Errorf("kafkabus: start producer: %w", err)
 	}
-	pub := &publisher{cfg: cfg, producer: p, hooks: broker.Hooks(cfg.Hooks), version: 2}
+	p, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("kafkabus: start producer: %w", err)
+	}
+	pub := &publisher{cfg: cfg, client: client, producer: p, hooks: broker.Hooks(cfg.Hooks), version: 2, gaveUp: make(chan struct{})}
 	pub.results.Add(2)
 	go pub.readSuccesses()
 	go pub.readErrors()
@@ -48,13 +60,18 @@ func newPublisher(cfg Config, sc *sarama.Config) (*publisher, error) {
 
 // call is one Publish call in flight.
 type call struct {
-	remaining atomic.Int32
-	done      chan struct{}
-	msgs      []*broker.Message
-	entries   []entry
+	done    chan struct{} // closed once every message is settled
+	msgs    []*broker.Message
+	entries []entry
 
-	mu     sync.Mutex
-	failed []broker.FailedMessage
+	mu        sync.Mutex
+	remaining int
+	settled   []bool
+	failed    []broker.FailedMessage
+}
+
+func newCall(msgs []*broker.Message) *call {
+	return &call{done: make(chan struct{}), msgs: msgs, entries: make([]entry, len(msgs)), remaining: len(msgs), settled: make([]bool, len(msgs))}
 }
 
 // entry is the Metadata of one ProducerMessage: its call and position.
@@ -63,15 +80,48 @@ type entry struct {
 	idx int
 }
 
+// resolve settles message idx: acknowledged (nil) or failed. A message
+// already settled (failed by failRest) stays as it is.
 func (c *call) resolve(idx int, err error) {
-	if err != nil {
-		c.mu.Lock()
-		c.failed = append(c.failed, broker.FailedMessage{Index: idx, Message: c.msgs[idx], Err: err})
-		c.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.settle(idx, err)
+}
+
+// failRest fails with err every message not settled yet.
+func (c *call) failRest(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.settled {
+		c.settle(i, err)
 	}
-	if c.remaining.Add(-1) == 0 {
+}
+
+// settle does resolve's work; the caller holds mu.
+func (c *call) settle(idx int, err error) {
+	if c.settled[idx] {
+		return
+	}
+	c.settled[idx] = true
+	if err != nil {
+		c.failed = append(c.failed, broker.FailedMessage{Index: idx, Message: c.msgs[idx], Err: err})
+	}
+	if c.remaining--; c.remaining == 0 {
 		close(c.done)
 	}
+}
+
+// result returns nil when every message was acknowledged, else a
+// *broker.PublishError naming the others. Every message is settled.
+func (c *call) result() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.failed) == 0 {
+		return nil
+	}
+	failed := slices.Clone(c.failed)
+	slices.SortFunc(failed, func(a, b broker.FailedMessage) int { return a.Index - b.Index })
+	return &broker.PublishError{Failed: failed}
 }
 
 func (p *publisher) readSuccesses() {
@@ -127,7 +177,7 @@ func (p *publisher) Publish(ctx context.Context, msgs ...*broker.Message) (err e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c := &call{done: make(chan struct{}), msgs: msgs, entries: make([]entry, len(msgs))}
+	c := newCall(msgs)
 	pms := make([]sarama.ProducerMessage, len(msgs))
 	for i, m := range msgs {
 		if err := p.encode(&pms[i], m, i); err != nil {
@@ -136,8 +186,24 @@ func (p *publisher) Publish(ctx context.Context, msgs ...*broker.Message) (err e
 		c.entries[i] = entry{c: c, idx: i}
 		pms[i].Metadata = &c.entries[i]
 	}
-	c.remaining.Store(int32(len(msgs)))
+	if err := p.handOff(ctx, c, pms); err != nil {
+		return err
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("kafkabus: publish: waiting for acknowledgement: %w", ctx.Err())
+	case <-p.gaveUp:
+		c.failRest(p.errGaveUp())
+	}
+	return c.result()
+}
 
+// handOff gives the call's messages to the producer, in order. It fails
+// with broker.ErrClosed once Close has started, with ctx's error when ctx
+// ends first, and with a *broker.PublishError matching broker.ErrClosed
+// (the messages not acknowledged) when Close gives up meanwhile.
+func (p *publisher) handOff(ctx context.Context, c *call, pms []sarama.ProducerMessage) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
@@ -148,19 +214,18 @@ func (p *publisher) Publish(ctx context.Context, msgs ...*broker.Message) (err e
 		select {
 		case in <- &pms[i]:
 		case <-ctx.Done():
-			return fmt.Errorf("kafkabus: publish: %d of %d message(s) handed to the producer: %w", i, len(msgs), ctx.Err())
+			return fmt.Errorf("kafkabus: publish: %d of %d message(s) handed to the producer: %w", i, len(pms), ctx.Err())
+		case <-p.gaveUp:
+			c.failRest(p.errGaveUp())
+			return c.result()
 		}
 	}
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return fmt.Errorf("kafkabus: publish: waiting for acknowledgement: %w", ctx.Err())
-	}
-	if len(c.failed) == 0 {
-		return nil
-	}
-	slices.SortFunc(c.failed, func(a, b broker.FailedMessage) int { return a.Index - b.Index })
-	return &broker.PublishError{Failed: c.failed}
+	return nil
+}
+
+// errGaveUp is the error of the messages Close stopped waiting for.
+func (p *publisher) errGaveUp() error {
+	return fmt.Errorf("kafkabus: not acknowledged within CloseTimeout %v of Close (may or may not have been written): %w", p.cfg.CloseTimeout, broker.ErrClosed)
 }
 
 // encode fills pm from m, checking what Kafka would refuse before anything
@@ -189,9 +254,17 @@ func (p *publisher) encode(pm *sarama.ProducerMessage, m *broker.Message, i int)
 	return nil
 }
 
-// Close waits for in-flight Publish calls, flushes and stops the producer.
+// Close stops the producer: Publish calls still handing messages over are
+// let finish, the producer flushes what it holds and Close waits for the
+// acknowledgements, then closes the producer's connections. It returns
+// within Config.CloseTimeout whatever is queued: when that passes, the
+// messages not acknowledged fail with broker.ErrClosed (so do the Publish
+// calls waiting for them), the connections are closed under the producer,
+// and Close returns an error saying so. Close is idempotent.
 func (p *publisher) Close() error {
-	p.mu.Lock()
+	timer := time.AfterFunc(p.cfg.CloseTimeout, p.giveUp)
+	defer timer.Stop()
+	p.mu.Lock() // a hand-off blocked on the producer ends when Close gives up
 	if p.closed {
 		p.mu.Unlock()
 		return nil
@@ -199,6 +272,22 @@ func (p *publisher) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	p.producer.AsyncClose()
-	p.results.Wait()
-	return nil
+	drained := make(chan struct{})
+	go func() { p.results.Wait(); close(drained) }()
+	select {
+	case <-drained:
+		if err := p.client.Close(); err != nil {
+			return fmt.Errorf("kafkabus: close producer connections: %w", err)
+		}
+		return nil
+	case <-p.gaveUp:
+		// The producer's goroutines end once the closed connections fail
+		// what they still hold; the readers settle it for nobody.
+		_ = p.client.Close()
+		return fmt.Errorf("kafkabus: close: the producer had not delivered every message within CloseTimeout %v; "+
+			"the unacknowledged ones failed with broker.ErrClosed and its connections were closed", p.cfg.CloseTimeout)
+	}
 }
+
+// giveUp ends every wait for the producer (see Config.CloseTimeout).
+func (p *publisher) giveUp() { p.giveUpOnce.Do(func() { close(p.gaveUp) }) }

@@ -99,9 +99,15 @@ func (c *Client) Health(ctx context.Context) (*broker.HealthReport, error) {
 // Subscriber.Close), then waits for the publishes in progress and closes
 // the Publisher: subscriptions first, so that their last dead letters can
 // still be published. Both Publish and Subscribe return broker.ErrClosed
-// afterwards. Close is idempotent and returns nil.
+// afterwards. Close is idempotent.
+//
+// It returns within a bound whatever is queued: the subscriptions stop
+// within their Subscription.DrainTimeout (when their handlers return once
+// their ctx is cancelled) and the subscriber connection closes within
+// DialTimeout, then Publisher.Close takes at most Config.CloseTimeout plus
+// DialTimeout. Its error is the Publisher's: nil,
+// or the report that it gave up on unconfirmed messages.
 func (c *Client) Close() error {
 	_ = c.sub.Close()
-	_ = c.pub.Close()
-	return nil
+	return c.pub.Close()
 }

@@ -34,6 +34,7 @@ const (
 	DefaultMaxMessageSize      = 1 << 20
 	DefaultSetupTimeout        = 30 * time.Second
 	DefaultNackRetry           = 30 * time.Second
+	DefaultCloseTimeout        = 30 * time.Second
 	// BrokerMaxMessageSize is RabbitMQ's own ceiling on a message body
 	// (max_message_size, 128 MiB); Config.MaxMessageSize cannot exceed it.
 	BrokerMaxMessageSize = 128 << 20
@@ -84,6 +85,14 @@ type Config struct {
 	// nacks at once), counted from the call's first nack; then the message
 	// fails with ErrNacked. Default 30s; negative: never re-send.
 	NackRetry time.Duration
+	// CloseTimeout bounds how long Close waits for the Publish calls in
+	// progress to get their confirms. When it passes, Close stops waiting:
+	// the messages not confirmed fail with an error matching
+	// broker.ErrClosed (the Publish calls waiting for them return it; such
+	// messages may or may not have arrived), the connection is closed
+	// (within DialTimeout), and Close returns an error saying so. Default
+	// 30s; it must not be negative.
+	CloseTimeout time.Duration
 	// MaxMessageSize is the largest Message.Size() Publish accepts; larger
 	// messages fail with broker.ErrMessageTooLarge before anything is sent.
 	// Default 1 MiB, at most BrokerMaxMessageSize.
@@ -193,6 +202,9 @@ func (c Config) withDefaults() Config {
 	if c.NackRetry == 0 {
 		c.NackRetry = DefaultNackRetry
 	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
 	if c.QueueType == "" {
 		c.QueueType = QueueQuorum
 	}
@@ -226,6 +238,7 @@ func (c Config) Validate() error {
 	}{
 		{"Heartbeat", c.Heartbeat}, {"DialTimeout", c.DialTimeout}, {"SetupTimeout", c.SetupTimeout},
 		{"ReconnectBackoffMin", c.ReconnectBackoffMin}, {"ReconnectBackoffMax", c.ReconnectBackoffMax},
+		{"CloseTimeout", c.CloseTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", d.name, d.v))

@@ -51,6 +51,10 @@ type Publisher struct {
 	calls   sync.WaitGroup
 	closing context.Context // cancelled by Close: waits for a connection give up
 	cancel  context.CancelFunc
+	// gaveUp is cancelled when Close stops waiting for the calls in
+	// progress (Config.CloseTimeout): their waits for confirms end too.
+	gaveUp context.Context
+	giveUp context.CancelFunc
 }
 
 // NewPublisher validates cfg, connects to the first node of cfg.URLs that
@@ -77,6 +81,7 @@ func newPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 	}
 	p.mgr = mgr
 	p.closing, p.cancel = context.WithCancel(context.Background())
+	p.gaveUp, p.giveUp = context.WithCancel(context.Background())
 	return p, nil
 }
 
@@ -127,9 +132,12 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 	if err != nil {
 		return err
 	}
-	// Waits for a connection also end when Close is called.
+	// Waits for a connection also end when Close is called, waits for
+	// confirms when Close gives up.
 	wctx, stop := mergeDone(ctx, p.closing)
 	defer stop()
+	cctx, stopC := mergeDone(ctx, p.gaveUp)
+	defer stopC()
 
 	call := newCall(len(out))
 	todo := make([]int, len(out))
@@ -164,7 +172,12 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 			break
 		}
 		sendErr := pc.send(wctx, call, out, todo)
-		if err := call.wait(ctx); err != nil {
+		if err := call.wait(cctx); err != nil {
+			if ctx.Err() == nil { // Close gave up
+				call.failAll(fmt.Errorf("rabbitbus: no confirm within CloseTimeout %v of Close (the message may or may not have arrived): %w",
+					p.cfg.CloseTimeout, broker.ErrClosed))
+				return call.result(msgs)
+			}
 			return fmt.Errorf("rabbitbus: publish: %w", err)
 		}
 		if call.hasNacked() {
@@ -273,7 +286,14 @@ func (p *Publisher) prepare(msgs []*broker.Message, opt pubOptions) ([]outMsg, [
 // Close waits for the Publish calls in progress to finish (a call waiting
 // for a lost connection gives up with broker.ErrClosed; one waiting for
 // confirms gets them), then closes the connection. Publish after Close
-// returns broker.ErrClosed. Close is idempotent and returns nil.
+// returns broker.ErrClosed. Close is idempotent.
+//
+// Close returns within Config.CloseTimeout plus Config.DialTimeout (the
+// bound on closing the connection) whatever is in flight: when the calls
+// have not finished within CloseTimeout, the messages still waiting for a
+// confirm fail with broker.ErrClosed (their Publish calls return a
+// *broker.PublishError matching it), the connection is closed, and Close
+// returns an error saying so. Otherwise it returns nil.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -283,9 +303,32 @@ func (p *Publisher) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	p.cancel()
-	p.calls.Wait()
+	var err error
+	if !waitTimeout(&p.calls, p.cfg.CloseTimeout) {
+		p.giveUp()
+		err = fmt.Errorf("rabbitbus: close: Publish calls still waiting for confirms after CloseTimeout %v; "+
+			"their unconfirmed messages failed with broker.ErrClosed", p.cfg.CloseTimeout)
+	}
+	// Closing the connection first also ends a call blocked writing to a
+	// dead socket.
 	p.mgr.close()
-	return nil
+	p.calls.Wait()
+	p.giveUp()
+	return err
+}
+
+// waitTimeout waits for wg for at most d, and reports whether it finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // nackRetry paces the re-sending of nacked messages: with backoff from

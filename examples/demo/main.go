@@ -10,7 +10,7 @@
 //	go run ./examples/demo                       # 200 jobs on the embedded default
 //	go run ./examples/demo --jobs 1000 --rate 200 --failure-ratio 0.2
 //	go run ./examples/demo --kafka-brokers k1:9092 --amqp-urls amqp://guest:guest@127.0.0.1:5672/
-//	go run ./examples/demo --serve :8080         # keep serving the APIs and dashboard afterwards
+//	go run ./examples/demo --serve :8080         # keep serving the APIs, dashboard, health and signals afterwards
 //
 // It exits 1 when the summary reports a lost event, an order violation or a
 // broken audit chain.
@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -49,7 +48,7 @@ func run() error {
 		failures = flag.Float64("failure-ratio", 0.1, "share of jobs that fail while running, 0–1")
 		seed     = flag.Uint64("seed", 1, "seed of every random choice (same seed, same jobs)")
 		speed    = flag.Float64("speed", 20, "simulated time per wall time (1: a job takes ~12 s; 20: ~0.6 s)")
-		serve    = flag.String("serve", "", "after the run, keep serving the APIs on this address (e.g. :8080) until interrupted")
+		serve    = flag.String("serve", "", "after the run, keep serving the APIs, health (rounds keep running) and /signals on this address (e.g. :8080) until interrupted")
 		quiet    = flag.Bool("quiet", false, "no live progress line")
 		auditDir = flag.String("audit-dir", "", "directory of the audit trail (kept); default a temporary one, removed at exit")
 		verbose  = flag.Bool("v", false, "log the services' warnings and errors to stderr")
@@ -118,9 +117,7 @@ func run() error {
 			return err
 		}
 		fmt.Printf("\nserving on http://%s (Ctrl-C stops)\n", ln.Addr())
-		srv := &http.Server{Handler: sys.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { <-ctx.Done(); _ = srv.Close() }()
-		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		if err := sys.Serve(ctx, ln); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -68,7 +69,8 @@ type System struct {
 	consumers []broker.Consumer
 	closers   []func() error // after the consumers
 
-	stopHealth func() // stops the health loop and waits for it
+	healthMu   sync.Mutex
+	healthStop func() // stops the running health loop and waits for it; nil when none runs
 }
 
 // Start starts every service on cfg.Platform.
@@ -157,21 +159,78 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	hctx, hcancel := context.WithCancel(context.Background())
-	hdone := make(chan struct{})
-	go func() { defer close(hdone); _ = s.Services.Health.Run(hctx) }()
-	s.stopHealth = sync.OnceFunc(func() { hcancel(); <-hdone })
+	s.startHealth()
 	if _, err := s.Services.Orchestrator.Restore(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+// startHealth starts the health service's rounds, the first at once, every
+// HealthInterval, unless they are running.
+func (s *System) startHealth() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if s.healthStop != nil {
+		return
+	}
+	hctx, hcancel := context.WithCancel(context.Background())
+	hdone := make(chan struct{})
+	go func() { defer close(hdone); _ = s.Services.Health.Run(hctx) }()
+	s.healthStop = func() { hcancel(); <-hdone }
+}
+
+// stopHealth stops the health service's rounds, if they run, and waits for
+// the round in progress.
+func (s *System) stopHealth() {
+	s.healthMu.Lock()
+	stop := s.healthStop
+	s.healthStop = nil
+	s.healthMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Serve serves HTTPHandler on ln until ctx ends, then shuts the server
+// down (requests in progress get up to 5s) and returns nil; it returns the
+// server's error if serving fails. It closes ln. Run stops the health service's rounds
+// to take its final counts; while Serve serves they run again, every
+// HealthInterval, so /readyz and /report keep reporting the platform's
+// state. A round completes before the first request is served.
+func (s *System) Serve(ctx context.Context, ln net.Listener) error {
+	if _, err := s.Services.Health.Check(ctx); err != nil {
+		_ = ln.Close()
+		if ctx.Err() != nil {
+			return nil // ended before serving began
+		}
+		return fmt.Errorf("system: serve: %w", err)
+	}
+	s.startHealth()
+	defer s.stopHealth()
+	srv := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("system: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc // http.ErrServerClosed
+	return nil
+}
+
 // HTTPHandler serves every service's API on one mux: the live dashboard at /
 // (its form posts to the orchestrator through /api/jobs), the orchestrator
 // under /jobs, metrics under /metrics and /summary, the audit trail under
-// /audit, health at /healthz, /readyz and /report, notification counts at
-// /notifications/stats.
+// /audit, health at /healthz, /readyz and /report, the consumers' handler
+// signals at healthsvc.SignalsPath (/signals, as every reference program
+// serves them), notification counts at /notifications/stats.
 func (s *System) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", s.Services.Orchestrator.Handler())
@@ -183,6 +242,7 @@ func (s *System) HTTPHandler() http.Handler {
 	mux.Handle("/healthz", s.Services.Health.HTTPHandler())
 	mux.Handle("/readyz", s.Services.Health.HTTPHandler())
 	mux.Handle("/report", s.Services.Health.HTTPHandler())
+	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(s.cfg.Platform.Signals))
 	mux.Handle("/notifications/", http.StripPrefix("/notifications", s.Services.Notify.HTTPHandler()))
 	mux.Handle("/", s.Services.Dashboard.Handler())
 	return mux
@@ -233,11 +293,10 @@ func (s *System) SubmitJobs(ctx context.Context, n int, rate float64, seed uint6
 	return nil
 }
 
-// Stop closes the consumers and stops the orchestrator, bounded by ctx.
+// Stop stops the health rounds, closes the consumers and stops the
+// orchestrator, bounded by ctx.
 func (s *System) Stop(ctx context.Context) {
-	if s.stopHealth != nil {
-		s.stopHealth()
-	}
+	s.stopHealth()
 	if s.Services.Orchestrator != nil {
 		_ = s.Services.Orchestrator.Shutdown(ctx)
 	}
