@@ -62,7 +62,7 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) (collected, map[string]met
 func attrKey(s attribute.Set) string {
 	var parts []string
 	for _, kv := range s.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 	}
 	slices.Sort(parts)
 	return fmt.Sprint(parts)

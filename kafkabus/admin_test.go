@@ -3,6 +3,7 @@ package kafkabus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -27,7 +28,7 @@ func liveTopic(t *testing.T, c *kafkatest.Cluster, name string) (partitions int,
 	if err != nil || len(md) != 1 || !errors.Is(md[0].Err, sarama.ErrNoError) {
 		t.Fatalf("DescribeTopics(%s): %v %v", name, err, md)
 	}
-	entries, err := ca.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: name, ConfigNames: []string{"retention.ms"}})
+	entries, err := describeConfig(ca, sarama.ConfigResource{Type: sarama.TopicResource, Name: name, ConfigNames: []string{"retention.ms"}})
 	if err != nil {
 		t.Fatalf("DescribeConfig(%s): %v", name, err)
 	}
@@ -108,7 +109,7 @@ func topicConfig(t *testing.T, c *kafkatest.Cluster, topic, name string) string 
 		t.Fatalf("raw admin: %v", err)
 	}
 	defer ca.Close()
-	entries, err := ca.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}})
+	entries, err := describeConfig(ca, sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}})
 	if err != nil {
 		t.Fatalf("DescribeConfig(%s): %v", topic, err)
 	}
@@ -118,4 +119,19 @@ func topicConfig(t *testing.T, c *kafkatest.Cluster, topic, name string) string 
 		}
 	}
 	return ""
+}
+
+// describeConfig reads one resource's configuration entries.
+func describeConfig(ca sarama.ClusterAdmin, res sarama.ConfigResource) ([]sarama.ConfigEntry, error) {
+	rs, err := ca.DescribeConfigs([]*sarama.ConfigResource{&res}, sarama.DescribeConfigsOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 {
+		return nil, fmt.Errorf("%d results for one resource", len(rs))
+	}
+	if rs[0].ErrorCode != sarama.ErrNoError {
+		return nil, fmt.Errorf("%s: %w", rs[0].ErrorMsg, rs[0].ErrorCode)
+	}
+	return rs[0].Configs, nil
 }

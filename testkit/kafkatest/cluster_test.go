@@ -54,14 +54,15 @@ func TestPlatformTopics(t *testing.T) {
 		wantConfigs[spec.Name] = map[string]string{"retention.ms": strconv.FormatInt(spec.Retention.Milliseconds(), 10)}
 	}
 	for topic, configs := range wantConfigs {
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{
+		res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{
 			Type:        sarama.TopicResource,
 			Name:        topic,
 			ConfigNames: slices.Collect(maps.Keys(configs)),
-		})
-		if err != nil {
-			t.Fatalf("describe config of %s: %v", topic, err)
+		}}, sarama.DescribeConfigsOptions{})
+		if err != nil || len(res) != 1 || res[0].ErrorCode != sarama.ErrNoError {
+			t.Fatalf("describe config of %s: %v %+v", topic, err, res)
 		}
+		entries := res[0].Configs
 		got := make(map[string]string)
 		for _, e := range entries {
 			got[e.Name] = e.Value

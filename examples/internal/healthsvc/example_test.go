@@ -40,5 +40,5 @@ func ExampleService_Check() {
 	// status: healthy ready: true
 	// alert: broker_down memory critical
 	// ready: false [memory: broker: closed]
-	// {Rounds:2 HealthEventsPublished:4 AlertsRaised:1 AlertsCleared:0 NotificationsPublished:1 NotificationsPending:0 NotificationsDropped:0 PublishErrors:0}
+	// {Rounds:2 HealthEventsPublished:4 AlertsRaised:1 AlertsCleared:0 NotificationsPublished:1 NotificationsPending:0 NotificationsDropped:0 PublishErrors:0 HealthEventsUnconfirmed:0}
 }
