@@ -137,7 +137,7 @@ func TestServesSignals(t *testing.T) {
 	})))
 	defer srv.Close()
 	var sig []healthsvc.ServiceSignals
-	testkit.Eventually(wctx, t, "the signals of 4 attempts", func() bool {
+	testkit.Eventually(wctx, t, "the signals of 4 attempts, 2 dead letters and nothing in flight", func() bool {
 		resp, err := http.Get(srv.URL + healthsvc.SignalsPath + "?window=1m")
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +147,8 @@ func TestServesSignals(t *testing.T) {
 		if err := json.NewDecoder(resp.Body).Decode(&sig); err != nil {
 			t.Fatal(err)
 		}
-		return len(sig) == 1 && sig[0].Attempts() == 4
+		// A dead letter is counted once published, just after its attempt.
+		return len(sig) == 1 && sig[0].Attempts() == 4 && sig[0].DeadLettered == 2 && sig[0].InFlight == 0
 	})
 	if s := sig[0]; s.Service != "billing" || s.Handled != 2 || s.Failed != 2 || s.DeadLettered != 2 {
 		t.Fatalf("signals %+v, want billing with 2 handled, 2 failed and dead-lettered", s)
