@@ -132,7 +132,11 @@ func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h brok
 		b.mu.Unlock()
 		return nil, broker.ErrClosed
 	}
-	s := newSubscription(ctx, sub, b.cfg, h, b.dead)
+	s, err := newSubscription(ctx, sub, b.cfg, h, b.dead)
+	if err != nil {
+		b.mu.Unlock()
+		return nil, err
+	}
 	b.subs[s] = struct{}{}
 	b.topics[sub.Topic] = true
 	if !sub.Ephemeral {
@@ -143,7 +147,7 @@ func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h brok
 	}
 	b.mu.Unlock()
 	go func() {
-		<-s.done
+		<-s.Done()
 		b.mu.Lock()
 		delete(b.subs, s)
 		b.mu.Unlock()
@@ -179,11 +183,11 @@ func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h brok
 	select {
 	case err := <-ready.ch:
 		if err != nil {
-			<-s.done
+			<-s.Done()
 			return nil, fmt.Errorf("kafkabus: join group %q on %q: %w", sub.Group, sub.Topic, err)
 		}
 		return s, nil
-	case <-s.done:
+	case <-s.Done():
 		if err := s.Err(); err != nil {
 			return nil, err
 		}
@@ -254,7 +258,7 @@ func (b *Backend) inFlight() []broker.InFlight {
 	b.mu.Lock()
 	out := make([]broker.InFlight, 0, len(b.subs))
 	for s := range b.subs {
-		out = append(out, s.held.Report(s.sub.Group, s.sub.Topic, now))
+		out = append(out, s.Report(now))
 	}
 	b.mu.Unlock()
 	slices.SortFunc(out, func(x, y broker.InFlight) int {

@@ -230,6 +230,9 @@ func (r *replayReader) partition(client sarama.Client, consumer sarama.Consumer,
 	}
 	defer func() { _ = pc.Close() }() // its errors were read below
 	errs := pc.Errors()
+	var names, values interner
+	names.init()
+	values.init()
 	for {
 		select {
 		case cm, ok := <-pc.Messages():
@@ -240,7 +243,7 @@ func (r *replayReader) partition(client sarama.Client, consumer sarama.Consumer,
 				return nil // past the mark: the last record before it was not a data record
 			}
 			m := new(broker.Message)
-			fillMessage(m, cm)
+			fillMessage(m, cm, time.Now(), &names, &values)
 			select {
 			case r.out <- replayItem{msg: m}:
 			case <-r.ctx.Done():

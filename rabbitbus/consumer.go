@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -13,47 +12,23 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/internal/inflight"
+	"github.com/cosmic-horizons/events/broker/dispatch"
 )
 
 // Consumer is a running subscription, the broker.Consumer Subscribe
-// returns.
+// returns. Its handlers run on a dispatch.Runtime (workers sharded by key,
+// the in-flight bound, drain then cancel, the grace for handlers that
+// ignore their ctx); each consume session (one per connection) is a
+// partition of it whose positions are the delivery tags.
 type Consumer struct {
-	s       *Subscriber
-	sub     broker.Subscription
-	topo    groupTopology
-	handler broker.Handler
-	log     *slog.Logger
-	tag     string
-	seed    maphash.Seed
-
-	work    []chan *delivery // one per worker; a key always maps to one worker
-	held    *inflight.Set    // deliveries handed to workers and not finished, for Health
-	workers sync.WaitGroup
-	pending sync.WaitGroup // deliveries handed to workers and not finished
-	rr      atomic.Uint64  // spreads messages without a key
-	halt    atomic.Bool    // stopping: start no handler
-	hctx    context.Context
-	hcancel context.CancelFunc // cancels handlers at the drain bound
-
-	stop      context.CancelFunc // set by Subscribe before run starts
-	stopOnce  sync.Once
-	fatal     chan struct{}
-	fatalOnce sync.Once
+	*dispatch.Runtime
+	s    *Subscriber
+	sub  broker.Subscription
+	topo groupTopology
+	log  *slog.Logger
+	tag  string
 
 	queue atomic.Value // string: the queue consumed now
-	done  chan struct{}
-	errMu sync.Mutex
-	err   error
-}
-
-// delivery is one message handed to a worker, with the session it came
-// from: its acknowledgement only means something on that channel.
-type delivery struct {
-	d    amqp.Delivery
-	m    *broker.Message
-	cs   *consumeSession
-	slot int32 // in the consumer's in-flight set
 }
 
 // consumeSession is the subscription's channel on one connection.
@@ -63,8 +38,9 @@ type consumeSession struct {
 	queue      string
 	deliveries <-chan amqp.Delivery
 	closes     chan *amqp.Error
-	dead       atomic.Bool  // lost: its deliveries are neither handled nor acked
-	unacked    atomic.Int64 // deliveries received and not yet acked or nacked
+	dp         *dispatch.Partition
+	dead       atomic.Bool  // lost: its deliveries can no longer be acked
+	unacked    atomic.Int64 // deliveries received and not yet acked
 	closeOnce  sync.Once
 }
 
@@ -81,65 +57,55 @@ func (cs *consumeSession) close() {
 	})
 }
 
-func newConsumer(s *Subscriber, sub broker.Subscription, topo groupTopology, h broker.Handler) *Consumer {
+// ack acknowledges the delivery tag, on the session it came from.
+func (cs *consumeSession) ack(tag int64, log *slog.Logger) {
+	if cs.dead.Load() {
+		return // the broker delivers it again
+	}
+	if err := cs.ch.Ack(uint64(tag), false); err != nil {
+		log.Debug("rabbitbus: ack failed; the message will be delivered again", "tag", tag, "error", err)
+		return
+	}
+	cs.unacked.Add(-1)
+}
+
+func newConsumer(ctx context.Context, s *Subscriber, sub broker.Subscription, topo groupTopology, h broker.Handler) (*Consumer, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	c := &Consumer{
-		s:     s,
-		sub:   sub,
-		topo:  topo,
-		log:   s.log.With("component", "rabbitbus", "topic", sub.Topic, "group", sub.Group),
-		tag:   "rabbitbus-" + hex.EncodeToString(b[:]),
-		seed:  maphash.MakeSeed(),
-		work:  make([]chan *delivery, sub.Concurrency),
-		held:  inflight.New(sub.MaxInFlight),
-		fatal: make(chan struct{}),
-		done:  make(chan struct{}),
-	}
+	log := s.log.With("component", "rabbitbus", "topic", sub.Topic, "group", sub.Group)
 	dl := &deadLetters{src: s.dl, mandatory: !sub.Ephemeral}
 	if !sub.Ephemeral {
 		dl.bcc = dlqKey(topo.queue)
 	}
-	c.handler = broker.Pipeline{
-		Subscription:      sub,
-		DeadLetters:       dl,
-		DeadLetterMaxSize: s.cfg.MaxMessageSize + broker.DeadLetterOverhead,
-		Middleware:        s.cfg.Middleware,
-		Hooks:             s.cfg.Hooks,
-		Logger:            s.log,
-	}.Wrap(h)
-	// Handlers keep the values of Subscribe's ctx, not its cancellation:
-	// they are cancelled only at the drain bound.
-	c.hctx, c.hcancel = context.WithCancel(context.Background())
+	rt, err := dispatch.New(ctx, dispatch.Config{
+		Subscription: sub,
+		Handler:      h,
+		Logger:       log,
+		Pipeline: broker.Pipeline{
+			DeadLetters:       dl,
+			DeadLetterMaxSize: s.cfg.MaxMessageSize + broker.DeadLetterOverhead,
+			Middleware:        s.cfg.Middleware,
+			Hooks:             s.cfg.Hooks,
+			Logger:            s.log,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		Runtime: rt,
+		s:       s,
+		sub:     rt.Subscription(),
+		topo:    topo,
+		log:     log,
+		tag:     "rabbitbus-" + hex.EncodeToString(b[:]),
+	}
 	c.queue.Store(topo.queue)
-	return c
+	return c, nil
 }
 
 // Queue returns the name of the queue the subscription consumes.
 func (c *Consumer) Queue() string { return c.queue.Load().(string) }
-
-// Close stops the subscription (see Subscriber.Subscribe) and returns the
-// error that stopped it, if any. It is idempotent.
-func (c *Consumer) Close() error {
-	c.stopOnce.Do(func() {
-		if c.stop != nil {
-			c.stop()
-		}
-	})
-	<-c.done
-	return c.Err()
-}
-
-// Done is closed when the subscription has fully stopped.
-func (c *Consumer) Done() <-chan struct{} { return c.done }
-
-// Err returns the error that stopped the subscription: nil while it runs
-// and after a clean stop, a *broker.HandlerError under OnFailureStop.
-func (c *Consumer) Err() error {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	return c.err
-}
 
 // subscribe opens a channel on the current connection, declares the
 // topology and starts consuming. With initial set it returns the first
@@ -234,20 +200,30 @@ func (c *Consumer) setup(s *session) (*consumeSession, error) {
 }
 
 // run consumes until the subscription stops, resubscribing after losses.
-func (c *Consumer) run(ctx context.Context, cs *consumeSession) {
-	defer close(c.done)
+// The Subscribe ctx stops it through the runtime.
+func (c *Consumer) run(cs *consumeSession) {
 	defer c.s.forget(c)
-	for i := range c.work {
-		c.work[i] = make(chan *delivery, c.sub.MaxInFlight)
-		c.workers.Add(1)
-		go c.worker(c.work[i])
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.Stopping():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		lost := c.pump(ctx, cs)
+		c.attach(cs)
+		lost := c.pump(cs)
 		if !lost {
 			break
 		}
+		// The session's deliveries can no longer be acked: those not
+		// started are dropped (the broker delivers them again), those
+		// running finish in the background, their outcome unrecorded.
 		cs.dead.Store(true)
+		cs.dp.Abort()
+		go cs.dp.Close(c.sub.DrainTimeout)
 		cause := error(errConnLost)
 		select {
 		case e, ok := <-cs.closes:
@@ -267,115 +243,86 @@ func (c *Consumer) run(ctx context.Context, cs *consumeSession) {
 		cs = next
 	}
 	c.shutdown(cs)
+	c.Finish(nil)
+	if err := c.Err(); err != nil {
+		c.log.Info("rabbitbus: subscription stopped", "queue", c.Queue(), "error", err)
+	} else {
+		c.log.Info("rabbitbus: subscription stopped", "queue", c.Queue())
+	}
 }
 
-// pump hands deliveries to the workers until the channel's deliveries end
-// (lost: true) or the subscription stops (false).
-func (c *Consumer) pump(ctx context.Context, cs *consumeSession) (lost bool) {
+// attach opens the runtime partition of a consume session.
+func (c *Consumer) attach(cs *consumeSession) {
+	cs.dp = c.Open(dispatch.PartitionConfig{Ack: func(tag int64) { cs.ack(tag, c.log) }})
+}
+
+// maxBatch bounds the deliveries handed to the runtime at once.
+const maxBatch = 64
+
+// pump hands deliveries to the runtime, in batches of what is already
+// waiting, until the channel's deliveries end (lost: true) or the
+// subscription stops (false).
+func (c *Consumer) pump(cs *consumeSession) (lost bool) {
+	stopping := c.Stopping()
 	for {
+		var d amqp.Delivery
+		var ok bool
 		select {
-		case d, ok := <-cs.deliveries:
-			if !ok {
-				return true
-			}
-			cs.unacked.Add(1)
-			if !c.dispatch(ctx, cs, d) {
-				return false
-			}
-		case <-ctx.Done():
-			return false
-		case <-c.fatal:
+		case d, ok = <-cs.deliveries:
+		case <-stopping:
 			return false
 		}
-	}
-}
-
-func (c *Consumer) dispatch(ctx context.Context, cs *consumeSession, d amqp.Delivery) bool {
-	m, redelivered := fromDelivery(&d, c.sub.Topic)
-	m.Delivery = broker.Delivery{
-		Partition: -1, Offset: -1, Tag: d.DeliveryTag, Redelivered: redelivered,
-		ReceivedAt: time.Now(), Group: c.sub.Group,
-	}
-	var w int
-	if len(c.work) > 1 {
-		if m.Key == "" {
-			w = int(c.rr.Add(1) % uint64(len(c.work)))
-		} else {
-			w = int(maphash.String(c.seed, m.Key) % uint64(len(c.work)))
+		if !ok {
+			return true
+		}
+		now := time.Now()
+		batch := make([]*dispatch.Delivery, 1, maxBatch)
+		batch[0] = c.delivery(cs, &d, now)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case d, ok = <-cs.deliveries:
+				if !ok {
+					break more
+				}
+				batch = append(batch, c.delivery(cs, &d, now))
+			default:
+				break more
+			}
+		}
+		if n := cs.dp.Deliver(batch); n < len(batch) {
+			return false // stopping: what was not handed out stays unacknowledged
+		}
+		if !ok {
+			return true
 		}
 	}
-	c.pending.Add(1)
-	dl := &delivery{d: d, m: m, cs: cs, slot: c.held.Add(m.Delivery.ReceivedAt)}
-	select {
-	case c.work[w] <- dl:
-		return true
-	case <-ctx.Done():
-	case <-c.fatal:
-	}
-	c.held.Done(dl.slot)
-	c.pending.Done() // not handed out: the broker requeues it
-	return false
 }
 
-func (c *Consumer) worker(in <-chan *delivery) {
-	defer c.workers.Done()
-	for dl := range in {
-		c.handle(dl)
-		c.held.Done(dl.slot)
-		c.pending.Done()
+// delivery converts d for the runtime.
+func (c *Consumer) delivery(cs *consumeSession, d *amqp.Delivery, at time.Time) *dispatch.Delivery {
+	cs.unacked.Add(1)
+	dd := &dispatch.Delivery{Pos: int64(d.DeliveryTag)}
+	redelivered := fromDelivery(&dd.Message, d, c.sub.Topic)
+	dd.Message.Delivery = broker.Delivery{
+		Partition: -1, Offset: -1, Tag: d.DeliveryTag, Attempt: 1, Redelivered: redelivered,
+		ReceivedAt: at, Group: c.sub.Group,
 	}
-}
-
-func (c *Consumer) handle(dl *delivery) {
-	if c.halt.Load() || dl.cs.dead.Load() {
-		return // left unacknowledged: the broker delivers it again
-	}
-	err := c.handler(c.hctx, dl.m)
-	if err == nil {
-		if aerr := dl.d.Ack(false); aerr != nil {
-			c.log.Debug("rabbitbus: ack failed; the message will be delivered again", "tag", dl.d.DeliveryTag, "error", aerr)
-		}
-		dl.cs.unacked.Add(-1)
-		return
-	}
-	if c.hctx.Err() != nil {
-		return // stopping: it was not handled, the broker delivers it again
-	}
-	// The pipeline lets an error through only under OnFailureStop, or when
-	// the failure policy itself cannot be applied (a dead letter refused
-	// for good under FallbackStop): stop. Giving the message back instead
-	// would loop on it. Left unacknowledged: the channel's close at
-	// shutdown gives it back to the front of the queue.
-	c.halt.Store(true)
-	c.fatalOnce.Do(func() {
-		c.setErr(&broker.HandlerError{
-			Topic: c.sub.Topic, Partition: -1, Offset: -1, Key: dl.m.Key,
-			Attempts: max(dl.m.Delivery.Attempt, 1), Err: err,
-		})
-		c.log.Error("rabbitbus: handler failed; subscription stopped", "key", dl.m.Key, "policy", c.sub.OnFailure.String(), "error", err)
-		close(c.fatal)
-	})
-}
-
-func (c *Consumer) setErr(err error) {
-	c.errMu.Lock()
-	if c.err == nil {
-		c.err = err
-	}
-	c.errMu.Unlock()
+	return dd
 }
 
 // shutdown stops in the order that loses no acknowledgement and keeps each
 // key's order:
 //
 //  1. stop handing out messages (what arrives now stays unacknowledged);
-//  2. let the handlers in flight finish, bounded by DrainTimeout; each
-//     worker acks what its handler finished;
+//  2. let the handlers in flight finish, bounded by DrainTimeout (then
+//     their ctx is cancelled, and past the runtime's grace they are
+//     abandoned); each finished message is acked as it finishes;
 //  3. quiesce: wait until the broker has nothing in flight to us (see
 //     quiesce);
 //  4. cancel the AMQP consumer: on a quorum queue this is what makes the
 //     broker apply the acknowledgements sent before (closing without it
-//     lost 15–245 of 10,000, measured here), as FIELD-NOTES found;
+//     lost 15–245 of 10,000, measured here);
 //  5. close the channel: the broker requeues what was not acknowledged, in
 //     front of the queue and in order.
 //
@@ -384,40 +331,17 @@ func (c *Consumer) setErr(err error) {
 // delivery that was in flight when its consumer was cancelled — behind the
 // rest of the queue, which would reorder its key for the next consumer.
 func (c *Consumer) shutdown(cs *consumeSession) {
-	c.halt.Store(true)
-	drained := make(chan struct{})
-	go func() {
-		c.pending.Wait()
-		close(drained)
-	}()
-	t := time.NewTimer(c.sub.DrainTimeout)
-	select {
-	case <-drained:
-		t.Stop()
-	case <-t.C:
-		c.log.Warn("rabbitbus: drain timeout; cancelling handlers in flight", "timeout", c.sub.DrainTimeout)
-		c.hcancel()
-		<-drained
+	if cs == nil {
+		return
 	}
-	if cs != nil && !cs.dead.Load() {
+	cs.dp.Close(c.sub.DrainTimeout)
+	if !cs.dead.Load() {
 		c.quiesce(cs)
 		if err := cs.ch.Cancel(c.tag, false); err != nil {
 			c.log.Debug("rabbitbus: basic.cancel failed", "error", err)
 		}
 	}
-	if cs != nil {
-		cs.close()
-	}
-	for _, w := range c.work {
-		close(w)
-	}
-	c.workers.Wait()
-	c.hcancel()
-	if err := c.Err(); err != nil {
-		c.log.Info("rabbitbus: subscription stopped", "queue", c.Queue(), "error", err)
-	} else {
-		c.log.Info("rabbitbus: subscription stopped", "queue", c.Queue())
-	}
+	cs.close()
 }
 
 // Bounds of quiesce.

@@ -91,11 +91,11 @@ func toPublishing(m *broker.Message) (string, amqp.Publishing) {
 	return m.Headers[broker.HeaderType], p
 }
 
-// fromDelivery returns the message of d, consumed from topic by group.
+// fromDelivery fills m with the message of d, consumed from topic.
 // redelivered reports whether the broker or a publisher re-send may have
 // delivered it before.
-func fromDelivery(d *amqp.Delivery, topic string) (m *broker.Message, redelivered bool) {
-	m = &broker.Message{Topic: topic, Body: d.Body, Headers: make(map[string]string, len(d.Headers)+2)}
+func fromDelivery(m *broker.Message, d *amqp.Delivery, topic string) (redelivered bool) {
+	*m = broker.Message{Topic: topic, Body: d.Body, Headers: make(map[string]string, len(d.Headers)+2)}
 	redelivered = d.Redelivered
 	for k, v := range d.Headers {
 		switch {
@@ -124,7 +124,7 @@ func fromDelivery(d *amqp.Delivery, topic string) (m *broker.Message, redelivere
 	fill(broker.HeaderID, d.MessageId)
 	fill(broker.HeaderType, d.Type)
 	fill(broker.HeaderCorrelationID, d.CorrelationId)
-	return m, redelivered
+	return redelivered
 }
 
 // tableString turns an AMQP table value into a header string: strings and

@@ -53,7 +53,8 @@ func TestWireRoundTrip(t *testing.T) {
 	h[headerSeq] = int64(7)
 	h["x-delivery-count"] = int64(2)
 	d := amqp.Delivery{Headers: h, Body: pub.Body, ContentType: pub.ContentType, MessageId: pub.MessageId, Type: pub.Type, CorrelationId: pub.CorrelationId}
-	got, redelivered := fromDelivery(&d, "job-lifecycle")
+	got := new(broker.Message)
+	redelivered := fromDelivery(got, &d, "job-lifecycle")
 	if redelivered {
 		t.Error("reported redelivered")
 	}
@@ -72,7 +73,7 @@ func TestWireRoundTrip(t *testing.T) {
 		t.Errorf("broker header x-delivery-count = %q", got.Headers["x-delivery-count"])
 	}
 	h[headerResent] = "true"
-	if _, redelivered := fromDelivery(&d, "t"); !redelivered {
+	if redelivered := fromDelivery(new(broker.Message), &d, "t"); !redelivered {
 		t.Error("a re-sent copy must be reported as redelivered")
 	}
 }
@@ -82,7 +83,8 @@ func TestWireRoundTrip(t *testing.T) {
 func TestWireForeignPublisher(t *testing.T) {
 	d := amqp.Delivery{MessageId: "id-1", Type: "job.failed", CorrelationId: "c", ContentType: "application/json",
 		Headers: amqp.Table{"cloudEvents:source": "py", "x-death": []any{amqp.Table{"reason": "rejected", "count": int64(1)}}}}
-	m, _ := fromDelivery(&d, "t")
+	m := new(broker.Message)
+	fromDelivery(m, &d, "t")
 	want := map[string]string{broker.HeaderID: "id-1", broker.HeaderType: "job.failed", broker.HeaderCorrelationID: "c",
 		broker.HeaderContentType: "application/json", broker.HeaderSource: "py", "x-death": `[{"count":1,"reason":"rejected"}]`}
 	for k, v := range want {

@@ -47,7 +47,7 @@ func (s *Subscriber) inFlight() []broker.InFlight {
 	s.mu.Lock()
 	out := make([]broker.InFlight, 0, len(s.consumers))
 	for c := range s.consumers {
-		out = append(out, c.held.Report(c.sub.Group, c.sub.Topic, now))
+		out = append(out, c.Report(now))
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(x, y broker.InFlight) int {

@@ -76,12 +76,17 @@ func newSubscriber(ctx context.Context, cfg Config, dl *Publisher) (*Subscriber,
 // ErrTopologyMismatch) when a queue exists with other arguments, or a
 // connection error when no connection came within Config.SetupTimeout.
 //
-// The returned broker.Consumer is a *Consumer. It stops when ctx is
-// cancelled, when it is closed, or when the Subscriber is closed, in this
-// order: cancel the AMQP consumer (no new deliveries), let the handlers in
-// flight finish (bounded by Subscription.DrainTimeout, then their ctx is
-// cancelled), acknowledge what they finished, close the channel (the
-// broker requeues what was not acknowledged). Closing the channel before
+// The returned broker.Consumer is a *Consumer. Its handlers run on the
+// shared consumer runtime (package dispatch): sub.Concurrency workers
+// sharded by key (messages without a key round-robin), at most
+// sub.MaxInFlight messages unacknowledged (the prefetch), each acked as
+// its handler succeeds. It stops when ctx is cancelled, when it is closed,
+// or when the Subscriber is closed, in this order: stop handing out
+// deliveries, let the handlers in flight finish (bounded by
+// Subscription.DrainTimeout, then their ctx is cancelled; handlers that
+// ignore it are abandoned after dispatch.DefaultGrace), acknowledge what
+// they finished, cancel the AMQP consumer, close the channel (the broker
+// requeues what was not acknowledged). Closing the channel before
 // the connection is what keeps the last acknowledgements of a quorum queue
 // from being lost.
 func (s *Subscriber) Subscribe(ctx context.Context, sub broker.Subscription, h broker.Handler) (broker.Consumer, error) {
@@ -102,24 +107,27 @@ func (s *Subscriber) Subscribe(ctx context.Context, sub broker.Subscription, h b
 	if err != nil {
 		return nil, err
 	}
-	c := newConsumer(s, sub, topo, h)
+	c, err := newConsumer(ctx, s, sub, topo, h)
+	if err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
 	cs, err := c.subscribe(sctx, true)
 	cancel()
 	if err != nil {
+		c.Finish(nil)
 		return nil, err
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		cs.close()
+		c.Finish(nil)
 		return nil, broker.ErrClosed
 	}
 	s.consumers[c] = struct{}{}
 	s.mu.Unlock()
-	runCtx, stop := context.WithCancel(ctx)
-	c.stop = stop
-	go c.run(runCtx, cs)
+	go c.run(cs)
 	return c, nil
 }
 

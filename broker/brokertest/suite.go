@@ -121,6 +121,9 @@ func Run(t *testing.T, factory Factory, features Features) {
 		{"ForeignOversizedIsDeadLetteredWithoutBody", testForeignOversized},
 		{"UnknownEventTypeIsDeadLettered", testUnknownEventType},
 		{"StuckHandlerShowsInHealth", testStuckHandlerInHealth},
+		{"MemberJoinsWhileHandlerBusy", testJoinWhileBusy},
+		{"HandlerIgnoringCtxIsAbandoned", testIgnoresCtx},
+		{"UnkeyedMessagesSpreadOverWorkers", testUnkeyedSpread},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

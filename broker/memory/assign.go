@@ -1,33 +1,35 @@
 package memory
 
-import "context"
+import "github.com/cosmic-horizons/events/broker/dispatch"
 
 // reconcile brings the member's assignments in line with the group: it
-// lets go of partitions revoked from it (once their in-flight handlers are
-// done), takes the partitions handed to it, and closes ready when it owns
-// all its targets. It runs on the run loop when poked.
+// stops the readers of partitions revoked from it (or of every partition
+// when the member stops), releases those whose reader is done, takes the
+// partitions handed to it, and closes ready when it owns all its targets.
+// It runs on the run loop when poked and never waits for a handler.
 func (c *consumer) reconcile() {
 	g := c.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	stopping := c.isStopping()
 	pending := false
 	for i, cur := range g.cursors {
 		a := c.byPart[i]
-		if a != nil && (a.revoking || cur.target != c || a.ctx.Err() != nil) {
-			// Revoked, or its ctx was cut by a drain bound: stop handing it
-			// out, and let go once idle (re-taking it with a fresh ctx if it
-			// is still ours).
-			a.revoking = true
-			if a.inflight > 0 {
-				continue
+		if a != nil {
+			if cur.target != c || stopping {
+				a.dp.Stop() // the reader drains and pokes us when done
 			}
-			c.release(a)
-			a = nil
+			select {
+			case <-a.done:
+				c.release(a)
+				a = nil
+			default:
+			}
 		}
 		if a == nil && cur.owner.Load() == c {
 			if cur.target != c {
 				g.handOver(cur)
-			} else if !c.stopping.Load() {
+			} else if !stopping {
 				c.take(i, cur)
 			}
 		}
@@ -42,44 +44,37 @@ func (c *consumer) reconcile() {
 }
 
 // take starts an assignment of partition i at the group's committed
-// offset. The caller holds the group's mu.
+// offset, and its reader. The caller holds the group's mu.
 func (c *consumer) take(i int, cur *cursor) {
 	p := cur.part
 	p.mu.Lock()
 	committed, delivered := cur.committed, cur.delivered
 	p.mu.Unlock()
-	ctx, cancel := context.WithCancel(c.hctx)
 	a := &assignment{
-		cur: cur, part: p, ctx: ctx, cancel: cancel,
-		pos: committed, committed: committed, redeliverBelow: delivered, started: committed,
+		c: c, cur: cur, part: p,
+		pos: committed, redeliverBelow: delivered,
+		wakeCh: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	a.finished.reset(committed)
-	cur.holder = a
+	a.dp = c.rt.Open(dispatch.PartitionConfig{Commit: func(next int64) { p.commit(cur, next) }})
 	c.byPart[i] = a
-	c.assigns = append(c.assigns, a)
-	c.wake()
+	c.live++
+	cur.active.Store(a)
+	go a.read()
 }
 
-// release ends an idle assignment: it commits the finished prefix, records
-// how far the group handed messages out (so the next owner marks them
-// Redelivered), and hands the partition to its target. The caller holds the
-// group's mu.
+// release ends an assignment whose reader is done (its finished prefix
+// committed): it records how far the group handed messages out (so the
+// next owner marks them Redelivered) and hands the partition to its
+// target. The caller holds the group's mu.
 func (c *consumer) release(a *assignment) {
 	p := a.part
 	p.mu.Lock()
-	if a.started > a.cur.delivered {
-		a.cur.delivered = a.started
+	if next := a.rel.LastHandedOut + 1; next > a.cur.delivered {
+		a.cur.delivered = next
 	}
 	p.mu.Unlock()
-	p.commit(a.cur, a.committed)
-	a.dirty = false
-	a.cancel()
+	a.cur.active.CompareAndSwap(a, nil)
 	c.byPart[p.id] = nil
-	for i, x := range c.assigns {
-		if x == a {
-			c.assigns = append(c.assigns[:i], c.assigns[i+1:]...)
-			break
-		}
-	}
+	c.live--
 	c.g.handOver(a.cur)
 }

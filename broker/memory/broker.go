@@ -71,7 +71,7 @@ func (b *Broker) Close() error {
 		}
 		b.mu.Unlock()
 		for _, c := range cs {
-			c.requestStop()
+			c.rt.Stop()
 		}
 		for _, c := range cs {
 			<-c.done
@@ -148,13 +148,12 @@ func newTopic(name string, partitions int32, bufferSize int) *topic {
 
 // partitionFor picks the partition of a key: FNV-1a of a non-empty key,
 // round-robin for the empty key.
-func (t *topic) partitionFor(key string) (*partition, uint32) {
+func (t *topic) partitionFor(key string) *partition {
 	n := uint32(len(t.parts))
 	if key == "" {
-		return t.parts[(t.rr.Add(1)-1)%n], 0
+		return t.parts[(t.rr.Add(1)-1)%n]
 	}
-	h := hashKey(key)
-	return t.parts[h%n], h
+	return t.parts[hashKey(key)%n]
 }
 
 // durableGroup returns the named group, registering it (and its cursors at

@@ -3,7 +3,6 @@ package memory
 import (
 	"slices"
 	"sync"
-	"time"
 )
 
 // group is a consumer group on one topic: a cursor per partition and the
@@ -70,16 +69,9 @@ func (g *group) rebalance() {
 			if target != nil {
 				target.poke()
 			}
-		case target: // the partition came back to its owner before it let go
-			if cur.revokeTimer != nil {
-				cur.revokeTimer.Stop()
-				cur.revokeTimer = nil
-			}
-			owner.poke()
 		default:
-			if cur.revokeTimer == nil && cur.holder != nil {
-				cur.revokeTimer = time.AfterFunc(owner.sub.DrainTimeout, cur.holder.cancel)
-			}
+			// The owner stops its reader (its handlers drain within
+			// DrainTimeout and the runtime's grace) and hands over.
 			owner.poke()
 		}
 	}
@@ -88,28 +80,21 @@ func (g *group) rebalance() {
 // handOver passes cur from its owner, which has let go, to its target. The
 // caller holds g.mu.
 func (g *group) handOver(cur *cursor) {
-	if cur.revokeTimer != nil {
-		cur.revokeTimer.Stop()
-		cur.revokeTimer = nil
-	}
-	cur.holder = nil
 	cur.owner.Store(cur.target)
 	if cur.target != nil {
 		cur.target.poke()
 	}
 }
 
-// leave removes c, which has finished all its work, from the members and
-// hands its partitions over. An ephemeral group is removed with its last
+// leave removes c, which has released all its assignments, from the
+// members and hands its partitions over. An ephemeral group is removed with its last
 // member.
 func (g *group) leave(c *consumer) {
 	g.mu.Lock()
 	g.members = slices.DeleteFunc(g.members, func(m *consumer) bool { return m == c })
 	g.rebalance()
-	for i, cur := range g.cursors {
-		if a := c.byPart[i]; a != nil {
-			c.release(a)
-		} else if cur.owner.Load() == c {
+	for _, cur := range g.cursors {
+		if cur.owner.Load() == c {
 			g.handOver(cur)
 		}
 	}

@@ -59,7 +59,7 @@ func (b *Broker) inFlight() []broker.InFlight {
 	b.mu.Lock()
 	out := make([]broker.InFlight, 0, len(b.consumers))
 	for c := range b.consumers {
-		out = append(out, c.held.Report(c.g.name, c.t.name, now))
+		out = append(out, c.rt.Report(now))
 	}
 	b.mu.Unlock()
 	slices.SortFunc(out, func(x, y broker.InFlight) int {

@@ -3,7 +3,6 @@ package memory
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // entry is one stored message. The headers map is a private copy made at
@@ -14,7 +13,6 @@ type entry struct {
 	key     string
 	headers map[string]string
 	body    []byte
-	hash    uint32 // hashKey(key), kept for sharding over handler goroutines
 }
 
 // partition is an append-only log held in a ring buffer that grows up to
@@ -152,12 +150,12 @@ func (p *partition) read(from int64, limit int, dst []entry) []entry {
 	return dst
 }
 
-// notify wakes the consumers that own this partition in some group. The
-// caller holds mu (so the cursor list is stable).
+// notify wakes the readers of this partition in every group. The caller
+// holds mu (so the cursor list is stable).
 func (p *partition) notify() {
 	for _, c := range p.cursors {
-		if o := c.owner.Load(); o != nil {
-			o.wake()
+		if a := c.active.Load(); a != nil {
+			a.wake()
 		}
 	}
 }
@@ -228,14 +226,15 @@ type cursor struct {
 	delivered int64 // offsets below were handed to a handler of the group
 
 	// owner is the member that may read the partition for the group; nil
-	// when the group has no member. It is written under the group's mu and
-	// read without lock by publishers to wake the owner.
+	// when the group has no member. It is written under the group's mu.
 	owner atomic.Pointer[consumer]
+	// active is the owner's live assignment, whose reader publishers wake;
+	// nil between owners.
+	active atomic.Pointer[assignment]
 
-	// Guarded by the group's mu.
-	target      *consumer   // the member the assignment gives the partition to
-	holder      *assignment // the owner's live assignment, if it started one
-	revokeTimer *time.Timer // bounds the owner's drain after a revoke
+	// target is the member the assignment gives the partition to; guarded
+	// by the group's mu.
+	target *consumer
 }
 
 // hashKey is 32-bit FNV-1a: stable across processes and releases, so a key
@@ -246,16 +245,5 @@ func hashKey(s string) uint32 {
 		h ^= uint32(s[i])
 		h *= 16777619
 	}
-	return h
-}
-
-// mix scrambles a key hash (murmur3 finaliser) so that sharding over handler
-// goroutines does not correlate with the partition choice (h % partitions).
-func mix(h uint32) uint32 {
-	h ^= h >> 16
-	h *= 0x85ebca6b
-	h ^= h >> 13
-	h *= 0xc2b2ae35
-	h ^= h >> 16
 	return h
 }

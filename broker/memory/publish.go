@@ -75,8 +75,8 @@ func (b *Broker) publish(ctx context.Context, limit int, msgs []*broker.Message)
 		if t == nil || t.name != m.Topic {
 			t = b.topic(m.Topic)
 		}
-		p, h := t.partitionFor(m.Key)
-		e := entry{key: m.Key, headers: maps.Clone(m.Headers), body: m.Body, hash: h}
+		p := t.partitionFor(m.Key)
+		e := entry{key: m.Key, headers: maps.Clone(m.Headers), body: m.Body}
 		if p != locked {
 			if locked != nil {
 				locked.notify()

@@ -3,12 +3,9 @@ package memory
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/internal/inflight"
+	"github.com/cosmic-horizons/events/broker/dispatch"
 )
 
 // Subscribe starts consuming sub.Topic for sub.Group and returns once the
@@ -29,16 +26,21 @@ import (
 //
 // The members of a group share its partitions, assigned round-robin in join
 // order and rebalanced when one joins or leaves; without members leaving
-// mid-handler, no message is handled twice. Handlers run inside
+// mid-handler, no message is handled twice. Each owned partition has a
+// reader goroutine that hands its messages to the subscription's runtime
+// (package dispatch, shared with the other backends): handlers run inside
 // broker.Pipeline (filter, failure policy, retries, timeout, recovery,
-// with the broker itself receiving dead letters), on up to sub.Concurrency
-// goroutines, never concurrently for one key; the committed offset of a
-// partition is the prefix of finished messages. If the wrapped handler
-// still returns an error (OnFailureStop), the message is not committed and
-// the consumer stops with a *broker.HandlerError; its other in-flight
-// handlers finish as on Close. An error after a drain bound cancelled the
-// handler's ctx is not a failure: the message is left uncommitted, for
-// redelivery, and the consumer goes on stopping or rebalancing.
+// with the broker itself receiving dead letters), on sub.Concurrency
+// worker goroutines, sharded by key (never concurrently for one key;
+// messages without a key round-robin); the committed offset of a
+// partition is the prefix of finished messages. A revoked partition hands
+// out nothing more; its handlers in flight get DrainTimeout, then their ctx
+// is cancelled, and handlers that ignore it are abandoned after
+// dispatch.DefaultGrace (their messages left for redelivery). So a member
+// joining waits at most DrainTimeout plus the grace for a busy member to
+// let go, whatever Concurrency. If the wrapped handler still returns an
+// error (OnFailureStop), the message is not committed and the consumer
+// stops with a *broker.HandlerError.
 //
 // The subscription runs until ctx is cancelled, the Consumer is closed or
 // the broker is closed. Handlers' contexts carry ctx's values but are not
@@ -72,12 +74,14 @@ func (b *Broker) Subscribe(ctx context.Context, sub broker.Subscription, h broke
 	} else {
 		g = t.durableGroup(sub.Group, sub.StartAt)
 	}
-	c := newConsumer(ctx, b, t, g, sub, h)
-	c.stopOnCancel = context.AfterFunc(ctx, c.requestStop)
+	c, err := newConsumer(ctx, b, t, g, sub, h)
+	if err != nil {
+		return nil, err
+	}
 	g.join(c)
-	c.start()
+	go c.run()
 	if !b.register(c) {
-		c.requestStop()
+		c.rt.Stop()
 		<-c.done
 		return nil, broker.ErrClosed
 	}
@@ -95,91 +99,55 @@ func (b *Broker) Subscribe(ctx context.Context, sub broker.Subscription, h broke
 	}
 }
 
-// consumer is one member of a group: a run loop that owns the member's
-// partitions (its assignments) and, with Concurrency 1, calls the handler
-// itself; with Concurrency > 1 it feeds that many worker goroutines. All
-// assignment state belongs to the run loop; other goroutines talk to it
-// through poke (attention + wake) and, for workers, the results channel.
-// The handlers' contexts (hctx and one per assignment) are kept here
-// because they outlive any call: they span the subscription.
+// consumer is one member of a group: a run loop that keeps the member's
+// assignments in line with the group (starting a reader per owned
+// partition, stopping and releasing revoked ones), over a runtime
+// (dispatch.Runtime) that runs the handlers. Assignment state belongs to
+// the run loop; other goroutines poke it.
 type consumer struct {
-	b       *Broker
-	t       *topic
-	g       *group
-	sub     broker.Subscription
-	handler broker.Handler
+	b   *Broker
+	t   *topic
+	g   *group
+	sub broker.Subscription
+	rt  *dispatch.Runtime
 
-	wakeCh    chan struct{} // capacity 1: "look again"
-	attention atomic.Bool   // a stop or a rebalance wants the run loop
-	stopping  atomic.Bool
-
-	stopOnce     sync.Once
-	drainTimer   *time.Timer // set once, before stopping is stored
-	stopOnCancel func() bool // unregisters the ctx watch
-	hctx         context.Context
-	hcancel      context.CancelFunc
-
-	// held counts the messages handed to handlers and not finished, for
-	// Health.
-	held *inflight.Set
-
-	ready chan struct{} // closed once the member owns its assignment
-	done  chan struct{} // closed when fully stopped
-
-	errMu sync.Mutex
-	err   error
+	wakeCh chan struct{} // capacity 1: "look again"
+	ready  chan struct{} // closed once the member owns its assignment
+	done   chan struct{} // closed when fully stopped
 
 	// Run-loop state.
-	byPart     []*assignment // by partition id
-	assigns    []*assignment // live assignments, polled round-robin
-	rr         int
-	inflight   int
-	batch      []entry
-	readyShut  bool
-	workers    []chan item
-	results    chan result
-	workerWG   sync.WaitGroup
-	needCommit []*assignment
+	byPart    []*assignment // by partition id
+	live      int           // assignments not released
+	readyShut bool
 }
 
-func newConsumer(ctx context.Context, b *Broker, t *topic, g *group, sub broker.Subscription, h broker.Handler) *consumer {
-	c := &consumer{
-		b: b, t: t, g: g, sub: sub,
+func newConsumer(ctx context.Context, b *Broker, t *topic, g *group, sub broker.Subscription, h broker.Handler) (*consumer, error) {
+	rt, err := dispatch.New(ctx, dispatch.Config{
+		Subscription: sub,
+		Handler:      h,
+		Pipeline: broker.Pipeline{
+			DeadLetters:       deadLetters{b},
+			DeadLetterMaxSize: b.cfg.maxMessageSize + broker.DeadLetterOverhead,
+			Middleware:        b.cfg.middleware,
+			Hooks:             b.cfg.hooks,
+			Logger:            b.cfg.logger,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &consumer{
+		b: b, t: t, g: g, sub: rt.Subscription(), rt: rt,
 		wakeCh: make(chan struct{}, 1),
 		ready:  make(chan struct{}),
 		done:   make(chan struct{}),
 		byPart: make([]*assignment, len(t.parts)),
-		held:   inflight.New(sub.MaxInFlight),
-	}
-	c.handler = broker.Pipeline{
-		Subscription:      sub,
-		DeadLetters:       deadLetters{b},
-		DeadLetterMaxSize: b.cfg.maxMessageSize + broker.DeadLetterOverhead,
-		Middleware:        b.cfg.middleware,
-		Hooks:             b.cfg.hooks,
-		Logger:            b.cfg.logger,
-	}.Wrap(h)
-	c.hctx, c.hcancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.attention.Store(true)
-	return c
-}
-
-// start launches the run loop and, for Concurrency > 1, the workers.
-func (c *consumer) start() {
-	if n := c.sub.Concurrency; n > 1 {
-		c.results = make(chan result, c.sub.MaxInFlight)
-		c.workers = make([]chan item, n)
-		for i := range c.workers {
-			c.workers[i] = make(chan item, c.sub.MaxInFlight)
-			c.workerWG.Add(1)
-			go c.work(c.workers[i])
-		}
-	}
-	go c.run()
+	}, nil
 }
 
 // Close stops the subscription: no new message is handed out, in-flight
-// handlers finish (after DrainTimeout their ctx is cancelled and what they
+// handlers finish (after DrainTimeout their ctx is cancelled, and after
+// dispatch.DefaultGrace more a handler that ignores it is abandoned; what
 // did not finish stays uncommitted), the finished prefix of each partition
 // is committed, the member leaves its group (its partitions go to the
 // remaining members), and Close returns the error that stopped the
@@ -187,7 +155,7 @@ func (c *consumer) start() {
 // failure with OnFailureStop. Close is idempotent and safe for concurrent
 // use; it must not be called from the subscription's own handler.
 func (c *consumer) Close() error {
-	c.requestStop()
+	c.rt.Stop()
 	<-c.done
 	return c.Err()
 }
@@ -199,38 +167,9 @@ func (c *consumer) Done() <-chan struct{} { return c.done }
 // Err returns the error that stopped the subscription: nil while it runs
 // and after a clean stop, a *broker.HandlerError after a handler failure
 // with OnFailureStop.
-func (c *consumer) Err() error {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	return c.err
-}
+func (c *consumer) Err() error { return c.rt.Err() }
 
-// requestStop asks the run loop to stop and bounds the drain. Safe from any
-// goroutine, any number of times.
-func (c *consumer) requestStop() {
-	c.stopOnce.Do(func() {
-		select {
-		case <-c.done: // stopped already (a ctx cancelled after Close)
-			return
-		default:
-		}
-		c.drainTimer = time.AfterFunc(c.sub.DrainTimeout, c.hcancel)
-		c.stopping.Store(true)
-		c.poke()
-	})
-}
-
-// fail records the error that stops the consumer and stops it.
-func (c *consumer) fail(err error) {
-	c.errMu.Lock()
-	if c.err == nil {
-		c.err = err
-	}
-	c.errMu.Unlock()
-	c.requestStop()
-}
-
-// wake tells the run loop to look for messages again. It never blocks.
+// wake tells the run loop to look again. It never blocks.
 func (c *consumer) wake() {
 	select {
 	case c.wakeCh <- struct{}{}:
@@ -239,25 +178,34 @@ func (c *consumer) wake() {
 }
 
 // poke tells the run loop that its assignment or its state changed.
-func (c *consumer) poke() {
-	c.attention.Store(true)
-	c.wake()
+func (c *consumer) poke() { c.wake() }
+
+func (c *consumer) isStopping() bool {
+	select {
+	case <-c.rt.Stopping():
+		return true
+	default:
+		return false
+	}
 }
 
-// finish runs last on the run loop, with nothing in flight.
-func (c *consumer) finish() {
+// run is the member's loop: reconcile when poked, until the subscription
+// stops and every reader is released.
+func (c *consumer) run() {
+	stopping := c.rt.Stopping()
+	for {
+		c.reconcile()
+		if stopping == nil && c.live == 0 {
+			break
+		}
+		select {
+		case <-c.wakeCh:
+		case <-stopping:
+			stopping = nil
+		}
+	}
 	c.g.leave(c)
-	for _, w := range c.workers {
-		close(w)
-	}
-	c.workerWG.Wait()
-	if c.stopping.Load() && c.drainTimer != nil {
-		c.drainTimer.Stop()
-	}
-	c.hcancel()
-	if c.stopOnCancel != nil {
-		c.stopOnCancel()
-	}
+	c.rt.Finish(nil)
 	c.b.forget(c)
 	close(c.done)
 }
