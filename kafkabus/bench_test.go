@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func benchValue() []byte {
 	return v
 }
 
-func benchCluster(b *testing.B) (*kafkatest.Cluster, *kafkabus.Backend, string) {
+func benchCluster(b testing.TB) (*kafkatest.Cluster, *kafkabus.Backend, string) {
 	b.Helper()
 	c := kafkatest.NewCluster(b)
 	kb := newBackend(b, c)
@@ -130,7 +131,7 @@ func BenchmarkPublish(b *testing.B) {
 
 // fill publishes n messages to topic with the raw producer, as fast as it
 // can.
-func fill(b *testing.B, c *kafkatest.Cluster, topic string, n int) {
+func fill(b testing.TB, c *kafkatest.Cluster, topic string, n int) {
 	b.Helper()
 	p, err := sarama.NewAsyncProducer(c.Addrs(), rawProducerConfig())
 	if err != nil {
@@ -140,7 +141,7 @@ func fill(b *testing.B, c *kafkatest.Cluster, topic string, n int) {
 	go func() {
 		for i := range n {
 			p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("key-" + strconv.Itoa(i%100)),
-				Value: sarama.ByteEncoder(value), Headers: []sarama.RecordHeader{{Key: []byte("ce_type"), Value: []byte("bench")}}}
+				Value: sarama.ByteEncoder(value), Headers: benchHeaders(i)}
 		}
 	}()
 	for range n {
@@ -151,6 +152,19 @@ func fill(b *testing.B, c *kafkatest.Cluster, topic string, n int) {
 		}
 	}
 	_ = p.Close()
+}
+
+// benchHeaders are the nine CloudEvents headers a Bus writes, with the
+// per-message ones (id, time, subject, correlation id) varying.
+func benchHeaders(i int) []sarama.RecordHeader {
+	h := func(k, v string) sarama.RecordHeader { return sarama.RecordHeader{Key: []byte(k), Value: []byte(v)} }
+	id := fmt.Sprintf("0193a1b2-c3d4-7e5f-8a9b-%012d", i)
+	return []sarama.RecordHeader{
+		h(broker.HeaderSpecVersion, "1.0"), h(broker.HeaderID, id), h(broker.HeaderType, "job.metrics"),
+		h(broker.HeaderSource, "bench"), h(broker.HeaderTime, time.Unix(int64(1_765_000_000+i), 0).UTC().Format("2006-01-02T15:04:05.000Z07:00")),
+		h(broker.HeaderSubject, "job-"+strconv.Itoa(i%100)), h(broker.HeaderCorrelationID, id),
+		h(broker.HeaderDataSchema, "urn:cosmic-horizons:schema:job-metrics/v2"), h(broker.HeaderContentType, "application/avro"),
+	}
 }
 
 // counter counts handled messages and notes when the first and the n-th
@@ -173,6 +187,11 @@ func (c *counter) hit() {
 		c.last.Store(time.Now().UnixNano())
 		close(c.done)
 	}
+}
+
+// rate is the messages per second between the first and the last.
+func (c *counter) rate() float64 {
+	return float64(c.n) / (float64(c.last.Load()-c.first.Load()) / 1e9)
 }
 
 func (c *counter) report(b *testing.B) {
@@ -316,4 +335,81 @@ func BenchmarkLatency(b *testing.B) {
 	b.ReportMetric(pct(pubLat, 0.99), "publish-p99-ms")
 	b.ReportMetric(pct(e2e, 0.50), "e2e-p50-ms")
 	b.ReportMetric(pct(e2e, 0.99), "e2e-p99-ms")
+}
+
+// BenchmarkConsumeVsSarama consumes b.N messages with raw sarama and with
+// kafkabus (defaults, a handler that does nothing), arms alternated, three
+// repetitions each on fresh clusters, and reports the median rate of each
+// and their ratio.
+//
+// The process's CPU time per message (the in-process cluster's included,
+// the same work in both arms) is reported too: on a shared machine it
+// varies less than the rates.
+func BenchmarkConsumeVsSarama(b *testing.B) {
+	const reps = 5
+	var raw, kb, rawCPU, kbCPU []float64
+	for range reps {
+		r, c := consumeRaw(b, b.N)
+		raw, rawCPU = append(raw, r), append(rawCPU, c)
+		r, c = consumeKafkabus(b, b.N)
+		kb, kbCPU = append(kb, r), append(kbCPU, c)
+	}
+	med := func(xs []float64) float64 { slices.Sort(xs); return xs[len(xs)/2] }
+	b.ReportMetric(med(raw), "sarama-msgs/s")
+	b.ReportMetric(med(kb), "kafkabus-msgs/s")
+	b.ReportMetric(med(kb)/med(raw), "ratio")
+	b.ReportMetric(med(rawCPU), "sarama-cpu-ns/msg")
+	b.ReportMetric(med(kbCPU), "kafkabus-cpu-ns/msg")
+	b.ReportMetric(med(rawCPU)/med(kbCPU), "cpu-ratio")
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func consumeRaw(b *testing.B, n int) (rate, cpuPerMsg float64) {
+	c, _, topic := benchCluster(b)
+	fill(b, c, topic, n)
+	cnt := newCounter(n)
+	cpu0 := cpuTime()
+	cg, err := sarama.NewConsumerGroup(c.Addrs(), "raw", rawConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_ = cg.Consume(ctx, []string{topic}, rawGroupHandler{cnt})
+		}
+	}()
+	<-cnt.done
+	cpu := cpuTime() - cpu0
+	cancel()
+	<-done
+	_ = cg.Close()
+	c.Close()
+	return cnt.rate(), float64(cpu.Nanoseconds()) / float64(n)
+}
+
+func consumeKafkabus(b *testing.B, n int) (rate, cpuPerMsg float64) {
+	c, kb, topic := benchCluster(b)
+	fill(b, c, topic, n)
+	cnt := newCounter(n)
+	cpu0 := cpuTime()
+	cons, err := kb.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "kb"},
+		func(context.Context, *broker.Message) error { cnt.hit(); return nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-cnt.done
+	cpu := cpuTime() - cpu0
+	_ = cons.Close()
+	_ = kb.Close()
+	c.Close()
+	return cnt.rate(), float64(cpu.Nanoseconds()) / float64(n)
 }

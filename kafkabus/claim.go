@@ -3,6 +3,7 @@ package kafkabus
 import (
 	"context"
 	"time"
+	"unsafe"
 
 	"github.com/IBM/sarama"
 
@@ -25,15 +26,13 @@ type claim struct {
 	// redeliverUpTo: offsets at or below it were handed out by this
 	// process before (an earlier claim of the partition).
 	redeliverUpTo int64
-	names, values interner
+	headers       *headerCache
 }
 
 // newClaim opens a partition of the runtime; mark records a committable
 // offset (sarama session MarkOffset), nil for ephemeral subscriptions.
 func (s *subscription) newClaim(topic string, partition int32, mark func(offset int64)) *claim {
-	c := &claim{s: s, topic: topic, partition: partition, redeliverUpTo: s.handedOutBefore(partition)}
-	c.names.init()
-	c.values.init()
+	c := &claim{s: s, topic: topic, partition: partition, redeliverUpTo: s.handedOutBefore(partition), headers: newHeaderCache()}
 	c.dp = s.Open(dispatch.PartitionConfig{Commit: mark})
 	return c
 }
@@ -72,7 +71,7 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 		if !ok {
 			return
 		}
-		batch := make([]*dispatch.Delivery, 1, maxBatch)
+		batch := append(dispatch.NewBatch(), nil)
 		now := time.Now()
 		batch[0] = c.delivery(cm, now)
 	more: // the messages already waiting join the batch
@@ -98,39 +97,107 @@ func (c *claim) run(stop <-chan struct{}, msgs <-chan *sarama.ConsumerMessage) {
 
 // delivery converts a consumed record.
 func (c *claim) delivery(cm *sarama.ConsumerMessage, at time.Time) *dispatch.Delivery {
-	d := &dispatch.Delivery{Pos: cm.Offset}
-	fillMessage(&d.Message, cm, at, &c.names, &c.values)
+	d := c.dp.NewDelivery()
+	d.Pos = cm.Offset
+	fillMessage(&d.Message, cm, at, c.headers)
 	d.Message.Delivery.Redelivered = cm.Offset <= c.redeliverUpTo
 	d.Message.Delivery.Group = c.s.sub.Group
 	return d
 }
 
-// fillMessage converts a consumed record into a broker.Message: topic,
-// key, body, headers, and a Delivery with the partition, the offset,
-// Attempt 1 and ReceivedAt at (not redelivered, no group). Header names,
-// and the values of headers that repeat from message to message (event
-// type, source, content type, schema), are interned in names and values
-// (one pair per reading goroutine): a message allocates only the values
-// that differ, whatever its event type.
-func fillMessage(m *broker.Message, cm *sarama.ConsumerMessage, at time.Time, names, values *interner) {
+// fillMessage converts a consumed record into m (whose Headers map, if
+// any, is empty): topic, key, body, headers, and a Delivery with the
+// partition, the offset, Attempt 1 and ReceivedAt at (not redelivered, no
+// group). Header names, and the values of headers that repeat from message
+// to message (event type, source, content type, schema), come from hc,
+// which the reading goroutine keeps: a message allocates only the values
+// that differ, whatever its event type, in one block with its key.
+func fillMessage(m *broker.Message, cm *sarama.ConsumerMessage, at time.Time, hc *headerCache) {
 	m.Topic = cm.Topic
-	m.Key = string(cm.Key)
 	m.Body = cm.Value
-	if len(cm.Headers) > 0 {
-		m.Headers = make(map[string]string, len(cm.Headers))
-		for _, h := range cm.Headers {
-			if h == nil {
-				continue
-			}
-			name := names.intern(h.Key)
-			if repeats(name) {
-				m.Headers[name] = values.intern(h.Value)
-			} else {
-				m.Headers[name] = string(h.Value)
-			}
+	m.Delivery = broker.Delivery{Partition: cm.Partition, Offset: cm.Offset, Attempt: 1, ReceivedAt: at}
+	// One block for the key and the values that differ per message.
+	size := len(cm.Key)
+	for i, h := range cm.Headers {
+		if h != nil && !repeats(hc.name(i, h.Key)) {
+			size += len(h.Value)
 		}
 	}
-	m.Delivery = broker.Delivery{Partition: cm.Partition, Offset: cm.Offset, Attempt: 1, ReceivedAt: at}
+	var block []byte
+	if size > 0 {
+		block = make([]byte, 0, size)
+	}
+	m.Key = carve(&block, cm.Key)
+	if len(cm.Headers) == 0 {
+		return
+	}
+	if m.Headers == nil {
+		m.Headers = make(map[string]string, len(cm.Headers))
+	}
+	for i, h := range cm.Headers {
+		if h == nil {
+			continue
+		}
+		name := hc.names[i]
+		if repeats(name) {
+			m.Headers[name] = hc.value(i, h.Value)
+		} else {
+			m.Headers[name] = carve(&block, h.Value)
+		}
+	}
+}
+
+// carve appends b to block, whose capacity was sized for it, and returns
+// the appended bytes as a string sharing block's memory. block is never
+// written again, so the string is immutable.
+func carve(block *[]byte, b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	start := len(*block)
+	*block = append(*block, b...)
+	return unsafe.String(&(*block)[start], len(b))
+}
+
+// headerCache remembers, per header position, the names and repeating
+// values of the last message read: consecutive messages of a topic carry
+// the same headers in the same order, so most lookups are one comparison.
+// Misses go to bounded interning maps. One reading goroutine owns it.
+type headerCache struct {
+	names, values []string
+	nameMap       interner
+	valueMap      interner
+}
+
+func newHeaderCache() *headerCache {
+	hc := &headerCache{}
+	hc.nameMap.init()
+	hc.valueMap.init()
+	return hc
+}
+
+// name returns header i's name as a string, remembering it.
+func (hc *headerCache) name(i int, b []byte) string {
+	for len(hc.names) <= i {
+		hc.names = append(hc.names, "")
+		hc.values = append(hc.values, "")
+	}
+	if hc.names[i] == string(b) { // the conversion does not allocate
+		return hc.names[i]
+	}
+	s := hc.nameMap.intern(b)
+	hc.names[i] = s
+	return s
+}
+
+// value returns header i's (repeating) value as a string.
+func (hc *headerCache) value(i int, b []byte) string {
+	if hc.values[i] == string(b) {
+		return hc.values[i]
+	}
+	s := hc.valueMap.intern(b)
+	hc.values[i] = s
+	return s
 }
 
 // repeats reports whether a header's values repeat from message to

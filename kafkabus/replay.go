@@ -230,9 +230,7 @@ func (r *replayReader) partition(client sarama.Client, consumer sarama.Consumer,
 	}
 	defer func() { _ = pc.Close() }() // its errors were read below
 	errs := pc.Errors()
-	var names, values interner
-	names.init()
-	values.init()
+	hc := newHeaderCache()
 	for {
 		select {
 		case cm, ok := <-pc.Messages():
@@ -243,7 +241,7 @@ func (r *replayReader) partition(client sarama.Client, consumer sarama.Consumer,
 				return nil // past the mark: the last record before it was not a data record
 			}
 			m := new(broker.Message)
-			fillMessage(m, cm, time.Now(), &names, &values)
+			fillMessage(m, cm, time.Now(), hc)
 			select {
 			case r.out <- replayItem{msg: m}:
 			case <-r.ctx.Done():

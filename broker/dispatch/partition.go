@@ -12,7 +12,8 @@ import (
 // Delivery is one fetched message as the backend hands it to the runtime:
 // the backend fills Message (its Delivery too: partition, offset or tag,
 // Attempt 1, Redelivered, ReceivedAt, Group) and Pos, the message's
-// position in its partition, increasing along the partition.
+// position in its partition, increasing along the partition. Get one from
+// NewDelivery.
 type Delivery struct {
 	Message broker.Message
 	// Pos is what Commit and Ack receive: a Kafka or memory offset, an
@@ -23,6 +24,78 @@ type Delivery struct {
 	seq       uint64
 	resolved  atomic.Bool
 	abandoned atomic.Bool
+}
+
+// NewDelivery returns a Delivery to fill for this partition, with an empty
+// Message.Headers map ready for the headers. Call it, like Deliver, from
+// the one goroutine that feeds the partition. Deliveries are reused: once
+// a handler has returned, the runtime recycles its Delivery, the Message
+// and the Message's Headers map for another message of the partition.
+// That is the broker.Handler contract: a handler that keeps a message
+// beyond its call keeps m.Clone(). (The Body is never reused: it is the
+// backend's.)
+func (p *Partition) NewDelivery() *Delivery {
+	if len(p.local) == 0 {
+		p.freeMu.Lock()
+		p.local, p.free = p.free, p.local
+		p.freeMu.Unlock()
+	}
+	if n := len(p.local); n > 0 {
+		d := p.local[n-1]
+		p.local[n-1] = nil
+		p.local = p.local[:n-1]
+		return d
+	}
+	return &Delivery{Message: broker.Message{Headers: make(map[string]string, 8)}}
+}
+
+// maxHeadersKept bounds the size of a Headers map kept for reuse.
+const maxHeadersKept = 64
+
+// recycle returns the deliveries of a finished batch to their partition,
+// but those whose handler was abandoned (it may still hold its message).
+func recycle(p *Partition, ds []*Delivery) {
+	if p == nil || len(ds) == 0 {
+		return
+	}
+	for i, d := range ds {
+		if d.abandoned.Load() {
+			ds[i] = nil
+			continue
+		}
+		h := d.Message.Headers
+		if len(h) > maxHeadersKept {
+			h = make(map[string]string, 8)
+		} else {
+			clear(h)
+		}
+		*d = Delivery{Message: broker.Message{Headers: h}}
+	}
+	p.freeMu.Lock()
+	for _, d := range ds {
+		if d != nil && len(p.free) < p.keep {
+			p.free = append(p.free, d)
+		}
+	}
+	p.freeMu.Unlock()
+}
+
+// maxBatchKept is the capacity of the batch slices kept for reuse.
+const maxBatchKept = 64
+
+var batchPool = sync.Pool{New: func() any { s := make([]*Delivery, 0, 64); return &s }}
+
+// NewBatch returns an empty slice for a Deliver call, from a pool (Deliver
+// takes ownership of the slice).
+func NewBatch() []*Delivery { return (*batchPool.Get().(*[]*Delivery))[:0] }
+
+func putBatch(b []*Delivery) {
+	if cap(b) > 1024 {
+		return
+	}
+	clear(b[:cap(b)])
+	b = b[:0]
+	batchPool.Put(&b)
 }
 
 // PartitionConfig describes one ordered stream of a backend: a Kafka
@@ -59,6 +132,13 @@ type Partition struct {
 	once    sync.Once
 	aborted atomic.Bool // queued messages are not started (drain deadline, failure)
 
+	// Deliveries for reuse: local is the feeding goroutine's, free is
+	// where workers return them (guarded by freeMu), at most keep.
+	local  []*Delivery
+	freeMu sync.Mutex
+	free   []*Delivery
+	keep   int
+
 	// commitMu serialises Commit calls and guards the fields below.
 	commitMu  sync.Mutex
 	committed int64 // last next given to Commit; -1 before
@@ -80,6 +160,7 @@ func (r *Runtime) Open(cfg PartitionConfig) *Partition {
 	p := &Partition{
 		r: r, cfg: cfg, tr: newTracker(r.sub.MaxInFlight), span: uint64(max(spanFactor*r.sub.MaxInFlight, minSpan)),
 		ctx: ctx, cancel: cancel, closing: make(chan struct{}), committed: -1,
+		keep: 2*r.sub.MaxInFlight + 2*maxBatchKept,
 	}
 	r.mu.Lock()
 	r.parts[p] = struct{}{}
@@ -105,7 +186,11 @@ func (p *Partition) Deliver(ds []*Delivery) int {
 		if n == 0 {
 			return handed
 		}
-		chunk := ds[handed : handed+n]
+		chunk := ds
+		if n < len(ds) {
+			// Workers own the slices they get: copy the part.
+			chunk = append(NewBatch(), ds[handed:handed+n]...)
+		}
 		p.tr.add(chunk, p)
 		p.dispatch(chunk)
 		handed += n
@@ -120,14 +205,22 @@ func (p *Partition) dispatch(chunk []*Delivery) {
 		ws[0].q <- chunk
 		return
 	}
-	var batches [][]*Delivery
 	if len(chunk) == 1 {
 		ws[p.r.shard(&chunk[0].Message)].q <- chunk
 		return
 	}
-	batches = make([][]*Delivery, len(ws))
+	var local [16][]*Delivery
+	var batches [][]*Delivery
+	if len(ws) <= len(local) {
+		batches = local[:len(ws)]
+	} else {
+		batches = make([][]*Delivery, len(ws))
+	}
 	for _, d := range chunk {
 		i := p.r.shard(&d.Message)
+		if batches[i] == nil {
+			batches[i] = NewBatch()
+		}
 		batches[i] = append(batches[i], d)
 	}
 	for i, b := range batches {
@@ -135,6 +228,7 @@ func (p *Partition) dispatch(chunk []*Delivery) {
 			ws[i].q <- b
 		}
 	}
+	putBatch(chunk) // its deliveries went out in the workers' batches
 }
 
 func (p *Partition) isClosing() bool {

@@ -1,40 +1,48 @@
 package dispatch
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
 
-// noItem in a worker's state means it is between batches.
-const noItem = 1<<32 - 1
+// A worker's state packs the serving goroutine's generation (15 bits), a
+// frozen bit, the sequence number of its batch (16 bits) and the index of
+// the item it runs (32 bits; noItem between batches).
+const (
+	noItem    = 1<<32 - 1
+	frozenBit = 1 << 48
+)
 
-// state of a worker: the serving goroutine's generation, the sequence
-// number of its batch and the index of the item it runs.
 func pack(gen, bseq uint16, idx uint32) uint64 {
-	return uint64(gen)<<48 | uint64(bseq)<<32 | uint64(idx)
+	return uint64(gen&0x7fff)<<49 | uint64(bseq)<<32 | uint64(idx)
 }
 
-func unpack(s uint64) (gen, bseq uint16, idx uint32) {
-	return uint16(s >> 48), uint16(s >> 32), uint32(s)
+func unpack(s uint64) (gen, bseq uint16, idx uint32, frozen bool) {
+	return uint16(s>>49) & 0x7fff, uint16(s >> 32), uint32(s), s&frozenBit != 0
 }
 
 // worker is one handler goroutine slot: a queue of batches and the
 // goroutine currently serving it. When a handler overruns its grace the
 // goroutine is abandoned and a fresh one takes over the queue and the
 // rest of the batch (abandonIf).
+//
+// The serving goroutine claims each item with a CAS on state. abandonIf
+// first freezes the state (the goroutine's CASes fail, and it waits while
+// the bit is set), looks at the item, and then either gives the state back
+// or bumps the generation: an abandoned goroutine claims nothing more. Items
+// are recycled only once their goroutine has finished the whole batch, so
+// the item a frozen state names is never recycled under abandonIf.
 type worker struct {
 	r *Runtime
 	q chan []*Delivery
 
-	// state packs the serving goroutine's generation, its batch's
-	// sequence number and the index of the item it runs (noItem between
-	// batches). A goroutine claims each item with a CAS on it, so once
-	// abandonIf bumped the generation the old goroutine claims nothing
-	// more. batches holds the current batch at its sequence number's
-	// parity: the next one goes to the other slot, so a batch read with
-	// the state it belongs to stays valid while the state is unchanged.
-	state   atomic.Uint64
+	state atomic.Uint64
+	// batches holds the current batch at its sequence number's parity:
+	// the next one goes to the other slot, so a batch read with the state
+	// it belongs to stays valid while the state is frozen.
 	batches [2]atomic.Pointer[[]*Delivery]
+	abandon sync.Mutex // serialises abandonIf
 
 	// wg counts the goroutines Finish waits for: an abandoned goroutine's
 	// count is taken off by abandonIf.
@@ -44,7 +52,7 @@ type worker struct {
 // start launches a goroutine of the current generation, which first runs
 // rest (the remainder of an abandoned goroutine's batch).
 func (w *worker) start(rest []*Delivery) {
-	gen, _, _ := unpack(w.state.Load())
+	gen, _, _, _ := unpack(w.state.Load())
 	w.wg.Add(1)
 	go w.run(gen, rest)
 }
@@ -54,39 +62,68 @@ func (w *worker) start(rest []*Delivery) {
 func (w *worker) wait() { w.wg.Wait() }
 
 func (w *worker) run(gen uint16, rest []*Delivery) {
-	if len(rest) > 0 && !w.serve(gen, rest) {
+	if len(rest) > 0 && !w.serve(gen, rest, false) {
 		return // abandoned: its count is off wg already
 	}
 	for batch := range w.q {
-		if !w.serve(gen, batch) {
+		if !w.serve(gen, batch, true) {
 			return
 		}
 	}
 	w.wg.Done()
 }
 
+// advance moves the state from prev to next for this goroutine, waiting
+// while abandonIf has it frozen; false when the goroutine was abandoned.
+func (w *worker) advance(gen uint16, prev, next uint64) bool {
+	for !w.state.CompareAndSwap(prev, next) {
+		s := w.state.Load()
+		if g, _, _, frozen := unpack(s); g != gen {
+			return false
+		} else if frozen {
+			runtime.Gosched()
+			continue
+		}
+		if s != prev {
+			return false // cannot happen: only abandonIf changes our state
+		}
+	}
+	return true
+}
+
 // serve runs batch and reports false when this goroutine was abandoned.
-func (w *worker) serve(gen uint16, batch []*Delivery) bool {
-	s := w.state.Load()
-	g, bseq, _ := unpack(s)
+// With own set the batch slice goes back to the pool afterwards.
+func (w *worker) serve(gen uint16, batch []*Delivery, own bool) bool {
+	prev := w.state.Load()
+	g, bseq, _, _ := unpack(prev)
 	if g != gen {
 		return false
 	}
 	bseq++
 	w.batches[bseq&1].Store(&batch)
-	prev := s
+	var part *Partition // a batch comes from one Deliver call: one partition
+	if len(batch) > 0 {
+		part = batch[0].p
+	}
 	for i, d := range batch {
 		cur := pack(gen, bseq, uint32(i))
-		if !w.state.CompareAndSwap(prev, cur) {
+		if !w.advance(gen, prev, cur) {
 			return false // abandoned: the new goroutine runs the rest
 		}
 		prev = cur
 		w.handle(d)
 	}
-	if !w.state.CompareAndSwap(prev, pack(gen, bseq, noItem)) {
+	if !w.advance(gen, prev, pack(gen, bseq, noItem)) {
 		return false
 	}
-	flushAll(batch)
+	if part != nil {
+		part.flush()
+	}
+	if own {
+		// Past the last item: nothing of the batch can be abandoned now.
+		recycle(part, batch)
+		putBatch(batch)
+	}
 	return true
 }
 
@@ -122,49 +159,35 @@ func (w *worker) handle(d *Delivery) {
 	}
 }
 
-// flushAll commits the partitions of a finished batch.
-func flushAll(batch []*Delivery) {
-	var last *Partition
-	for _, d := range batch {
-		if d.p != last {
-			last = d.p
-			last.flush()
-		}
-	}
-}
-
 // abandonIf abandons the goroutine serving w if it is running a message
 // of p: the message is resolved as not finished (left for redelivery),
 // the generation bumped (the old goroutine claims nothing more, and its
 // late outcome is not recorded), and a fresh goroutine takes over the rest
 // of the batch and the queue. It returns the abandoned message, or nil.
 func (w *worker) abandonIf(p *Partition) *Delivery {
+	w.abandon.Lock()
+	defer w.abandon.Unlock()
 	for {
 		s := w.state.Load()
-		gen, bseq, idx := unpack(s)
+		gen, bseq, idx, _ := unpack(s)
 		if idx == noItem {
 			return nil
 		}
-		bp := w.batches[bseq&1].Load()
-		if bp == nil || int(idx) >= len(*bp) {
-			continue // read before the goroutine stored it: look again
+		if !w.state.CompareAndSwap(s, s|frozenBit) {
+			continue // it moved on meanwhile: look again
 		}
-		batch := *bp
+		batch := *w.batches[bseq&1].Load()
 		d := batch[idx]
 		if d.p != p || d.resolved.Load() {
-			if w.state.Load() == s {
-				return nil
-			}
-			continue
-		}
-		if !w.state.CompareAndSwap(s, pack(gen+1, bseq, noItem)) {
-			continue // it moved on meanwhile: look again
+			w.state.Store(s) // not ours (or just finished): let it go on
+			return nil
 		}
 		d.abandoned.Store(true)
 		p.r.mu.Lock()
 		p.r.abandoned[d] = struct{}{}
 		p.r.mu.Unlock()
 		p.resolve(d, false)
+		w.state.Store(pack(gen+1, bseq, noItem))
 		w.start(batch[idx+1:])
 		w.wg.Done() // the old goroutine's: Finish does not wait for it
 		return d
