@@ -46,7 +46,7 @@ func HandleEvent[T eventmodels.Event](d *Decoder, fn func(ctx context.Context, e
 				return fmt.Errorf("%w: event type %q is not handled here", ErrSkipped, typ)
 			}
 		}
-		e, err := d.Decode(m)
+		e, err := decodeOnce(d, m)
 		if err != nil {
 			return err
 		}
@@ -56,4 +56,21 @@ func HandleEvent[T eventmodels.Event](d *Decoder, fn func(ctx context.Context, e
 		}
 		return fn(ContextWithMessage(ctx, m), t)
 	}
+}
+
+// decoded is what Delivery.Decoded holds after HandleEvent's first attempt.
+type decoded struct {
+	e   eventmodels.Event
+	err error
+}
+
+// decodeOnce decodes m on its first attempt and returns the same outcome
+// on the next ones.
+func decodeOnce(d *Decoder, m *Message) (eventmodels.Event, error) {
+	if c, ok := m.Delivery.Decoded.(*decoded); ok {
+		return c.e, c.err
+	}
+	e, err := d.Decode(m)
+	m.Delivery.Decoded = &decoded{e, err}
+	return e, err
 }

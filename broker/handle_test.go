@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -168,5 +169,29 @@ func TestMessageFromContext(t *testing.T) {
 	m := newMessage()
 	if got, ok := broker.MessageFromContext(broker.ContextWithMessage(context.Background(), m)); !ok || got != m {
 		t.Fatal("ContextWithMessage round trip failed")
+	}
+}
+
+// TestHandleEventDecodesOnce: retries of one delivery reuse the event
+// decoded on the first attempt.
+func TestHandleEventDecodesOnce(t *testing.T) {
+	d := newDecoder(t)
+	var seen []*eventmodels.JobCompleted
+	h := broker.Retry(broker.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond})(
+		broker.HandleEvent(d, func(_ context.Context, e *eventmodels.JobCompleted) error {
+			seen = append(seen, e)
+			return errBoom
+		}))
+	msgs, _ := sampleMessages(t)
+	m := msgs[3]
+	if err := h(context.Background(), m); !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(seen) != 3 || seen[0] != seen[1] || seen[1] != seen[2] {
+		t.Fatalf("%d attempts saw %v; want 3 attempts of one decoded event", len(seen), seen)
+	}
+	m.Body = []byte("garbage") // a new delivery would decode again; this one does not
+	if err := h(context.Background(), m); !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v: the delivery was decoded again", err)
 	}
 }

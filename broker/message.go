@@ -43,6 +43,10 @@ type Delivery struct {
 	ReceivedAt time.Time
 	// Group is the subscription group the message was delivered to.
 	Group string
+	// Decoded caches what a decoder made of the Body (HandleEvent stores
+	// the event or its decoding error on the first attempt), so that
+	// retries do not decode again: the Body of a delivery never changes.
+	Decoded any
 }
 
 // Header returns the value of a header, or "" if absent.

@@ -276,8 +276,7 @@ func (c *Consumer) pump(cs *consumeSession) (lost bool) {
 			return true
 		}
 		now := time.Now()
-		batch := make([]*dispatch.Delivery, 1, maxBatch)
-		batch[0] = c.delivery(cs, &d, now)
+		batch := append(dispatch.NewBatch(), c.delivery(cs, &d, now))
 	more:
 		for len(batch) < maxBatch {
 			select {
@@ -302,7 +301,8 @@ func (c *Consumer) pump(cs *consumeSession) (lost bool) {
 // delivery converts d for the runtime.
 func (c *Consumer) delivery(cs *consumeSession, d *amqp.Delivery, at time.Time) *dispatch.Delivery {
 	cs.unacked.Add(1)
-	dd := &dispatch.Delivery{Pos: int64(d.DeliveryTag)}
+	dd := cs.dp.NewDelivery()
+	dd.Pos = int64(d.DeliveryTag)
 	redelivered := fromDelivery(&dd.Message, d, c.sub.Topic)
 	dd.Message.Delivery = broker.Delivery{
 		Partition: -1, Offset: -1, Tag: d.DeliveryTag, Attempt: 1, Redelivered: redelivered,

@@ -91,11 +91,15 @@ func toPublishing(m *broker.Message) (string, amqp.Publishing) {
 	return m.Headers[broker.HeaderType], p
 }
 
-// fromDelivery fills m with the message of d, consumed from topic.
-// redelivered reports whether the broker or a publisher re-send may have
-// delivered it before.
+// fromDelivery fills m (whose Headers map, if any, is empty) with the
+// message of d, consumed from topic. redelivered reports whether the
+// broker or a publisher re-send may have delivered it before.
 func fromDelivery(m *broker.Message, d *amqp.Delivery, topic string) (redelivered bool) {
-	*m = broker.Message{Topic: topic, Body: d.Body, Headers: make(map[string]string, len(d.Headers)+2)}
+	h := m.Headers
+	if h == nil {
+		h = make(map[string]string, len(d.Headers)+2)
+	}
+	*m = broker.Message{Topic: topic, Body: d.Body, Headers: h}
 	redelivered = d.Redelivered
 	for k, v := range d.Headers {
 		switch {

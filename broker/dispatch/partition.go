@@ -144,7 +144,7 @@ type Partition struct {
 	committed int64 // last next given to Commit; -1 before
 	dirty     atomic.Bool
 	armed     atomic.Bool // a deferred flush is due
-	released  bool // Close has returned: no more Commit or Ack
+	released  bool        // Close has returned: no more Commit or Ack
 }
 
 // Bounds of a partition's span (see Partition.span).

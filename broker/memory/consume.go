@@ -55,10 +55,10 @@ func (a *assignment) read() {
 		buf = a.part.read(a.pos, fetchBatch, buf[:0])
 		a.part.mu.Unlock()
 		if len(buf) > 0 {
-			ds := make([]*dispatch.Delivery, len(buf))
+			ds := dispatch.NewBatch()
 			at := time.Now()
 			for i := range buf {
-				ds[i] = a.delivery(&buf[i], a.pos+int64(i), at)
+				ds = append(ds, a.delivery(&buf[i], a.pos+int64(i), at))
 			}
 			clear(buf)
 			n := a.dp.Deliver(ds)
@@ -80,7 +80,8 @@ func (a *assignment) read() {
 
 // delivery builds the group delivery of entry e at offset off.
 func (a *assignment) delivery(e *entry, off int64, at time.Time) *dispatch.Delivery {
-	d := &dispatch.Delivery{Pos: off}
+	d := a.dp.NewDelivery()
+	d.Pos = off
 	e.fill(&d.Message, a.c.t.name, a.part.id, off, at)
 	d.Message.Delivery.Redelivered = off < a.redeliverBelow
 	d.Message.Delivery.Group = a.c.g.name
@@ -96,11 +97,13 @@ func (e *entry) message(topic string, partition int32, off int64, at time.Time) 
 	return m
 }
 
+// fill fills m (whose Headers map, if any, is empty) with the entry.
 func (e *entry) fill(m *broker.Message, topic string, partition int32, off int64, at time.Time) {
-	h := maps.Clone(e.headers)
+	h := m.Headers
 	if h == nil {
-		h = make(map[string]string, 1)
+		h = make(map[string]string, len(e.headers))
 	}
+	maps.Copy(h, e.headers)
 	*m = broker.Message{
 		Topic: topic, Key: e.key, Headers: h, Body: e.body,
 		Delivery: broker.Delivery{Partition: partition, Offset: off, Attempt: 1, ReceivedAt: at},
