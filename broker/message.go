@@ -61,10 +61,12 @@ func (m *Message) SetHeader(key, value string) {
 }
 
 // Clone returns a copy of m whose Headers map can be changed without
-// affecting m. The body is shared: it is never modified in place.
+// affecting m. The body is shared: it is never modified in place. The
+// clone does not keep Delivery.Decoded (its body may be changed).
 func (m *Message) Clone() *Message {
 	c := *m
 	c.Headers = maps.Clone(m.Headers)
+	c.Delivery.Decoded = nil
 	return &c
 }
 
