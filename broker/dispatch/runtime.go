@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		// A worker's queue holds a batch per message at most, and at most
 		// MaxInFlight messages are handed out: sends never block.
 		r.workers[i] = &worker{r: r, q: make(chan []*Delivery, sub.MaxInFlight)}
+		r.workers[i].state.Store(pack(0, 0, noItem))
 		r.workers[i].start(nil)
 	}
 	r.unwatch = context.AfterFunc(ctx, r.Stop)
