@@ -31,5 +31,9 @@
 // wedging its key or Close; an oversized message from a foreign producer is
 // dead-lettered without its body; an unknown event type is dead-lettered by
 // a typed handler while a known other type is skipped; a stuck handler shows
-// in Health as a message in flight whose age grows.
+// in Health as a message in flight whose age grows; a member joins a group
+// within DrainTimeout plus the runtime's grace while another member's
+// handler is deaf to its ctx, at every Concurrency; a handler deaf to its
+// ctx is abandoned on Close and its message redelivered; messages without a
+// key are spread over the workers.
 package brokertest
