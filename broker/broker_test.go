@@ -86,10 +86,10 @@ func newMessage() *broker.Message {
 		Topic: "job-lifecycle",
 		Key:   "job-1",
 		Body:  []byte("body"),
-		Headers: map[string]string{
-			broker.HeaderID:   "0190f1c2-0000-7000-8000-000000000001",
-			broker.HeaderType: "job.queued",
-			"x-custom":        "kept",
+		Headers: broker.Headers{
+			{broker.HeaderID, "0190f1c2-0000-7000-8000-000000000001"},
+			{broker.HeaderType, "job.queued"},
+			{"x-custom", "kept"},
 		},
 		Delivery: broker.Delivery{Partition: 3, Offset: 42, Group: "g", ReceivedAt: time.Unix(1, 0)},
 	}

@@ -161,21 +161,23 @@ func (b *Bus) Message(ctx context.Context, e eventmodels.Event) (*Message, error
 		return nil, fmt.Errorf("%w: encode %s: %w", ErrInvalidMessage, info.EventType, err)
 	}
 	env := e.Envelope()
-	h := make(map[string]string, 12)
-	h[HeaderSpecVersion] = SpecVersion
-	h[HeaderID] = env.EventID.String()
-	h[HeaderType] = env.EventType
-	h[HeaderSource] = b.source
-	h[HeaderTime] = env.Timestamp.UTC().Format(ceTime)
-	h[HeaderCorrelationID] = env.CorrelationID.String()
-	h[HeaderContentType] = b.codec.ContentType()
+	h := make(Headers, 0, 12)
+	h = append(h,
+		Header{HeaderSpecVersion, SpecVersion},
+		Header{HeaderID, env.EventID.String()},
+		Header{HeaderType, env.EventType},
+		Header{HeaderSource, b.source},
+		Header{HeaderTime, env.Timestamp.UTC().Format(ceTime)},
+		Header{HeaderCorrelationID, env.CorrelationID.String()},
+		Header{HeaderContentType, b.codec.ContentType()},
+	)
 	if key := e.Key(); key != "" {
-		h[HeaderSubject] = key
+		h = append(h, Header{HeaderSubject, key})
 	}
 	if ds := b.codec.DataSchema(env.EventType); ds != "" {
-		h[HeaderDataSchema] = DataSchemaURI(ds)
+		h = append(h, Header{HeaderDataSchema, DataSchemaURI(ds)})
 	}
-	b.prop.Inject(ctx, propagation.MapCarrier(h))
+	b.prop.Inject(ctx, HeaderCarrier{&h})
 	return &Message{Topic: b.route(info, e), Key: e.Key(), Headers: h, Body: body}, nil
 }
 

@@ -73,7 +73,7 @@ func TestBusPublishesEverySample(t *testing.T) {
 			broker.HeaderDataSchema:    "urn:cosmic-horizons:schema:" + codec.DataSchema(env.EventType),
 			broker.HeaderContentType:   "application/avro",
 		}
-		if !reflect.DeepEqual(m.Headers, want) {
+		if !reflect.DeepEqual(m.Headers.Map(), want) || len(m.Headers) != len(want) {
 			t.Errorf("%s headers\n got %v\nwant %v", env.EventType, m.Headers, want)
 		}
 		if !ceTimeFormat.MatchString(m.Header(broker.HeaderTime)) {
@@ -101,7 +101,7 @@ func TestBusDefaultSourceAndTimeInUTC(t *testing.T) {
 	if m.Header(broker.HeaderSource) != "cosmic-horizons" || m.Header(broker.HeaderTime) != "2026-01-02T02:04:05.006Z" {
 		t.Fatalf("source %q time %q", m.Header(broker.HeaderSource), m.Header(broker.HeaderTime))
 	}
-	if _, ok := m.Headers[broker.HeaderTraceParent]; ok {
+	if _, ok := m.Headers.Lookup(broker.HeaderTraceParent); ok {
 		t.Fatal("traceparent written without a span in ctx (no SDK installed)")
 	}
 }
@@ -146,7 +146,7 @@ func TestBusJSONCodec(t *testing.T) {
 	if m.Header(broker.HeaderContentType) != "application/json" {
 		t.Fatalf("content-type %q", m.Header(broker.HeaderContentType))
 	}
-	if _, ok := m.Headers[broker.HeaderDataSchema]; ok {
+	if _, ok := m.Headers.Lookup(broker.HeaderDataSchema); ok {
 		t.Fatal("ce_dataschema written for a JSON body")
 	}
 	var body map[string]any
@@ -262,20 +262,24 @@ func TestDecoderErrorsArePermanent(t *testing.T) {
 		edit func(m *broker.Message)
 		is   error // also expected, besides ErrPermanent
 	}{
-		{"unknown content type", func(m *broker.Message) { m.Headers[broker.HeaderContentType] = "text/plain" }, eventmodels.ErrUnsupportedContentType},
-		{"unparsable content type", func(m *broker.Message) { m.Headers[broker.HeaderContentType] = "a/b; ===" }, eventmodels.ErrUnsupportedContentType},
-		{"unknown ce_type", func(m *broker.Message) { m.Headers[broker.HeaderType] = "job.exploded" }, eventmodels.ErrUnknownEventType},
-		{"ce_type of another record", func(m *broker.Message) { m.Headers[broker.HeaderType] = "job.completed" }, eventmodels.ErrMalformed},
+		{"unknown content type", func(m *broker.Message) { m.SetHeader(broker.HeaderContentType, "text/plain") }, eventmodels.ErrUnsupportedContentType},
+		{"unparsable content type", func(m *broker.Message) { m.SetHeader(broker.HeaderContentType, "a/b; ===") }, eventmodels.ErrUnsupportedContentType},
+		{"unknown ce_type", func(m *broker.Message) { m.SetHeader(broker.HeaderType, "job.exploded") }, eventmodels.ErrUnknownEventType},
+		{"ce_type of another record", func(m *broker.Message) { m.SetHeader(broker.HeaderType, "job.completed") }, eventmodels.ErrMalformed},
 		{"garbage body", func(m *broker.Message) { m.Body = []byte("\xff\xfe garbage") }, eventmodels.ErrMalformed},
 		{"empty body", func(m *broker.Message) { m.Body = nil }, eventmodels.ErrMalformed},
-		{"ce_id mismatch", func(m *broker.Message) { m.Headers[broker.HeaderID] = eventmodels.NewEventID().String() }, nil},
+		{"ce_id mismatch", func(m *broker.Message) { m.SetHeader(broker.HeaderID, eventmodels.NewEventID().String()) }, nil},
 		{"ce_dataschema names another schema", func(m *broker.Message) {
-			m.Headers[broker.HeaderDataSchema] = broker.DataSchemaURI("notifications/v1")
+			m.SetHeader(broker.HeaderDataSchema, broker.DataSchemaURI("notifications/v1"))
 		}, nil},
-		{"bare ce_dataschema names another schema", func(m *broker.Message) { m.Headers[broker.HeaderDataSchema] = "job-metrics/v1" }, nil},
-		{"bad ce_dataschema", func(m *broker.Message) { m.Headers[broker.HeaderDataSchema] = "job-lifecycle" }, nil},
-		{"bad ce_dataschema version", func(m *broker.Message) { m.Headers[broker.HeaderDataSchema] = broker.DataSchemaURI("job-lifecycle/v0") }, nil},
-		{"unknown schema version", func(m *broker.Message) { m.Headers[broker.HeaderDataSchema] = broker.DataSchemaURI("job-lifecycle/v9") }, schemas.ErrUnknownSchemaVersion},
+		{"bare ce_dataschema names another schema", func(m *broker.Message) { m.SetHeader(broker.HeaderDataSchema, "job-metrics/v1") }, nil},
+		{"bad ce_dataschema", func(m *broker.Message) { m.SetHeader(broker.HeaderDataSchema, "job-lifecycle") }, nil},
+		{"bad ce_dataschema version", func(m *broker.Message) {
+			m.SetHeader(broker.HeaderDataSchema, broker.DataSchemaURI("job-lifecycle/v0"))
+		}, nil},
+		{"unknown schema version", func(m *broker.Message) {
+			m.SetHeader(broker.HeaderDataSchema, broker.DataSchemaURI("job-lifecycle/v9"))
+		}, schemas.ErrUnknownSchemaVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,7 +321,7 @@ func TestDecoderReadsJobMetricsV1(t *testing.T) {
 		if m.Body, err = avro.Marshal(v1.Avro, e); err != nil {
 			t.Fatal(err)
 		}
-		m.Headers[broker.HeaderDataSchema] = ds
+		m.SetHeader(broker.HeaderDataSchema, ds)
 		got, err := d.Decode(m)
 		if err != nil {
 			t.Fatalf("%s: %v", ds, err)
@@ -345,7 +349,8 @@ func TestCloudEventsOracle(t *testing.T) {
 			t.Fatalf("spec version %q unknown to the SDK", m.Header(broker.HeaderSpecVersion))
 		}
 		ctx := v.NewContext()
-		for k, val := range m.Headers {
+		for _, hdr := range m.Headers {
+			k, val := hdr.Key, hdr.Value
 			switch {
 			case k == broker.HeaderContentType:
 				err = v.AttributeFromKind(spec.DataContentType).Set(ctx, val)

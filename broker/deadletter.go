@@ -217,23 +217,22 @@ func refused(ctx context.Context, cfg *DeadLetterConfig, hs Hooks, m *Message, d
 // and the recorded topic and group names to 255 bytes, so the headers add
 // at most DeadLetterOverhead to m's Size.
 func DeadLetterMessage(m *Message, topic, group string, cause error, at time.Time) *Message {
-	dl := &Message{Topic: topic, Key: m.Key, Body: m.Body, Headers: make(map[string]string, len(m.Headers)+8)}
-	for k, v := range m.Headers {
-		dl.Headers[k] = v
-	}
-	dl.Headers[HeaderDLQError] = truncateUTF8(cause.Error(), MaxDeadLetterErrorBytes, "…[truncated]")
-	dl.Headers[HeaderDLQAttempts] = strconv.Itoa(max(m.Delivery.Attempt, 1))
-	dl.Headers[HeaderDLQTime] = at.UTC().Format(time.RFC3339Nano)
-	dl.Headers[HeaderDLQTopic] = truncateUTF8(m.Topic, maxDeadLetterNameBytes, "")
+	dl := &Message{Topic: topic, Key: m.Key, Body: m.Body, Headers: make(Headers, 0, len(m.Headers)+9)}
+	dl.Headers = append(dl.Headers, m.Headers...)
+	set := dl.Headers.Set
+	set(HeaderDLQError, truncateUTF8(cause.Error(), MaxDeadLetterErrorBytes, "…[truncated]"))
+	set(HeaderDLQAttempts, strconv.Itoa(max(m.Delivery.Attempt, 1)))
+	set(HeaderDLQTime, at.UTC().Format(time.RFC3339Nano))
+	set(HeaderDLQTopic, truncateUTF8(m.Topic, maxDeadLetterNameBytes, ""))
 	if group != "" {
-		dl.Headers[HeaderDLQGroup] = truncateUTF8(group, maxDeadLetterNameBytes, "")
+		set(HeaderDLQGroup, truncateUTF8(group, maxDeadLetterNameBytes, ""))
 	}
 	if m.Delivery.Partition >= 0 && m.Delivery.Offset >= 0 {
-		dl.Headers[HeaderDLQPartition] = strconv.Itoa(int(m.Delivery.Partition))
-		dl.Headers[HeaderDLQOffset] = strconv.FormatInt(m.Delivery.Offset, 10)
+		set(HeaderDLQPartition, strconv.Itoa(int(m.Delivery.Partition)))
+		set(HeaderDLQOffset, strconv.FormatInt(m.Delivery.Offset, 10))
 	}
 	if IsPermanent(cause) {
-		dl.Headers[HeaderDLQPermanent] = "true"
+		set(HeaderDLQPermanent, "true")
 	}
 	return dl
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -61,8 +60,8 @@ func ExampleBus_Message() {
 		panic(err)
 	}
 	fmt.Println("topic:", m.Topic, "key:", m.Key)
-	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
-		v := m.Headers[k]
+	for _, k := range slices.Sorted(slices.Values(m.Headers.Keys())) {
+		v := m.Headers.Get(k)
 		if k == broker.HeaderID || k == broker.HeaderCorrelationID {
 			v = "<uuid>"
 		}
@@ -91,7 +90,7 @@ func ExampleDedupe() {
 		return nil
 	}, broker.Dedupe(store))
 
-	m := &broker.Message{Topic: "job-lifecycle", Headers: map[string]string{broker.HeaderID: "0190f1c2-3b4a-7c5d-8e6f-000000000001"}}
+	m := &broker.Message{Topic: "job-lifecycle", Headers: broker.Headers{{broker.HeaderID, "0190f1c2-3b4a-7c5d-8e6f-000000000001"}}}
 	for range 3 { // the broker delivers the same event three times
 		if err := h(context.Background(), m); err != nil {
 			panic(err)

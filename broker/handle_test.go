@@ -67,8 +67,9 @@ func TestHandleEventSkipsOtherTypesWithoutDecoding(t *testing.T) {
 	d := newDecoder(t)
 	called := false
 	h := broker.HandleEvent(d, func(context.Context, *eventmodels.JobCompleted) error { called = true; return nil })
-	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("not avro at all"), Headers: map[string]string{
-		broker.HeaderType: eventmodels.TypeJobQueued, broker.HeaderContentType: eventmodels.ContentTypeAvro,
+	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("not avro at all"), Headers: broker.Headers{
+		{broker.HeaderType, eventmodels.TypeJobQueued},
+		{broker.HeaderContentType, eventmodels.ContentTypeAvro},
 	}}
 	if err := h(context.Background(), m); !errors.Is(err, broker.ErrSkipped) || broker.IsPermanent(err) || called {
 		t.Fatalf("err %v, called %v; want ErrSkipped without a call", err, called)
@@ -82,8 +83,9 @@ func TestHandleEventUnknownTypeIsPermanent(t *testing.T) {
 	d := newDecoder(t)
 	called := false
 	h := broker.HandleEvent(d, func(context.Context, *eventmodels.JobCompleted) error { called = true; return nil })
-	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("{}"), Headers: map[string]string{
-		broker.HeaderType: "job.exploded", broker.HeaderContentType: eventmodels.ContentTypeJSON,
+	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("{}"), Headers: broker.Headers{
+		{broker.HeaderType, "job.exploded"},
+		{broker.HeaderContentType, eventmodels.ContentTypeJSON},
 	}}
 	err := h(context.Background(), m)
 	if !broker.IsPermanent(err) || !errors.Is(err, eventmodels.ErrUnknownEventType) || called {
@@ -129,7 +131,7 @@ func TestHandleEventAnyType(t *testing.T) {
 	// An event type this consumer does not know cannot be decoded: it is
 	// a permanent failure, not a silent skip.
 	m := msgs[0]
-	m.Headers[broker.HeaderType] = "job.unheard_of"
+	m.SetHeader(broker.HeaderType, "job.unheard_of")
 	if err := h(context.Background(), m); !broker.IsPermanent(err) || !errors.Is(err, eventmodels.ErrUnknownEventType) {
 		t.Fatalf("err = %v, want a permanent ErrUnknownEventType", err)
 	}
@@ -151,7 +153,7 @@ func TestHandleEventJSONWithoutTypeHeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		delete(m.Headers, broker.HeaderType)
+		m.Headers.Del(broker.HeaderType)
 		err = h(context.Background(), m)
 		if e.Envelope().EventType == eventmodels.TypeJobCompleted && err != nil || e.Envelope().EventType != eventmodels.TypeJobCompleted && !errors.Is(err, broker.ErrSkipped) {
 			t.Fatalf("%s: %v", e.Envelope().EventType, err)

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"maps"
 	"time"
 )
 
@@ -15,8 +14,8 @@ type Message struct {
 	// between them.
 	Key string
 	// Headers carry metadata as strings (CloudEvents attributes, trace
-	// context, dead-letter details). Keys are case-sensitive.
-	Headers map[string]string
+	// context, dead-letter details). Names are case-sensitive.
+	Headers Headers
 	// Body is the encoded payload. Backends never modify it.
 	Body []byte
 
@@ -50,22 +49,17 @@ type Delivery struct {
 }
 
 // Header returns the value of a header, or "" if absent.
-func (m *Message) Header(key string) string { return m.Headers[key] }
+func (m *Message) Header(key string) string { return m.Headers.Get(key) }
 
-// SetHeader sets a header, allocating the map if needed.
-func (m *Message) SetHeader(key, value string) {
-	if m.Headers == nil {
-		m.Headers = make(map[string]string, 8)
-	}
-	m.Headers[key] = value
-}
+// SetHeader sets a header (see Headers.Set).
+func (m *Message) SetHeader(key, value string) { m.Headers.Set(key, value) }
 
-// Clone returns a copy of m whose Headers map can be changed without
-// affecting m. The body is shared: it is never modified in place. The
-// clone does not keep Delivery.Decoded (its body may be changed).
+// Clone returns a copy of m whose Headers can be changed without affecting
+// m. The body is shared: it is never modified in place. The clone does not
+// keep Delivery.Decoded (its body may be changed).
 func (m *Message) Clone() *Message {
 	c := *m
-	c.Headers = maps.Clone(m.Headers)
+	c.Headers = m.Headers.Clone()
 	c.Delivery.Decoded = nil
 	return &c
 }
@@ -74,8 +68,8 @@ func (m *Message) Clone() *Message {
 // limit: key, body, and header names and values.
 func (m *Message) Size() int {
 	n := len(m.Key) + len(m.Body)
-	for k, v := range m.Headers {
-		n += len(k) + len(v)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
 	}
 	return n
 }

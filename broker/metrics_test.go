@@ -132,7 +132,7 @@ func TestMetricsDiscardAndDuplicates(t *testing.T) {
 func TestMetricsPublished(t *testing.T) {
 	metrics, reader := newMetrics(t)
 	msg := func(topic, typ string) *broker.Message {
-		return &broker.Message{Topic: topic, Headers: map[string]string{broker.HeaderType: typ}}
+		return &broker.Message{Topic: topic, Headers: broker.Headers{{broker.HeaderType, typ}}}
 	}
 	ctx := context.Background()
 	// A confirmed call of two topics.
@@ -175,7 +175,7 @@ func TestMetricsManyEventTypes(t *testing.T) {
 	const n = 1500
 	for i := range n {
 		m := newMessage()
-		m.Headers[broker.HeaderType] = fmt.Sprintf("t%d", i)
+		m.SetHeader(broker.HeaderType, fmt.Sprintf("t%d", i))
 		metrics.OnRetry(context.Background(), m, 1, errBoom)
 		metrics.OnRetry(context.Background(), m, 2, errBoom)
 	}

@@ -46,7 +46,7 @@ func TestPipelineFilter(t *testing.T) {
 		called := false
 		h := p.Wrap(func(context.Context, *broker.Message) error { called = true; return errBoom })
 		m := newMessage()
-		m.Headers[broker.HeaderType] = tt.typ
+		m.SetHeader(broker.HeaderType, tt.typ)
 		err := h(context.Background(), m)
 		if called != tt.called {
 			t.Errorf("%v / %s: handler called = %v, want %v", tt.patterns, tt.typ, called, tt.called)
@@ -188,7 +188,7 @@ func TestPipelineOrder(t *testing.T) {
 		panic("x")
 	})
 	other := newMessage()
-	other.Headers[broker.HeaderType] = "job.completed"
+	other.SetHeader(broker.HeaderType, "job.completed")
 	if err := h(context.Background(), other); err != nil {
 		t.Fatal(err)
 	}

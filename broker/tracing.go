@@ -73,7 +73,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, opts .
 			// One extraction serves both the link and, when ctx carries no
 			// span of its own (the usual case), the parent: the producer's
 			// trace continues, with its baggage.
-			extracted := prop.Extract(ctx, propagation.MapCarrier(m.Headers))
+			extracted := prop.Extract(ctx, HeaderCarrier{&m.Headers})
 			created := trace.SpanContextFromContext(extracted)
 			parent := extracted
 			if trace.SpanContextFromContext(ctx).IsValid() {

@@ -32,7 +32,7 @@ func producerMessage(t *testing.T, tp trace.TracerProvider) (*broker.Message, tr
 	ctx, span := tp.Tracer("producer").Start(context.Background(), "send", trace.WithSpanKind(trace.SpanKindProducer))
 	span.End()
 	m := newMessage()
-	propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(m.Headers))
+	propagation.TraceContext{}.Inject(ctx, broker.HeaderCarrier{H: &m.Headers})
 	if m.Header(broker.HeaderTraceParent) == "" {
 		t.Fatal("no traceparent injected")
 	}
