@@ -87,9 +87,9 @@ func newMessage() *broker.Message {
 		Key:   "job-1",
 		Body:  []byte("body"),
 		Headers: broker.Headers{
-			{broker.HeaderID, "0190f1c2-0000-7000-8000-000000000001"},
-			{broker.HeaderType, "job.queued"},
-			{"x-custom", "kept"},
+			{Key: broker.HeaderID, Value: "0190f1c2-0000-7000-8000-000000000001"},
+			{Key: broker.HeaderType, Value: "job.queued"},
+			{Key: "x-custom", Value: "kept"},
 		},
 		Delivery: broker.Delivery{Partition: 3, Offset: 42, Group: "g", ReceivedAt: time.Unix(1, 0)},
 	}

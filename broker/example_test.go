@@ -90,7 +90,7 @@ func ExampleDedupe() {
 		return nil
 	}, broker.Dedupe(store))
 
-	m := &broker.Message{Topic: "job-lifecycle", Headers: broker.Headers{{broker.HeaderID, "0190f1c2-3b4a-7c5d-8e6f-000000000001"}}}
+	m := &broker.Message{Topic: "job-lifecycle", Headers: broker.Headers{{Key: broker.HeaderID, Value: "0190f1c2-3b4a-7c5d-8e6f-000000000001"}}}
 	for range 3 { // the broker delivers the same event three times
 		if err := h(context.Background(), m); err != nil {
 			panic(err)

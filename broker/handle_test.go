@@ -68,8 +68,8 @@ func TestHandleEventSkipsOtherTypesWithoutDecoding(t *testing.T) {
 	called := false
 	h := broker.HandleEvent(d, func(context.Context, *eventmodels.JobCompleted) error { called = true; return nil })
 	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("not avro at all"), Headers: broker.Headers{
-		{broker.HeaderType, eventmodels.TypeJobQueued},
-		{broker.HeaderContentType, eventmodels.ContentTypeAvro},
+		{Key: broker.HeaderType, Value: eventmodels.TypeJobQueued},
+		{Key: broker.HeaderContentType, Value: eventmodels.ContentTypeAvro},
 	}}
 	if err := h(context.Background(), m); !errors.Is(err, broker.ErrSkipped) || broker.IsPermanent(err) || called {
 		t.Fatalf("err %v, called %v; want ErrSkipped without a call", err, called)
@@ -84,8 +84,8 @@ func TestHandleEventUnknownTypeIsPermanent(t *testing.T) {
 	called := false
 	h := broker.HandleEvent(d, func(context.Context, *eventmodels.JobCompleted) error { called = true; return nil })
 	m := &broker.Message{Topic: "job-lifecycle", Body: []byte("{}"), Headers: broker.Headers{
-		{broker.HeaderType, "job.exploded"},
-		{broker.HeaderContentType, eventmodels.ContentTypeJSON},
+		{Key: broker.HeaderType, Value: "job.exploded"},
+		{Key: broker.HeaderContentType, Value: eventmodels.ContentTypeJSON},
 	}}
 	err := h(context.Background(), m)
 	if !broker.IsPermanent(err) || !errors.Is(err, eventmodels.ErrUnknownEventType) || called {

@@ -12,7 +12,7 @@ type Header struct {
 // message carries about ten headers, which a slice holds and searches
 // faster than a map builds them, and it keeps their order.
 //
-// Build them with a literal (broker.Headers{{"ce_type", "job.queued"}}) or
+// Build them with a literal (broker.Headers{{Key: "ce_type", Value: "job.queued"}}) or
 // Set; read them with Get or Lookup, or range over them.
 type Headers []Header
 

@@ -54,7 +54,7 @@ func TestMessageSize(t *testing.T) {
 		{broker.Message{}, 0},
 		{broker.Message{Topic: "topic is not counted"}, 0},
 		{broker.Message{Key: "abc", Body: make([]byte, 10)}, 13},
-		{broker.Message{Key: "k", Body: []byte("xy"), Headers: broker.Headers{{"h1", "v"}, {"ce_id", "1234"}}}, 1 + 2 + 3 + 9},
+		{broker.Message{Key: "k", Body: []byte("xy"), Headers: broker.Headers{{Key: "h1", Value: "v"}, {Key: "ce_id", Value: "1234"}}}, 1 + 2 + 3 + 9},
 	}
 	for _, tt := range tests {
 		if got := tt.m.Size(); got != tt.want {

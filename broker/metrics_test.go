@@ -132,7 +132,7 @@ func TestMetricsDiscardAndDuplicates(t *testing.T) {
 func TestMetricsPublished(t *testing.T) {
 	metrics, reader := newMetrics(t)
 	msg := func(topic, typ string) *broker.Message {
-		return &broker.Message{Topic: topic, Headers: broker.Headers{{broker.HeaderType, typ}}}
+		return &broker.Message{Topic: topic, Headers: broker.Headers{{Key: broker.HeaderType, Value: typ}}}
 	}
 	ctx := context.Background()
 	// A confirmed call of two topics.

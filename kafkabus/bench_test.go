@@ -114,7 +114,7 @@ func BenchmarkPublish(b *testing.B) {
 						batch = batch[:0]
 						for i := first; i < min(first+int64(g.batch), int64(n)); i++ {
 							batch = append(batch, &broker.Message{Topic: topic, Key: "key-" + strconv.Itoa(int(i%100)), Body: value,
-								Headers: map[string]string{"ce_type": "bench"}})
+								Headers: broker.Headers{{Key: "ce_type", Value: "bench"}}})
 						}
 						if err := kb.Publish(ctx, batch...); err != nil {
 							b.Error(err)
@@ -299,7 +299,7 @@ func BenchmarkLatency(b *testing.B) {
 		wg.Go(func() {
 			for i := range work {
 				m := &broker.Message{Topic: topic, Key: "key-" + strconv.Itoa(i%100), Body: value,
-					Headers: map[string]string{"sent": strconv.FormatInt(time.Now().UnixNano(), 10), "seq": strconv.Itoa(i)}}
+					Headers: broker.Headers{{Key: "sent", Value: strconv.FormatInt(time.Now().UnixNano(), 10)}, {Key: "seq", Value: strconv.Itoa(i)}}}
 				start := time.Now()
 				if err := kb.Publish(context.Background(), m); err != nil {
 					b.Error(err)

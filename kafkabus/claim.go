@@ -105,8 +105,8 @@ func (c *claim) delivery(cm *sarama.ConsumerMessage, at time.Time) *dispatch.Del
 	return d
 }
 
-// fillMessage converts a consumed record into m (whose Headers map, if
-// any, is empty): topic, key, body, headers, and a Delivery with the
+// fillMessage converts a consumed record into m (reusing the capacity of
+// its Headers): topic, key, body, headers, and a Delivery with the
 // partition, the offset, Attempt 1 and ReceivedAt at (not redelivered, no
 // group). Header names, and the values of headers that repeat from message
 // to message (event type, source, content type, schema), come from hc,
@@ -128,21 +128,16 @@ func fillMessage(m *broker.Message, cm *sarama.ConsumerMessage, at time.Time, hc
 		block = make([]byte, 0, size)
 	}
 	m.Key = carve(&block, cm.Key)
-	if len(cm.Headers) == 0 {
-		return
-	}
-	if m.Headers == nil {
-		m.Headers = make(map[string]string, len(cm.Headers))
-	}
+	m.Headers = m.Headers[:0]
 	for i, h := range cm.Headers {
 		if h == nil {
 			continue
 		}
 		name := hc.names[i]
 		if repeats(name) {
-			m.Headers[name] = hc.value(i, h.Value)
+			m.Headers = append(m.Headers, broker.Header{Key: name, Value: hc.value(i, h.Value)})
 		} else {
-			m.Headers[name] = carve(&block, h.Value)
+			m.Headers = append(m.Headers, broker.Header{Key: name, Value: carve(&block, h.Value)})
 		}
 	}
 }

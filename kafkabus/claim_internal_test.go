@@ -31,12 +31,12 @@ func TestFillMessageInternsHeaders(t *testing.T) {
 		t.Fatalf("headers %v, want %v", m.Headers, want)
 	}
 	for k, v := range want {
-		if m.Headers[k] != v {
-			t.Fatalf("header %s = %q, want %q (all: %v)", k, m.Headers[k], v, m.Headers)
+		if m.Headers.Get(k) != v {
+			t.Fatalf("header %s = %q, want %q (all: %v)", k, m.Headers.Get(k), v, m.Headers)
 		}
 	}
 	key[0], val[0] = 'X', 'V' // the record's buffers are reused by sarama
-	if m.Headers["x-custom"] != "v1" {
+	if m.Headers.Get("x-custom") != "v1" {
 		t.Fatalf("a copied header changed with the record's bytes: %v", m.Headers)
 	}
 	if m.Topic != "t" || m.Key != "job-1" || m.Delivery.Partition != 3 || m.Delivery.Offset != 7 || m.Delivery.Attempt != 1 {
@@ -46,10 +46,10 @@ func TestFillMessageInternsHeaders(t *testing.T) {
 	// no header name nor repeating value once seen, and one block for its
 	// key and the values that differ per message.
 	cm.Headers[0].Value = []byte("observatory.dome_closed")
-	m2 := broker.Message{Headers: map[string]string{}}
+	m2 := broker.Message{Headers: broker.Headers{}}
 	fillMessage(&m2, cm, time.Now(), hc)
-	if m2.Headers[broker.HeaderType] != "observatory.dome_closed" {
-		t.Fatalf("ce_type %q", m2.Headers[broker.HeaderType])
+	if m2.Headers.Get(broker.HeaderType) != "observatory.dome_closed" {
+		t.Fatalf("ce_type %q", m2.Headers.Get(broker.HeaderType))
 	}
 	if n := testing.AllocsPerRun(100, func() {
 		clear(m2.Headers)

@@ -30,7 +30,7 @@ func publishKeys(t *testing.T, p broker.Publisher, topic string, keys, per int, 
 	for k := range keys {
 		wg.Go(func() {
 			for s := range per {
-				m := &broker.Message{Topic: topic, Key: jobKey(k), Body: []byte("v"), Headers: map[string]string{"seq": strconv.Itoa(s)}}
+				m := &broker.Message{Topic: topic, Key: jobKey(k), Body: []byte("v"), Headers: broker.Headers{{Key: "seq", Value: strconv.Itoa(s)}}}
 				if err := p.Publish(ctx, m); err != nil {
 					errs <- fmt.Errorf("key %d seq %d: %w", k, s, err)
 					return

@@ -167,7 +167,7 @@ func TestOrderingAcrossRebalances(t *testing.T) {
 					for k := p * 10; k < p*10+10; k++ {
 						for s := seq; s < min(seq+20, to); s++ {
 							batch = append(batch, &broker.Message{Topic: topic, Key: jobKey(k), Body: []byte("event"),
-								Headers: map[string]string{"seq": strconv.Itoa(s)}})
+								Headers: broker.Headers{{Key: "seq", Value: strconv.Itoa(s)}}})
 						}
 					}
 					if err := pub.Publish(ctx, batch...); err != nil {

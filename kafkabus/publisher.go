@@ -243,7 +243,8 @@ func (p *publisher) encode(pm *sarama.ProducerMessage, m *broker.Message, i int)
 	}
 	if len(m.Headers) > 0 {
 		pm.Headers = make([]sarama.RecordHeader, 0, len(m.Headers))
-		for k, v := range m.Headers {
+		for _, hdr := range m.Headers {
+			k, v := hdr.Key, hdr.Value
 			pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 		}
 	}

@@ -28,7 +28,7 @@ func replayMsgs(topic string, from, n, keys int) []*broker.Message {
 	for i := range out {
 		s := from + i
 		out[i] = &broker.Message{Topic: topic, Key: jobKey(s % keys), Body: []byte("body-" + strconv.Itoa(s)),
-			Headers: map[string]string{"seq": strconv.Itoa(s), "kseq": strconv.Itoa(s / keys)}}
+			Headers: broker.Headers{{Key: "seq", Value: strconv.Itoa(s)}, {Key: "kseq", Value: strconv.Itoa(s / keys)}}}
 	}
 	return out
 }

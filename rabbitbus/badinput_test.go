@@ -45,10 +45,16 @@ func TestHandleEventBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	malformed := &broker.Message{Topic: topic, Key: "j", Body: []byte{0xde, 0xad}, Headers: map[string]string{
-		broker.HeaderID: "malformed", broker.HeaderType: eventmodels.TypeJobCompleted, broker.HeaderContentType: "application/avro"}}
-	unknown := &broker.Message{Topic: topic, Key: "j", Body: []byte(`{"event_id":"x"}`), Headers: map[string]string{
-		broker.HeaderID: "unknown", broker.HeaderType: "job.exploded", broker.HeaderContentType: "application/json"}}
+	malformed := &broker.Message{Topic: topic, Key: "j", Body: []byte{0xde, 0xad}, Headers: broker.Headers{
+		{Key: broker.HeaderID, Value: "malformed"},
+		{Key: broker.HeaderType, Value: eventmodels.TypeJobCompleted},
+		{Key: broker.HeaderContentType, Value: "application/avro"},
+	}}
+	unknown := &broker.Message{Topic: topic, Key: "j", Body: []byte(`{"event_id":"x"}`), Headers: broker.Headers{
+		{Key: broker.HeaderID, Value: "unknown"},
+		{Key: broker.HeaderType, Value: "job.exploded"},
+		{Key: broker.HeaderContentType, Value: "application/json"},
+	}}
 	ctx := deadline(t, 30*time.Second)
 	if err := c.Publish(ctx, malformed, unknown); err != nil {
 		t.Fatal(err)
@@ -108,8 +114,8 @@ func TestPublishErrors(t *testing.T) {
 		"nil":             nil,
 		"no topic":        {Key: "k"},
 		"reserved topic":  {Topic: "amq.topic"},
-		"reserved header": {Topic: topic, Headers: map[string]string{"CC": "other"}},
-		"wire header":     {Topic: topic, Headers: map[string]string{"cloudEvents_id": "1"}},
+		"reserved header": {Topic: topic, Headers: broker.Headers{{Key: "CC", Value: "other"}}},
+		"wire header":     {Topic: topic, Headers: broker.Headers{{Key: "cloudEvents_id", Value: "1"}}},
 	} {
 		if err := c.Publish(ctx, m); !errors.Is(err, broker.ErrInvalidMessage) {
 			t.Errorf("%s: %v, want ErrInvalidMessage", name, err)

@@ -44,8 +44,9 @@ func benchBody() []byte {
 }
 
 func benchMessage(topic string, i int, body []byte) *broker.Message {
-	return &broker.Message{Topic: topic, Key: "k" + strconv.Itoa(i%64), Body: body, Headers: map[string]string{
-		broker.HeaderType: "bench.event", broker.HeaderID: strconv.Itoa(i),
+	return &broker.Message{Topic: topic, Key: "k" + strconv.Itoa(i%64), Body: body, Headers: broker.Headers{
+		{Key: broker.HeaderType, Value: "bench.event"},
+		{Key: broker.HeaderID, Value: strconv.Itoa(i)},
 	}}
 }
 
@@ -257,7 +258,7 @@ func BenchmarkLatency(b *testing.B) {
 			}
 			publish := func(i int) error {
 				m := benchMessage(topic, i, body)
-				m.Headers["x-sent"] = strconv.FormatInt(time.Now().UnixNano(), 10)
+				m.SetHeader("x-sent", strconv.FormatInt(time.Now().UnixNano(), 10))
 				return c.Publish(context.Background(), m)
 			}
 			paceRun(b, rate, publish, done)

@@ -3,6 +3,7 @@ package rabbitbus
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +49,8 @@ const (
 // checkHeaders rejects header names that would not survive the trip: the
 // wire's own names, and AMQP's sender-selected distribution headers.
 func checkHeaders(m *broker.Message) error {
-	for k := range m.Headers {
+	for _, hdr := range m.Headers {
+		k := hdr.Key
 		switch {
 		case k == HeaderKey || k == headerSeq || k == headerResent || k == "CC" || k == "BCC":
 			return fmt.Errorf("%w: header %q is reserved by rabbitbus", broker.ErrInvalidMessage, k)
@@ -67,7 +69,8 @@ func checkHeaders(m *broker.Message) error {
 func toPublishing(m *broker.Message) (string, amqp.Publishing) {
 	h := make(amqp.Table, len(m.Headers)+2)
 	p := amqp.Publishing{DeliveryMode: amqp.Persistent, Body: m.Body, Headers: h}
-	for k, v := range m.Headers {
+	for _, hdr := range m.Headers {
+		k, v := hdr.Key, hdr.Value
 		switch {
 		case k == broker.HeaderContentType && v != "":
 			p.ContentType = v
@@ -80,26 +83,23 @@ func toPublishing(m *broker.Message) (string, amqp.Publishing) {
 	if m.Key != "" {
 		h[HeaderKey] = m.Key
 	}
-	p.MessageId = m.Headers[broker.HeaderID]
-	p.CorrelationId = m.Headers[broker.HeaderCorrelationID]
-	p.Type = m.Headers[broker.HeaderType]
-	if ts := m.Headers[broker.HeaderTime]; ts != "" {
+	p.MessageId = m.Header(broker.HeaderID)
+	p.CorrelationId = m.Header(broker.HeaderCorrelationID)
+	p.Type = m.Header(broker.HeaderType)
+	if ts := m.Header(broker.HeaderTime); ts != "" {
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
 			p.Timestamp = t
 		}
 	}
-	return m.Headers[broker.HeaderType], p
+	return m.Header(broker.HeaderType), p
 }
 
-// fromDelivery fills m (whose Headers map, if any, is empty) with the
-// message of d, consumed from topic. redelivered reports whether the
-// broker or a publisher re-send may have delivered it before.
+// fromDelivery fills m with the message of d, consumed from topic,
+// reusing the capacity of m.Headers. Headers come in name order (an AMQP
+// table has none). redelivered reports whether the broker or a publisher
+// re-send may have delivered it before.
 func fromDelivery(m *broker.Message, d *amqp.Delivery, topic string) (redelivered bool) {
-	h := m.Headers
-	if h == nil {
-		h = make(map[string]string, len(d.Headers)+2)
-	}
-	*m = broker.Message{Topic: topic, Body: d.Body, Headers: h}
+	*m = broker.Message{Topic: topic, Body: d.Body, Headers: m.Headers[:0]}
 	redelivered = d.Redelivered
 	for k, v := range d.Headers {
 		switch {
@@ -109,20 +109,21 @@ func fromDelivery(m *broker.Message, d *amqp.Delivery, topic string) (redelivere
 		case k == headerResent:
 			redelivered = true
 		case strings.HasPrefix(k, ceWirePrefix):
-			m.Headers[ceBrokerPfx+k[len(ceWirePrefix):]] = tableString(v)
+			m.Headers = append(m.Headers, broker.Header{Key: ceBrokerPfx + k[len(ceWirePrefix):], Value: tableString(v)})
 		case strings.HasPrefix(k, ceWirePrefix2):
-			m.Headers[ceBrokerPfx+k[len(ceWirePrefix2):]] = tableString(v)
+			m.Headers = append(m.Headers, broker.Header{Key: ceBrokerPfx + k[len(ceWirePrefix2):], Value: tableString(v)})
 		default:
-			m.Headers[k] = tableString(v)
+			m.Headers = append(m.Headers, broker.Header{Key: k, Value: tableString(v)})
 		}
 	}
+	slices.SortFunc(m.Headers, func(a, b broker.Header) int { return strings.Compare(a.Key, b.Key) })
 	if d.ContentType != "" {
-		m.Headers[broker.HeaderContentType] = d.ContentType
+		m.SetHeader(broker.HeaderContentType, d.ContentType)
 	}
 	// Messages from publishers that set only the AMQP properties.
 	fill := func(name, v string) {
-		if _, ok := m.Headers[name]; !ok && v != "" {
-			m.Headers[name] = v
+		if _, ok := m.Headers.Lookup(name); !ok && v != "" {
+			m.Headers = append(m.Headers, broker.Header{Key: name, Value: v})
 		}
 	}
 	fill(broker.HeaderID, d.MessageId)

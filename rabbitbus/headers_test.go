@@ -14,22 +14,22 @@ import (
 // TestWireRoundTrip: every header, the key and the body survive the mapping
 // to an AMQP publishing and back, and the properties are set as documented.
 func TestWireRoundTrip(t *testing.T) {
-	m := &broker.Message{Topic: "job-lifecycle", Key: "job-ü-1", Body: []byte{0, 0xff, 'x'}, Headers: map[string]string{
-		broker.HeaderSpecVersion:   "1.0",
-		broker.HeaderID:            "0190f6a4-7c1e-7b8a-9d2e-1f2a3b4c5d6e",
-		broker.HeaderType:          "job.completed",
-		broker.HeaderTime:          "2026-11-26T10:11:12.345Z",
-		broker.HeaderCorrelationID: "c-1",
-		broker.HeaderContentType:   "application/avro",
-		broker.HeaderTraceParent:   "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-		"x-unicode":                "Grüße, 世界 ✓",
-		"x-empty":                  "",
+	m := &broker.Message{Topic: "job-lifecycle", Key: "job-ü-1", Body: []byte{0, 0xff, 'x'}, Headers: broker.Headers{
+		{Key: broker.HeaderSpecVersion, Value: "1.0"},
+		{Key: broker.HeaderID, Value: "0190f6a4-7c1e-7b8a-9d2e-1f2a3b4c5d6e"},
+		{Key: broker.HeaderType, Value: "job.completed"},
+		{Key: broker.HeaderTime, Value: "2026-11-26T10:11:12.345Z"},
+		{Key: broker.HeaderCorrelationID, Value: "c-1"},
+		{Key: broker.HeaderContentType, Value: "application/avro"},
+		{Key: broker.HeaderTraceParent, Value: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		{Key: "x-unicode", Value: "Grüße, 世界 ✓"},
+		{Key: "x-empty", Value: ""},
 	}}
 	key, pub := toPublishing(m)
 	if key != "job.completed" {
 		t.Errorf("routing key %q, want the event type", key)
 	}
-	if pub.MessageId != m.Headers[broker.HeaderID] || pub.CorrelationId != "c-1" || pub.Type != "job.completed" ||
+	if pub.MessageId != m.Headers.Get(broker.HeaderID) || pub.CorrelationId != "c-1" || pub.Type != "job.completed" ||
 		pub.ContentType != "application/avro" || pub.DeliveryMode != amqp.Persistent {
 		t.Errorf("properties %+v", pub)
 	}
@@ -61,16 +61,17 @@ func TestWireRoundTrip(t *testing.T) {
 	if got.Key != m.Key || string(got.Body) != string(m.Body) || got.Topic != m.Topic {
 		t.Errorf("got key %q body %x topic %q", got.Key, got.Body, got.Topic)
 	}
-	for k, v := range m.Headers {
-		if got.Headers[k] != v {
-			t.Errorf("header %q = %q, want %q", k, got.Headers[k], v)
+	for _, hdr := range m.Headers {
+		k, v := hdr.Key, hdr.Value
+		if got.Headers.Get(k) != v {
+			t.Errorf("header %q = %q, want %q", k, got.Headers.Get(k), v)
 		}
 	}
-	if _, ok := got.Headers[headerSeq]; ok {
+	if _, ok := got.Headers.Lookup(headerSeq); ok {
 		t.Error("bookkeeping header leaked to the consumer")
 	}
-	if got.Headers["x-delivery-count"] != "2" {
-		t.Errorf("broker header x-delivery-count = %q", got.Headers["x-delivery-count"])
+	if got.Headers.Get("x-delivery-count") != "2" {
+		t.Errorf("broker header x-delivery-count = %q", got.Headers.Get("x-delivery-count"))
 	}
 	h[headerResent] = "true"
 	if redelivered := fromDelivery(new(broker.Message), &d, "t"); !redelivered {
@@ -88,8 +89,8 @@ func TestWireForeignPublisher(t *testing.T) {
 	want := map[string]string{broker.HeaderID: "id-1", broker.HeaderType: "job.failed", broker.HeaderCorrelationID: "c",
 		broker.HeaderContentType: "application/json", broker.HeaderSource: "py", "x-death": `[{"count":1,"reason":"rejected"}]`}
 	for k, v := range want {
-		if m.Headers[k] != v {
-			t.Errorf("header %q = %q, want %q", k, m.Headers[k], v)
+		if m.Headers.Get(k) != v {
+			t.Errorf("header %q = %q, want %q", k, m.Headers.Get(k), v)
 		}
 	}
 }
@@ -97,12 +98,12 @@ func TestWireForeignPublisher(t *testing.T) {
 // TestCheckHeaders: names rabbitbus needs on the wire are refused.
 func TestCheckHeaders(t *testing.T) {
 	for _, k := range []string{HeaderKey, headerSeq, headerResent, "CC", "BCC", "cloudEvents_id", "cloudEvents:type", ""} {
-		err := checkHeaders(&broker.Message{Headers: map[string]string{k: "v"}})
+		err := checkHeaders(&broker.Message{Headers: broker.Headers{{Key: k, Value: "v"}}})
 		if !errors.Is(err, broker.ErrInvalidMessage) {
 			t.Errorf("header %q: %v, want ErrInvalidMessage", k, err)
 		}
 	}
-	if err := checkHeaders(&broker.Message{Headers: map[string]string{"ce_id": "1", "x-cc": "v"}}); err != nil {
+	if err := checkHeaders(&broker.Message{Headers: broker.Headers{{Key: "ce_id", Value: "1"}, {Key: "x-cc", Value: "v"}}}); err != nil {
 		t.Errorf("ordinary headers refused: %v", err)
 	}
 }

@@ -70,10 +70,10 @@ func deleteTopology(t testing.TB, c *rabbitbus.Client, topics, groups []string) 
 // msg returns message seq of a test stream: key, a unique ce_id, the
 // per-key sequence in hdrKeySeq.
 func msg(topic, key string, keySeq int, id string) *broker.Message {
-	return &broker.Message{Topic: topic, Key: key, Body: []byte(id), Headers: map[string]string{
-		broker.HeaderType: "test.event",
-		broker.HeaderID:   id,
-		hdrKeySeq:         strconv.Itoa(keySeq),
+	return &broker.Message{Topic: topic, Key: key, Body: []byte(id), Headers: broker.Headers{
+		{Key: broker.HeaderType, Value: "test.event"},
+		{Key: broker.HeaderID, Value: id},
+		{Key: hdrKeySeq, Value: strconv.Itoa(keySeq)},
 	}}
 }
 
@@ -284,7 +284,8 @@ func publishForeign(t *testing.T, url string, m *broker.Message) {
 		t.Fatalf("confirm mode: %v", err)
 	}
 	headers := amqp.Table{rabbitbus.HeaderKey: m.Key}
-	for k, v := range m.Headers {
+	for _, hdr := range m.Headers {
+		k, v := hdr.Key, hdr.Value
 		if rest, ok := strings.CutPrefix(k, "ce_"); ok {
 			k = "cloudEvents_" + rest
 		}

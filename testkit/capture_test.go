@@ -30,7 +30,7 @@ func TestMessageCaptureCapturesCopies(t *testing.T) {
 	if err := c.Handler()(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	m.Headers["seq"] = "changed"
+	m.SetHeader("seq", "changed")
 	m.Body[0] = 'X'
 	got := c.Messages()[0]
 	if got.Header("seq") != "1" || string(got.Body) != "body-1" || got.Delivery.Offset != 9 {

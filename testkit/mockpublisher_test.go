@@ -17,7 +17,7 @@ import (
 )
 
 func msg(topic, key string, seq int) *broker.Message {
-	return &broker.Message{Topic: topic, Key: key, Headers: map[string]string{"seq": fmt.Sprint(seq)}, Body: []byte(fmt.Sprintf("body-%d", seq))}
+	return &broker.Message{Topic: topic, Key: key, Headers: broker.Headers{{Key: "seq", Value: fmt.Sprint(seq)}}, Body: []byte(fmt.Sprintf("body-%d", seq))}
 }
 
 func deadline(t *testing.T, d time.Duration) context.Context {
@@ -77,13 +77,13 @@ func TestMockPublisherCapturesCopies(t *testing.T) {
 	if err := pub.Publish(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	m.Headers["seq"] = "changed"
+	m.SetHeader("seq", "changed")
 	m.Body[0] = 'X'
 	got := pub.Messages()[0]
 	if got.Header("seq") != "1" || string(got.Body) != "body-1" {
 		t.Fatalf("capture changed with the caller's message: %q %q", got.Header("seq"), got.Body)
 	}
-	got.Headers["seq"] = "mine"
+	got.SetHeader("seq", "mine")
 	if pub.Messages()[0].Header("seq") != "1" {
 		t.Fatal("Messages returned the captured message itself")
 	}
@@ -91,8 +91,11 @@ func TestMockPublisherCapturesCopies(t *testing.T) {
 
 func TestMockPublisherKeepsUndecodableMessages(t *testing.T) {
 	pub := testkit.NewMockPublisher()
-	bad := &broker.Message{Topic: "job-lifecycle", Key: "k", Headers: map[string]string{
-		broker.HeaderType: eventmodels.TypeJobQueued, broker.HeaderContentType: eventmodels.ContentTypeJSON, broker.HeaderID: "id-1"},
+	bad := &broker.Message{Topic: "job-lifecycle", Key: "k", Headers: broker.Headers{
+		{Key: broker.HeaderType, Value: eventmodels.TypeJobQueued},
+		{Key: broker.HeaderContentType, Value: eventmodels.ContentTypeJSON},
+		{Key: broker.HeaderID, Value: "id-1"},
+	},
 		Body: []byte("{not json")}
 	good := testkit.NewBuilder(2).JobQueued().Build()
 	bus, _ := broker.NewBus(pub)

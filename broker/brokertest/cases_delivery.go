@@ -19,9 +19,12 @@ func testRoundTrip(e *env) {
 	e.subscribe(nil, broker.Subscription{Topic: topic, Group: group}, c.handler)
 
 	body := []byte{0x00, 0xff, 0xfe, 0x80, 'A', 0xc3, 0x28, 0x00, 0x01} // not valid UTF-8, has NULs
-	sent := &broker.Message{Topic: topic, Key: "job-ü-1", Body: body, Headers: map[string]string{
-		broker.HeaderType: "test.roundtrip", broker.HeaderID: "rt-1",
-		"x-unicode": "Grüße, 世界 ✓ — \"quoted\"", "x-empty-ish": " ", hdrSeq: "0",
+	sent := &broker.Message{Topic: topic, Key: "job-ü-1", Body: body, Headers: broker.Headers{
+		{Key: broker.HeaderType, Value: "test.roundtrip"},
+		{Key: broker.HeaderID, Value: "rt-1"},
+		{Key: "x-unicode", Value: "Grüße, 世界 ✓ — \"quoted\""},
+		{Key: "x-empty-ish", Value: " "},
+		{Key: hdrSeq, Value: "0"},
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), e.f.Timeout)
 	defer cancel()
@@ -32,16 +35,17 @@ func testRoundTrip(e *env) {
 	if got.Topic != topic || got.Key != sent.Key || !bytes.Equal(got.Body, body) {
 		e.t.Fatalf("got topic %q key %q body %x; sent %q %q %x", got.Topic, got.Key, got.Body, topic, sent.Key, body)
 	}
-	for k, v := range sent.Headers {
-		if got.Headers[k] != v {
-			e.t.Errorf("header %q = %q, want %q", k, got.Headers[k], v)
+	for _, hdr := range sent.Headers {
+		k, v := hdr.Key, hdr.Value
+		if got.Headers.Get(k) != v {
+			e.t.Errorf("header %q = %q, want %q", k, got.Headers.Get(k), v)
 		}
 	}
 	d := got.Delivery
 	if d.Attempt != 1 || d.ReceivedAt.IsZero() || d.Group != group || d.Redelivered {
 		e.t.Errorf("delivery info %+v: want Attempt 1, ReceivedAt set, Group %q, not redelivered", d, group)
 	}
-	if sent.Headers[broker.HeaderID] != "rt-1" || len(sent.Headers) != 5 {
+	if sent.Headers.Get(broker.HeaderID) != "rt-1" || len(sent.Headers) != 5 {
 		e.t.Error("Publish modified the message it was given")
 	}
 }
@@ -119,7 +123,7 @@ const markerSeq = "marker"
 func (e *env) publishMarker(topic string) {
 	e.t.Helper()
 	m := msg(topic, "marker", 0, []byte("marker"))
-	m.Headers[hdrSeq] = markerSeq
+	m.SetHeader(hdrSeq, markerSeq)
 	ctx, cancel := context.WithTimeout(context.Background(), e.f.Timeout)
 	defer cancel()
 	if err := e.b.Publisher.Publish(ctx, m); err != nil {
@@ -165,7 +169,7 @@ func testMembersSplit(e *env) {
 	member := func(id string) broker.Handler {
 		return func(_ context.Context, m *broker.Message) error {
 			m = m.Clone()
-			m.Headers["bt-member"] = id
+			m.SetHeader("bt-member", id)
 			all.add(m)
 			return nil
 		}

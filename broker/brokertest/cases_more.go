@@ -71,14 +71,14 @@ func testEventTypeFilter(e *env) {
 	defer cancel()
 	for i, typ := range types {
 		m := msg(topic, "k", i, []byte(typ))
-		m.Headers[broker.HeaderType] = typ
+		m.SetHeader(broker.HeaderType, typ)
 		if err := e.b.Publisher.Publish(ctx, m); err != nil {
 			e.t.Fatalf("Publish: %v", err)
 		}
 	}
 	marker := msg(topic, "k", 99, []byte("marker"))
-	marker.Headers[hdrSeq] = markerSeq
-	marker.Headers[broker.HeaderType] = "job.marker"
+	marker.SetHeader(hdrSeq, markerSeq)
+	marker.SetHeader(broker.HeaderType, "job.marker")
 	if err := e.b.Publisher.Publish(ctx, marker); err != nil {
 		e.t.Fatalf("Publish: %v", err)
 	}

@@ -46,7 +46,7 @@ func testPoisonAtSizeLimit(e *env) {
 		DrainTimeout: time.Hour}, h)
 
 	big := msg(topic, "key-0", 0, nil)
-	big.Headers[hdrKeySeq] = "0"
+	big.SetHeader(hdrKeySeq, "0")
 	big.Body = bytes.Repeat([]byte{0xA5}, e.f.MaxMessageSize-big.Size()-recordOverhead)
 	ctx, cancel := context.WithTimeout(context.Background(), e.f.Timeout)
 	defer cancel()
@@ -56,7 +56,7 @@ func testPoisonAtSizeLimit(e *env) {
 	var after []*broker.Message
 	for i := 1; i <= 3; i++ {
 		m := msg(topic, "key-0", i, []byte("after-"+strconv.Itoa(i)))
-		m.Headers[hdrKeySeq] = strconv.Itoa(i)
+		m.SetHeader(hdrKeySeq, strconv.Itoa(i))
 		after = append(after, m)
 	}
 	if err := e.b.Publisher.Publish(ctx, after...); err != nil {
@@ -148,8 +148,8 @@ func testUnknownEventType(e *env) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.f.Timeout)
 	defer cancel()
 	exploded := msg(topic, "job-1", 0, []byte(`{"event_type":"job.exploded"}`))
-	exploded.Headers[broker.HeaderType] = "job.exploded"
-	exploded.Headers[broker.HeaderContentType] = eventmodels.ContentTypeJSON
+	exploded.SetHeader(broker.HeaderType, "job.exploded")
+	exploded.SetHeader(broker.HeaderContentType, eventmodels.ContentTypeJSON)
 	if err := e.b.Publisher.Publish(ctx, exploded); err != nil {
 		e.t.Fatalf("Publish: %v", err)
 	}

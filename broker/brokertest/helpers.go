@@ -103,12 +103,12 @@ func distinct(msgs []*broker.Message) map[string]int {
 
 // msg builds test message number seq with the given key.
 func msg(topic, key string, seq int, body []byte) *broker.Message {
-	return &broker.Message{Topic: topic, Key: key, Body: body, Headers: map[string]string{
-		hdrSeq:             strconv.Itoa(seq),
-		broker.HeaderType:  "test.message",
-		broker.HeaderID:    fmt.Sprintf("%s-%d", topic, seq),
-		"bt-published-at":  time.Now().UTC().Format(time.RFC3339Nano),
-		"bt-unicode-value": "ünïcødé ✓ 星",
+	return &broker.Message{Topic: topic, Key: key, Body: body, Headers: broker.Headers{
+		{Key: hdrSeq, Value: strconv.Itoa(seq)},
+		{Key: broker.HeaderType, Value: "test.message"},
+		{Key: broker.HeaderID, Value: fmt.Sprintf("%s-%d", topic, seq)},
+		{Key: "bt-published-at", Value: time.Now().UTC().Format(time.RFC3339Nano)},
+		{Key: "bt-unicode-value", Value: "ünïcødé ✓ 星"},
 	}}
 }
 
@@ -122,7 +122,7 @@ func (e *env) publishN(topic string, n, keys int) []*broker.Message {
 	for i := range msgs {
 		key := fmt.Sprintf("key-%d", i%keys)
 		msgs[i] = msg(topic, key, i, []byte(fmt.Sprintf("body-%d", i)))
-		msgs[i].Headers[hdrKeySeq] = strconv.Itoa(perKey[key])
+		msgs[i].SetHeader(hdrKeySeq, strconv.Itoa(perKey[key]))
 		perKey[key]++
 	}
 	const batch = 100

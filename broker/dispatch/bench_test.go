@@ -51,7 +51,8 @@ func BenchmarkRuntime(b *testing.B) {
 					d.Pos = pos
 					m := &d.Message
 					m.Topic, m.Key = "t", keys[pos%100]
-					m.Headers["ce_type"], m.Headers["ce_source"], m.Headers["content-type"] = "bench", "bench", "application/avro"
+					m.Headers = append(m.Headers, broker.Header{Key: "ce_type", Value: "bench"}, broker.Header{Key: "ce_source", Value: "bench"},
+						broker.Header{Key: "content-type", Value: "application/avro"})
 					m.Delivery = broker.Delivery{Offset: pos, Attempt: 1, ReceivedAt: now}
 					ds = append(ds, d)
 				}

@@ -27,10 +27,10 @@ type Delivery struct {
 }
 
 // NewDelivery returns a Delivery to fill for this partition, with an empty
-// Message.Headers map ready for the headers. Call it, like Deliver, from
+// Message.Headers (append the headers to it). Call it, like Deliver, from
 // the one goroutine that feeds the partition. Deliveries are reused: once
 // a handler has returned, the runtime recycles its Delivery, the Message
-// and the Message's Headers map for another message of the partition.
+// and the Message's Headers for another message of the partition.
 // That is the broker.Handler contract: a handler that keeps a message
 // beyond its call keeps m.Clone(). (The Body is never reused: it is the
 // backend's.)
@@ -46,10 +46,10 @@ func (p *Partition) NewDelivery() *Delivery {
 		p.local = p.local[:n-1]
 		return d
 	}
-	return &Delivery{Message: broker.Message{Headers: make(map[string]string, 8)}}
+	return &Delivery{Message: broker.Message{Headers: make(broker.Headers, 0, 12)}}
 }
 
-// maxHeadersKept bounds the size of a Headers map kept for reuse.
+// maxHeadersKept bounds the capacity of a Headers slice kept for reuse.
 const maxHeadersKept = 64
 
 // recycle returns the deliveries of a finished batch to their partition,
@@ -64,10 +64,11 @@ func recycle(p *Partition, ds []*Delivery) {
 			continue
 		}
 		h := d.Message.Headers
-		if len(h) > maxHeadersKept {
-			h = make(map[string]string, 8)
+		if cap(h) > maxHeadersKept {
+			h = make(broker.Headers, 0, 12)
 		} else {
 			clear(h)
+			h = h[:0]
 		}
 		*d = Delivery{Message: broker.Message{Headers: h}}
 	}

@@ -141,7 +141,7 @@ func BenchmarkLatency(b *testing.B) {
 		m := tmpl.Clone()
 		m.Topic = eventmodels.TopicJobLifecycle
 		m.Key = "job-" + strconv.Itoa(i%1000)
-		m.Headers["bench-i"] = strconv.Itoa(i)
+		m.SetHeader("bench-i", strconv.Itoa(i))
 		sent[i] = time.Now()
 		if err := br.Publish(ctx, m); err != nil {
 			b.Fatal(err)

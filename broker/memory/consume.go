@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"maps"
 	"time"
 
 	"github.com/cosmic-horizons/events/broker"
@@ -97,13 +96,9 @@ func (e *entry) message(topic string, partition int32, off int64, at time.Time) 
 	return m
 }
 
-// fill fills m (whose Headers map, if any, is empty) with the entry.
+// fill fills m with the entry, reusing the capacity of m.Headers.
 func (e *entry) fill(m *broker.Message, topic string, partition int32, off int64, at time.Time) {
-	h := m.Headers
-	if h == nil {
-		h = make(map[string]string, len(e.headers))
-	}
-	maps.Copy(h, e.headers)
+	h := append(m.Headers[:0], e.headers...)
 	*m = broker.Message{
 		Topic: topic, Key: e.key, Headers: h, Body: e.body,
 		Delivery: broker.Delivery{Partition: partition, Offset: off, Attempt: 1, ReceivedAt: at},

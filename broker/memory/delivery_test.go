@@ -27,17 +27,17 @@ func TestRoundTrip(t *testing.T) {
 		return r.handle(ctx, m)
 	})
 	subscribe(t, b, broker.Subscription{Topic: "rt", Group: "scribbler"}, func(_ context.Context, m *broker.Message) error {
-		m.Headers["x"] = "changed"
+		m.SetHeader("x", "changed")
 		m.Key = "changed"
 		close(scribbled)
 		return nil
 	})
 	body := []byte{0, 0xff, 'A', 0xc3, 0x28}
-	sent := &broker.Message{Topic: "rt", Key: "job-1", Body: body, Headers: map[string]string{"x": "ünï ✓", hSeq: "0"}}
+	sent := &broker.Message{Topic: "rt", Key: "job-1", Body: body, Headers: broker.Headers{{Key: "x", Value: "ünï ✓"}, {Key: hSeq, Value: "0"}}}
 	if err := b.Publish(context.Background(), sent); err != nil {
 		t.Fatal(err)
 	}
-	sent.Headers["y"] = "added after publish" // the broker keeps its own copy
+	sent.SetHeader("y", "added after publish") // the broker keeps its own copy
 	got := r.waitN(t, 1)[0]
 	if got.Topic != "rt" || got.Key != "job-1" || !bytes.Equal(got.Body, body) || got.Header("x") != "ünï ✓" || len(got.Headers) != 2 {
 		t.Fatalf("got %+v", got)

@@ -34,7 +34,7 @@ func Example() {
 		err := b.Publish(ctx, &broker.Message{
 			Topic:   "job-lifecycle",
 			Key:     "job-42",
-			Headers: map[string]string{broker.HeaderType: "job." + status},
+			Headers: broker.Headers{{Key: broker.HeaderType, Value: "job." + status}},
 			Body:    []byte("job-42 is " + status),
 		})
 		if err != nil {

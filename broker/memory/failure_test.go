@@ -95,7 +95,7 @@ func TestPublishRejectsWholeCall(t *testing.T) {
 		bad  *broker.Message
 		want error
 	}{
-		{"oversized", &broker.Message{Topic: "v", Key: "k", Body: make([]byte, 90), Headers: map[string]string{"h": "0123456789"}}, broker.ErrMessageTooLarge},
+		{"oversized", &broker.Message{Topic: "v", Key: "k", Body: make([]byte, 90), Headers: broker.Headers{{Key: "h", Value: "0123456789"}}}, broker.ErrMessageTooLarge},
 		{"no topic", &broker.Message{Key: "k"}, broker.ErrInvalidMessage},
 		{"blank topic", &broker.Message{Topic: "  "}, broker.ErrInvalidMessage},
 		{"nil", nil, broker.ErrInvalidMessage},

@@ -122,7 +122,7 @@ func makeMsgs(topic string, from, n, keys int) []*broker.Message {
 			key = fmt.Sprintf("key-%d", seq%keys)
 		}
 		out[i] = &broker.Message{Topic: topic, Key: key, Body: []byte("body-" + strconv.Itoa(seq)),
-			Headers: map[string]string{hSeq: strconv.Itoa(seq), hKSeq: strconv.Itoa(seq / max(keys, 1)), broker.HeaderType: "test.message"}}
+			Headers: broker.Headers{{Key: hSeq, Value: strconv.Itoa(seq)}, {Key: hKSeq, Value: strconv.Itoa(seq / max(keys, 1))}, {Key: broker.HeaderType, Value: "test.message"}}}
 	}
 	return out
 }

@@ -3,6 +3,8 @@ package memory
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/cosmic-horizons/events/broker"
 )
 
 // entry is one stored message. The headers map is a private copy made at
@@ -11,7 +13,7 @@ import (
 // so readers need no lock once they hold one.
 type entry struct {
 	key     string
-	headers map[string]string
+	headers broker.Headers
 	body    []byte
 }
 

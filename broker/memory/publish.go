@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
@@ -76,7 +75,7 @@ func (b *Broker) publish(ctx context.Context, limit int, msgs []*broker.Message)
 			t = b.topic(m.Topic)
 		}
 		p := t.partitionFor(m.Key)
-		e := entry{key: m.Key, headers: maps.Clone(m.Headers), body: m.Body}
+		e := entry{key: m.Key, headers: m.Headers.Clone(), body: m.Body}
 		if p != locked {
 			if locked != nil {
 				locked.notify()

@@ -212,11 +212,15 @@ func TestUndecodableIsDeadLettered(t *testing.T) {
 	e.subscribe(t, s, "audit")
 
 	bad := []*broker.Message{
-		{Topic: eventmodels.TopicJobLifecycle, Key: "job-x", Body: []byte("not json"), Headers: map[string]string{
-			broker.HeaderContentType: eventmodels.ContentTypeJSON, broker.HeaderType: eventmodels.TypeJobSubmitted,
-			broker.HeaderID: uuid.NewString()}},
-		{Topic: eventmodels.TopicJobLifecycle, Key: "job-y", Body: []byte(`{"event_type":"job.exploded"}`), Headers: map[string]string{
-			broker.HeaderContentType: eventmodels.ContentTypeJSON, broker.HeaderType: "job.exploded"}},
+		{Topic: eventmodels.TopicJobLifecycle, Key: "job-x", Body: []byte("not json"), Headers: broker.Headers{
+			{Key: broker.HeaderContentType, Value: eventmodels.ContentTypeJSON},
+			{Key: broker.HeaderType, Value: eventmodels.TypeJobSubmitted},
+			{Key: broker.HeaderID, Value: uuid.NewString()},
+		}},
+		{Topic: eventmodels.TopicJobLifecycle, Key: "job-y", Body: []byte(`{"event_type":"job.exploded"}`), Headers: broker.Headers{
+			{Key: broker.HeaderContentType, Value: eventmodels.ContentTypeJSON},
+			{Key: broker.HeaderType, Value: "job.exploded"},
+		}},
 	}
 	if err := e.b.Publish(context.Background(), bad...); err != nil {
 		t.Fatal(err)
@@ -409,8 +413,11 @@ func TestControlCharactersDeadLettered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bad = append(bad, &broker.Message{Topic: eventmodels.TopicAuditTrail, Key: a.Key(), Body: body, Headers: map[string]string{
-				broker.HeaderContentType: ct, broker.HeaderType: eventmodels.TypeAudit, broker.HeaderID: a.EventID.String()}})
+			bad = append(bad, &broker.Message{Topic: eventmodels.TopicAuditTrail, Key: a.Key(), Body: body, Headers: broker.Headers{
+				{Key: broker.HeaderContentType, Value: ct},
+				{Key: broker.HeaderType, Value: eventmodels.TypeAudit},
+				{Key: broker.HeaderID, Value: a.EventID.String()},
+			}})
 		}
 	}
 	if err := e.b.Publish(context.Background(), bad...); err != nil {

@@ -179,7 +179,8 @@ func (d *kafkaDriver) Publish(ctx context.Context, first uint64, n int, sent str
 	for i := range pms {
 		m := d.sdk.workload.Message(first+uint64(i), sent)
 		hs := make([]sarama.RecordHeader, 0, len(m.Headers))
-		for k, v := range m.Headers {
+		for _, hdr := range m.Headers {
+			k, v := hdr.Key, hdr.Value
 			hs = append(hs, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 		}
 		pms[i] = &sarama.ProducerMessage{Topic: m.Topic, Key: sarama.StringEncoder(m.Key), Value: sarama.ByteEncoder(m.Body), Headers: hs}

@@ -128,7 +128,8 @@ func (d *rabbitDriver) startRaw(c *Collector) error {
 func publishing(m *broker.Message) (string, amqp.Publishing) {
 	h := make(amqp.Table, len(m.Headers)+1)
 	p := amqp.Publishing{DeliveryMode: amqp.Persistent, Body: m.Body, Headers: h, Timestamp: time.Now()}
-	for k, v := range m.Headers {
+	for _, hdr := range m.Headers {
+		k, v := hdr.Key, hdr.Value
 		switch {
 		case k == broker.HeaderContentType:
 			p.ContentType = v

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 
 	"github.com/google/uuid"
@@ -269,10 +268,10 @@ func (w *Workload) MeanBodySize() float64 {
 // wire.
 func (w *Workload) Message(n uint64, sentUnixNano string) *broker.Message {
 	t := w.tmpl[w.Kind(n)]
-	h := maps.Clone(t.Headers)
+	h := t.Headers.Clone()
 	key := w.Key(n)
-	h[broker.HeaderID] = w.run.EventID(n).String()
-	h[broker.HeaderSubject] = key
-	h[HeaderSent] = sentUnixNano
+	h.Set(broker.HeaderID, w.run.EventID(n).String())
+	h.Set(broker.HeaderSubject, key)
+	h.Set(HeaderSent, sentUnixNano)
 	return &broker.Message{Topic: t.Topic, Key: key, Headers: h, Body: t.Body}
 }

@@ -90,9 +90,9 @@ func TestWorkloadMessageMatchesBus(t *testing.T) {
 		if m.Header(HeaderSent) != "1700000000000000000" || m.Header(broker.HeaderType) != want.Header(broker.HeaderType) {
 			t.Errorf("message %d headers = %v", n, m.Headers)
 		}
-		for k := range want.Headers {
-			if _, ok := m.Headers[k]; !ok {
-				t.Errorf("message %d lacks header %q the bus writes", n, k)
+		for _, hdr := range want.Headers {
+			if _, ok := m.Headers.Lookup(hdr.Key); !ok {
+				t.Errorf("message %d lacks header %q the bus writes", n, hdr.Key)
 			}
 		}
 	}

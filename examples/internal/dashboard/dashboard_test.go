@@ -248,7 +248,7 @@ func TestSubscribeRealtime(t *testing.T) {
 	c := dial(ctx, t, srv)
 	read(ctx, t, c)
 	if err := mem.Publish(ctx, &broker.Message{Topic: eventmodels.TopicJobLifecycle, Key: "x", Body: []byte("garbage"),
-		Headers: map[string]string{broker.HeaderType: eventmodels.TypeJobSubmitted}}); err != nil {
+		Headers: broker.Headers{{Key: broker.HeaderType, Value: eventmodels.TypeJobSubmitted}}}); err != nil {
 		t.Fatal(err)
 	}
 	n := eventmodels.NewNotification("ann", "ann", eventmodels.ChannelPush, eventmodels.SeverityInfo, "Job job-7 completed", "done")

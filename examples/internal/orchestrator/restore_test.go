@@ -198,7 +198,7 @@ func TestRestoreIgnoresRedeliveryAndStaleEvents(t *testing.T) {
 		msg(eventmodels.NewJobQueued("dana", id, "batch", 0, opt)), // stale: the job runs already
 		queued.Clone(), // redelivered
 		sub.Clone(),    // redelivered submission
-		{Topic: eventmodels.TopicJobLifecycle, Key: id, Headers: map[string]string{broker.HeaderType: eventmodels.TypeJobQueued}, Body: []byte("not avro")},
+		{Topic: eventmodels.TopicJobLifecycle, Key: id, Headers: broker.Headers{{Key: broker.HeaderType, Value: eventmodels.TypeJobQueued}}, Body: []byte("not avro")},
 		msg(eventmodels.NewJobQueued("erin", "job-000099", "batch", 0)), // submission no longer retained
 	}
 	r := newRig(t, orchestrator.SimConfig{Seed: 2, Speed: 0}, withConfig(func(c *orchestrator.Config) { c.Replayer = log }))
