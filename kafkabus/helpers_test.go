@@ -133,3 +133,10 @@ func readAll(t testing.TB, c *kafkatest.Cluster, topic string) []*sarama.Consume
 	}
 	return out
 }
+
+// TestMain lets the test binary serve a Kafka cluster as a child process
+// (kafkatest.StartProcess), for benchmarks that measure the client alone.
+func TestMain(m *testing.M) {
+	kafkatest.ServeIfChild()
+	os.Exit(m.Run())
+}

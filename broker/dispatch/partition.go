@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,37 +200,41 @@ func (p *Partition) Deliver(ds []*Delivery) int {
 	return handed
 }
 
-// dispatch sends chunk to the workers, one batch per worker.
+// dispatch queues chunk's deliveries on their workers, one lock and at
+// most one wake-up per worker.
 func (p *Partition) dispatch(chunk []*Delivery) {
 	ws := p.r.workers
 	if len(ws) == 1 {
-		ws[0].q <- chunk
+		ws[0].push(chunk)
 		return
 	}
-	if len(chunk) == 1 {
-		ws[p.r.shard(&chunk[0].Message)].q <- chunk
+	if len(ws) > 64 || len(chunk) > 256 {
+		for _, d := range chunk {
+			ws[p.r.shard(&d.Message)].push1(d)
+		}
+		putBatch(chunk)
 		return
 	}
-	var local [16][]*Delivery
-	var batches [][]*Delivery
-	if len(ws) <= len(local) {
-		batches = local[:len(ws)]
-	} else {
-		batches = make([][]*Delivery, len(ws))
+	var to [256]uint8 // the worker of each delivery
+	var mask uint64   // the workers with deliveries
+	for k, d := range chunk {
+		wi := p.r.shard(&d.Message)
+		to[k] = uint8(wi)
+		mask |= 1 << wi
 	}
-	for _, d := range chunk {
-		i := p.r.shard(&d.Message)
-		if batches[i] == nil {
-			batches[i] = NewBatch()
+	for mask != 0 {
+		wi := bits.TrailingZeros64(mask)
+		mask &^= 1 << wi
+		w := ws[wi]
+		w.mu.Lock()
+		for k, d := range chunk {
+			if int(to[k]) == wi {
+				w.pending = appendPending(w.pending, d)
+			}
 		}
-		batches[i] = append(batches[i], d)
+		w.wakeLocked()
 	}
-	for i, b := range batches {
-		if len(b) > 0 {
-			ws[i].q <- b
-		}
-	}
-	putBatch(chunk) // its deliveries went out in the workers' batches
+	putBatch(chunk) // its deliveries are in the workers' queues
 }
 
 func (p *Partition) isClosing() bool {

@@ -115,9 +115,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r.workers = make([]*worker, sub.Concurrency)
 	for i := range r.workers {
-		// A worker's queue holds a batch per message at most, and at most
-		// MaxInFlight messages are handed out: sends never block.
-		r.workers[i] = &worker{r: r, q: make(chan []*Delivery, sub.MaxInFlight)}
+		r.workers[i] = &worker{r: r, signal: make(chan struct{}, 1)}
 		r.workers[i].state.Store(pack(0, 0, noItem))
 		r.workers[i].start(nil)
 	}
@@ -186,7 +184,7 @@ func (r *Runtime) Finish(err error) {
 	r.finishOnce.Do(func() {
 		r.Stop()
 		for _, w := range r.workers {
-			close(w.q)
+			w.close()
 		}
 		for _, w := range r.workers {
 			w.wait()

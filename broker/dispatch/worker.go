@@ -35,7 +35,15 @@ func unpack(s uint64) (gen, bseq uint16, idx uint32, frozen bool) {
 // the item a frozen state names is never recycled under abandonIf.
 type worker struct {
 	r *Runtime
-	q chan []*Delivery
+
+	// The queue: deliveries not taken yet, in order. The goroutine takes
+	// them all at once as its next batch; producers wake it (signal) only
+	// when it is idle.
+	mu      sync.Mutex
+	pending []*Delivery
+	idle    bool
+	closed  bool
+	signal  chan struct{} // capacity 1
 
 	state atomic.Uint64
 	// batches holds the current batch at its sequence number's parity:
@@ -65,12 +73,85 @@ func (w *worker) run(gen uint16, rest []*Delivery) {
 	if len(rest) > 0 && !w.serve(gen, rest, false) {
 		return // abandoned: its count is off wg already
 	}
-	for batch := range w.q {
+	for {
+		batch, ok := w.take()
+		if !ok {
+			break
+		}
 		if !w.serve(gen, batch, true) {
 			return
 		}
 	}
 	w.wg.Done()
+}
+
+// push queues ds (taking ownership of the slice).
+func (w *worker) push(ds []*Delivery) {
+	w.mu.Lock()
+	if len(w.pending) == 0 {
+		if w.pending != nil {
+			putBatch(w.pending)
+		}
+		w.pending = ds
+	} else {
+		w.pending = append(w.pending, ds...)
+		defer putBatch(ds)
+	}
+	w.wakeLocked()
+}
+
+// push1 queues one delivery.
+func (w *worker) push1(d *Delivery) {
+	w.mu.Lock()
+	w.pending = appendPending(w.pending, d)
+	w.wakeLocked()
+}
+
+func appendPending(p []*Delivery, d *Delivery) []*Delivery {
+	if p == nil {
+		p = NewBatch()
+	}
+	return append(p, d)
+}
+
+// wakeLocked unlocks w.mu and wakes the goroutine if it waits.
+func (w *worker) wakeLocked() {
+	wake := w.idle
+	w.idle = false
+	w.mu.Unlock()
+	if wake {
+		select {
+		case w.signal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the queued deliveries, waiting for some; false once the
+// queue is closed and empty.
+func (w *worker) take() ([]*Delivery, bool) {
+	w.mu.Lock()
+	for len(w.pending) == 0 {
+		if w.closed {
+			w.mu.Unlock()
+			return nil, false
+		}
+		w.idle = true
+		w.mu.Unlock()
+		<-w.signal
+		w.mu.Lock()
+	}
+	b := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	return b, true
+}
+
+// close ends the queue: the goroutine serves what is queued, then stops.
+func (w *worker) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.wakeLocked()
 }
 
 // advance moves the state from prev to next for this goroutine, waiting

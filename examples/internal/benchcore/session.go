@@ -70,7 +70,7 @@ func (s *Session) RunOnce(ctx context.Context, mode string, rate float64) (Outco
 	res, perr, err := Run(ctx, rc, drv, run, base)
 	cerr := drv.Close()
 	u, kerr := closeKafka()
-	if k != nil && k.cmd != nil {
+	if k != nil && k.proc != nil {
 		res.BrokerCPUSeconds = u.CPU.Seconds()
 		res.BrokerPeakRSSMiB = float64(u.PeakRSS) / (1 << 20)
 	}
