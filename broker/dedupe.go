@@ -49,20 +49,11 @@ type HookDuplicate interface {
 	OnDuplicate(ctx context.Context, m *Message)
 }
 
-func (hs Hooks) duplicate(ctx context.Context, m *Message) {
-	for _, h := range hs {
-		if x, ok := h.(HookDuplicate); ok {
-			x.OnDuplicate(ctx, m)
-		}
-	}
-}
-
 // DedupeOption configures the Dedupe middleware.
 type DedupeOption func(*dedupeConfig)
 
 type dedupeConfig struct {
-	key   func(*Message) string
-	hooks Hooks
+	key func(*Message) string
 }
 
 // DedupeKey sets how the store key of a message is formed; a message whose
@@ -70,12 +61,6 @@ type dedupeConfig struct {
 // combines the subscription group and the event ID (HeaderID).
 func DedupeKey(key func(m *Message) string) DedupeOption {
 	return func(c *dedupeConfig) { c.key = key }
-}
-
-// DedupeHooks sets hooks told of every skipped duplicate (HookDuplicate);
-// pass the same hooks as the subscription's, such as a *Metrics.
-func DedupeHooks(hooks ...Hook) DedupeOption {
-	return func(c *dedupeConfig) { c.hooks = append(c.hooks, hooks...) }
 }
 
 // DefaultDedupeKey is m.Delivery.Group + "|" + the event ID, or "" when the
@@ -96,12 +81,13 @@ const dedupeBookkeeping = 10 * time.Second
 
 // Dedupe skips messages that were already handled successfully, by event ID
 // (HeaderID; messages without one pass through un-deduplicated). For each
-// message it claims the ID in store; if the ID was committed before, the
-// message is acknowledged (nil) without calling the handler and the
-// HookDuplicate hooks are told. Otherwise the handler runs; the ID is
-// committed only when it returned nil, and released when it failed, so a
-// failed (or panicking) message is handled again on redelivery. Concurrent
-// deliveries of one ID are handled one at a time (see DedupeStore).
+// message it claims the ID in store; if the ID was committed before, it
+// returns ErrDuplicate without calling the handler: the pipeline
+// acknowledges the message and tells HookDuplicate. Otherwise the handler
+// runs; the ID is committed only when it returned nil, and released when it
+// failed, so a failed (or panicking) message is handled again on
+// redelivery. Concurrent deliveries of one ID are handled one at a time
+// (see DedupeStore).
 //
 // A store error is returned, wrapped, so the message is not acknowledged and
 // is retried — never treated as "seen" nor ignored. If Commit fails after
@@ -109,18 +95,15 @@ const dedupeBookkeeping = 10 * time.Second
 // the message will be handled again. De-duplication narrows at-least-once
 // delivery down to "once, as long as the store remembers", not exactly-once.
 //
-// Place Dedupe around the handler given to Subscribe,
-//
-//	sub.Subscribe(ctx, s, broker.Chain(h, broker.Dedupe(store)))
-//
-// so that it runs inside the pipeline's Retry (a store error is retried like
-// a handler error) and inside its dead-letter step: a message that ends in
-// the dead letter was not handled and is not recorded, so re-publishing it
-// from "<topic>.dlq" handles it. In Pipeline.Middleware it would see the
-// dead-letter step's nil and record dead letters as handled.
+// It is an AttemptMiddleware: register it as a hook (a backend's or a
+// Subscription's Hooks). It then runs inside the pipeline's retries (a
+// store error is retried like a handler error) and inside its dead-letter
+// step: a message that ends in the dead letter was not handled and is not
+// recorded, so re-publishing it from "<topic>.dlq" handles it. Outside a
+// pipeline, wrap the handler with it: Dedupe(store)(h).
 //
 // A nil store fails every message with an error.
-func Dedupe(store DedupeStore, opts ...DedupeOption) Middleware {
+func Dedupe(store DedupeStore, opts ...DedupeOption) AttemptMiddleware {
 	cfg := dedupeConfig{key: DefaultDedupeKey}
 	for _, o := range opts {
 		o(&cfg)
@@ -139,8 +122,7 @@ func Dedupe(store DedupeStore, opts ...DedupeOption) Middleware {
 				return fmt.Errorf("broker: dedupe claim %q: %w", key, err)
 			}
 			if !mine {
-				cfg.hooks.duplicate(ctx, m)
-				return nil
+				return ErrDuplicate
 			}
 			// Commit and Release run even when ctx has ended (a claim left
 			// behind would hold up the next delivery), bounded on their own.

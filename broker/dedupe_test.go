@@ -28,6 +28,19 @@ type duplicates struct{ n atomic.Int32 }
 
 func (d *duplicates) OnDuplicate(context.Context, *Message) { d.n.Add(1) }
 
+// acknowledgeDuplicates does what the pipeline does with ErrDuplicate:
+// acknowledge the message and tell the hook.
+func acknowledgeDuplicates(d *duplicates, h Handler) Handler {
+	return func(ctx context.Context, m *Message) error {
+		err := h(ctx, m)
+		if errors.Is(err, ErrDuplicate) {
+			d.OnDuplicate(ctx, m)
+			return nil
+		}
+		return err
+	}
+}
+
 // counting returns a handler that counts its calls and returns results[i]
 // on call i (nil beyond the end).
 func counting(results ...error) (Handler, *atomic.Int32) {
@@ -87,7 +100,7 @@ func TestDedupeSequence(t *testing.T) {
 			store := NewMemoryDedupeStore(16)
 			dups := &duplicates{}
 			h, calls := counting(tt.results...)
-			dh := Dedupe(store, DedupeHooks(dups))(h)
+			dh := acknowledgeDuplicates(dups, Dedupe(store)(h))
 			for i, m := range tt.msgs {
 				if err := dh(context.Background(), m); !errors.Is(err, tt.wantErrs[i]) || (tt.wantErrs[i] == nil) != (err == nil) {
 					t.Fatalf("delivery %d: err = %v, want %v", i+1, err, tt.wantErrs[i])
@@ -274,14 +287,14 @@ func TestDedupeConcurrentDuplicate(t *testing.T) {
 			dups := &duplicates{}
 			entered, release := make(chan struct{}), make(chan struct{})
 			var calls atomic.Int32
-			h := Dedupe(store, DedupeHooks(dups))(func(context.Context, *Message) error {
+			h := acknowledgeDuplicates(dups, Dedupe(store)(func(context.Context, *Message) error {
 				if calls.Add(1) == 1 {
 					close(entered)
 					<-release
 					return first
 				}
 				return nil
-			})
+			}))
 			errs1, errs2 := make(chan error, 1), make(chan error, 1)
 			go func() { errs1 <- h(context.Background(), dedupeMessage("a", "g")) }()
 			<-entered
@@ -385,7 +398,7 @@ func TestDedupeConcurrentStress(t *testing.T) {
 		successes = map[string]int{}
 		inFlight  = map[string]int{}
 	)
-	h := Dedupe(store)(func(_ context.Context, m *Message) error {
+	h := acknowledgeDuplicates(&duplicates{}, Dedupe(store)(func(_ context.Context, m *Message) error {
 		id := m.Header(HeaderID)
 		mu.Lock()
 		inFlight[id]++
@@ -404,7 +417,7 @@ func TestDedupeConcurrentStress(t *testing.T) {
 			return errHandler
 		}
 		return nil
-	})
+	}))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {

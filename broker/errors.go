@@ -36,6 +36,9 @@ var (
 	// pipeline acknowledges the message, does not retry it, and tells
 	// HookSkipped; outside a pipeline it is an ordinary error.
 	ErrSkipped = errors.New("broker: message skipped")
+	// ErrDuplicate is returned by Dedupe for a message handled before. The
+	// pipeline acknowledges it, does not retry it, and tells HookDuplicate.
+	ErrDuplicate = errors.New("broker: duplicate message")
 )
 
 // IsPermanentPublishError reports whether a Publish error is one that

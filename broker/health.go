@@ -3,9 +3,38 @@ package broker
 import (
 	"context"
 	"time"
-
-	"github.com/cosmic-horizons/events/eventmodels"
 )
+
+// HealthStatus is the state of a backend or of one of its checks.
+type HealthStatus string
+
+// The health statuses, from best to worst: healthy, unknown, degraded,
+// unhealthy (see Worst).
+const (
+	HealthHealthy   HealthStatus = "healthy"
+	HealthDegraded  HealthStatus = "degraded"
+	HealthUnhealthy HealthStatus = "unhealthy"
+	HealthUnknown   HealthStatus = "unknown"
+)
+
+// Valid reports whether s is one of the defined statuses.
+func (s HealthStatus) Valid() bool {
+	switch s {
+	case HealthHealthy, HealthDegraded, HealthUnhealthy, HealthUnknown:
+		return true
+	}
+	return false
+}
+
+// HealthCheck is one probe of a backend's health.
+type HealthCheck struct {
+	Name    string       `json:"name"`
+	Status  HealthStatus `json:"status"`
+	Message string       `json:"message,omitempty"`
+	// Value is the measured figure, e.g. lag in messages or brokers
+	// answering.
+	Value float64 `json:"value"`
+}
 
 // HealthReport is what a backend's Health returns: an overall status, the
 // checks behind it, and the lag of every consumer group it can see.
@@ -13,10 +42,10 @@ type HealthReport struct {
 	// Backend names the backend: "memory", "kafka", "rabbitmq".
 	Backend string
 	// Status is the worst status of Checks.
-	Status eventmodels.HealthStatus
+	Status HealthStatus
 	// Checks are the individual probes (brokers reachable, controller
 	// known, topic present, connected node, …).
-	Checks []eventmodels.HealthCheck
+	Checks []HealthCheck
 	// Lag is the backlog per group and partition (or queue).
 	Lag []GroupLag
 	// InFlight is, per running subscription of this process, what its
@@ -76,22 +105,22 @@ type HealthChecker interface {
 // Worst returns the most severe of the statuses: unhealthy > degraded >
 // unknown > healthy. A status that is none of these (empty, misspelt)
 // counts as unknown. No statuses is healthy.
-func Worst(statuses ...eventmodels.HealthStatus) eventmodels.HealthStatus {
-	rank := func(s eventmodels.HealthStatus) int {
+func Worst(statuses ...HealthStatus) HealthStatus {
+	rank := func(s HealthStatus) int {
 		switch s {
-		case eventmodels.HealthHealthy:
+		case HealthHealthy:
 			return 0
-		case eventmodels.HealthDegraded:
+		case HealthDegraded:
 			return 2
-		case eventmodels.HealthUnhealthy:
+		case HealthUnhealthy:
 			return 3
 		}
 		return 1 // unknown, or not a status
 	}
-	worst := eventmodels.HealthHealthy
+	worst := HealthHealthy
 	for _, s := range statuses {
 		if !s.Valid() {
-			s = eventmodels.HealthUnknown
+			s = HealthUnknown
 		}
 		if rank(s) > rank(worst) {
 			worst = s

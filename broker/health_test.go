@@ -4,31 +4,30 @@ import (
 	"testing"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/eventmodels"
 )
 
 func TestWorst(t *testing.T) {
 	const (
-		ok   = eventmodels.HealthHealthy
-		unk  = eventmodels.HealthUnknown
-		deg  = eventmodels.HealthDegraded
-		down = eventmodels.HealthUnhealthy
+		ok   = broker.HealthHealthy
+		unk  = broker.HealthUnknown
+		deg  = broker.HealthDegraded
+		down = broker.HealthUnhealthy
 	)
 	tests := []struct {
-		in   []eventmodels.HealthStatus
-		want eventmodels.HealthStatus
+		in   []broker.HealthStatus
+		want broker.HealthStatus
 	}{
 		{nil, ok},
-		{[]eventmodels.HealthStatus{ok}, ok},
-		{[]eventmodels.HealthStatus{ok, unk}, unk},
-		{[]eventmodels.HealthStatus{deg, unk, ok}, deg},
-		{[]eventmodels.HealthStatus{ok, down, deg}, down},
-		{[]eventmodels.HealthStatus{down, ok}, down},
+		{[]broker.HealthStatus{ok}, ok},
+		{[]broker.HealthStatus{ok, unk}, unk},
+		{[]broker.HealthStatus{deg, unk, ok}, deg},
+		{[]broker.HealthStatus{ok, down, deg}, down},
+		{[]broker.HealthStatus{down, ok}, down},
 		// A status the function does not know is no reason to report
 		// healthy: it counts as unknown.
-		{[]eventmodels.HealthStatus{ok, ""}, unk},
-		{[]eventmodels.HealthStatus{"on fire", ok}, unk},
-		{[]eventmodels.HealthStatus{"on fire", deg}, deg},
+		{[]broker.HealthStatus{ok, ""}, unk},
+		{[]broker.HealthStatus{"on fire", ok}, unk},
+		{[]broker.HealthStatus{"on fire", deg}, deg},
 	}
 	for _, tt := range tests {
 		if got := broker.Worst(tt.in...); got != tt.want {

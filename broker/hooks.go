@@ -2,14 +2,93 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
-// Hook observes what the consumption pipeline does. A hook implements any
-// of the small interfaces below; the pipeline finds them by type assertion,
-// so new hook kinds can be added without breaking existing hooks (the
-// franz-go kgo hooks pattern). Metrics and logging are hooks.
+// Hook is how code extends what publishers and the consumption pipeline
+// do, in one place: a backend's Config.Hooks, a Subscription's Hooks, a
+// Bus's hooks. A hook implements any of the small interfaces of this
+// package (and of a backend's: kafkabus.HookClientError,
+// rabbitbus.HookConnection); the pipeline finds them by type assertion, so
+// new kinds can be added without breaking existing hooks (the franz-go kgo
+// hooks pattern). A value that implements none of them is refused
+// (ValidateHooks): it would silently do nothing.
+//
+// There are two families:
+//
+//   - observers are told what happened: HookHandled, HookRetry,
+//     HookDeadLetter, HookDeadLetterFailed, HookDiscard, HookSkipped,
+//     HookDuplicate, HookPublished. Metrics and logs are observers.
+//   - wrappers change what happens: HookWrapMessage wraps the handling of
+//     each message once, outermost (tracing spans); HookWrapAttempt wraps
+//     each attempt, innermost, around the handler itself (de-duplication).
+//     A Middleware is a HookWrapMessage, an AttemptMiddleware a
+//     HookWrapAttempt.
+//
+// One value may be both: a tracer wraps each message in a span and records
+// retries and dead letters on it, registered once.
 type Hook any
+
+// HookWrapMessage wraps the handling of each message, once, outermost: it
+// sees the message before the event-type filter and the outcome after the
+// retries and the failure policy (a dead-lettered message is a nil). The
+// hooks' wrappers apply in list order, the first outermost.
+type HookWrapMessage interface {
+	WrapMessage(next Handler) Handler
+}
+
+// HookWrapAttempt wraps each handler attempt, innermost: inside the
+// retries, the timeout and the dead-letter step, right around the handler.
+// What it returns is the attempt's outcome (retried, dead-lettered). The
+// hooks' wrappers apply in list order, the first outermost.
+type HookWrapAttempt interface {
+	WrapAttempt(next Handler) Handler
+}
+
+// WrapMessage implements HookWrapMessage: a Middleware wraps each message
+// once, outermost.
+func (mw Middleware) WrapMessage(next Handler) Handler { return mw(next) }
+
+// AttemptMiddleware is a middleware that wraps each attempt (see
+// HookWrapAttempt), as Dedupe does.
+type AttemptMiddleware func(Handler) Handler
+
+// WrapAttempt implements HookWrapAttempt.
+func (mw AttemptMiddleware) WrapAttempt(next Handler) Handler { return mw(next) }
+
+// IsHook reports whether h implements at least one hook interface of this
+// package.
+func IsHook(h Hook) bool {
+	switch h.(type) {
+	case HookHandled, HookRetry, HookDeadLetter, HookDeadLetterFailed, HookDiscard, HookSkipped,
+		HookDuplicate, HookPublished, HookWrapMessage, HookWrapAttempt:
+		return true
+	}
+	return false
+}
+
+// ValidateHooks reports, in one error, every hook that is nil or
+// implements no hook interface: neither one of this package's (IsHook) nor
+// one that extra accepts (a backend's own hook interfaces).
+func ValidateHooks(hooks []Hook, extra ...func(Hook) bool) error {
+	var errs []error
+	for i, h := range hooks {
+		if h == nil {
+			errs = append(errs, fmt.Errorf("Hooks[%d] is nil", i))
+			continue
+		}
+		ok := IsHook(h)
+		for _, x := range extra {
+			ok = ok || x(h)
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("Hooks[%d] (%T) implements no hook interface: it would do nothing", i, h))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // HookHandled is called after every handler attempt.
 type HookHandled interface {
@@ -90,6 +169,14 @@ func (hs Hooks) deadLetterFailed(ctx context.Context, m *Message, handlerErr, pu
 	for _, h := range hs {
 		if x, ok := h.(HookDeadLetterFailed); ok {
 			x.OnDeadLetterFailed(ctx, m, handlerErr, publishErr)
+		}
+	}
+}
+
+func (hs Hooks) duplicate(ctx context.Context, m *Message) {
+	for _, h := range hs {
+		if x, ok := h.(HookDuplicate); ok {
+			x.OnDuplicate(ctx, m)
 		}
 	}
 }

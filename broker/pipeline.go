@@ -11,11 +11,14 @@ import (
 // subscription, so retries, dead letters and failure policies behave the same
 // on memory, Kafka and RabbitMQ. From the outside in:
 //
-//	Middleware… → event-type filter → failure policy → Retry → Timeout → hooks → Recover → skip → handler
+//	message wrappers… → event-type filter → failure policy → Retry → Timeout → observers → Recover → skip → attempt wrappers… → handler
 //
-// The hooks step tells HookHandled of every attempt, a panicking one
-// included (as a *PanicError). The skip step turns a handler's ErrSkipped
-// into an acknowledgement (no retry, no dead letter) and tells HookSkipped.
+// The wrappers are the hooks implementing HookWrapMessage and
+// HookWrapAttempt, in list order. The observers step tells HookHandled of
+// every attempt, a panicking one included (as a *PanicError). The skip step
+// turns ErrSkipped (a handler not taking a message) and ErrDuplicate
+// (Dedupe) into an acknowledgement, no retry, no dead letter, and tells
+// HookSkipped or HookDuplicate.
 //
 // The failure policy is the DeadLetter middleware (OnFailureDeadLetter), a
 // log-and-acknowledge step (OnFailureDiscard), or nothing (OnFailureStop: the
@@ -31,13 +34,8 @@ type Pipeline struct {
 	// (DeadLetterConfig.MaxSize): the backend's message size limit plus
 	// DeadLetterOverhead. 0 means no limit.
 	DeadLetterMaxSize int
-	// Middleware runs outermost, first listed first, once per message:
-	// Tracing, for instance. It sees the outcome after retries and the
-	// failure policy (a dead-lettered message is a nil). Dedupe does not
-	// belong here but around the handler (see Dedupe); metrics come as
-	// Hooks.
-	Middleware []Middleware
-	// Hooks observe attempts, retries, dead letters and discards.
+	// Hooks observe and wrap the handling (see Hook); the Subscription's
+	// own Hooks come after them.
 	Hooks []Hook
 	// Logger receives dead-letter and discard records; default: discard.
 	Logger *slog.Logger
@@ -50,9 +48,17 @@ func (p Pipeline) Wrap(h Handler) Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	hs := Hooks(p.Hooks)
+	hs := Hooks(append(append([]Hook(nil), p.Hooks...), sub.Hooks...))
 	chain := []Middleware{}
-	chain = append(chain, p.Middleware...)
+	var inner []Middleware
+	for _, h := range hs {
+		if w, ok := h.(HookWrapMessage); ok {
+			chain = append(chain, w.WrapMessage)
+		}
+		if w, ok := h.(HookWrapAttempt); ok {
+			inner = append(inner, w.WrapAttempt)
+		}
+	}
 	if len(sub.EventTypes) > 0 {
 		chain = append(chain, filter(&sub))
 	}
@@ -60,27 +66,35 @@ func (p Pipeline) Wrap(h Handler) Handler {
 	case OnFailureDeadLetter:
 		chain = append(chain, DeadLetter(DeadLetterConfig{
 			Publisher: p.DeadLetters, Group: sub.Group, MaxSize: p.DeadLetterMaxSize,
-			Fallback: sub.DeadLetterFallback, Logger: logger, Hooks: p.Hooks,
+			Fallback: sub.DeadLetterFallback, Logger: logger, Hooks: hs,
 		}))
 	case OnFailureDiscard:
 		chain = append(chain, discard(sub.Group, logger, hs))
 	}
-	chain = append(chain, Retry(sub.Retry, p.Hooks...), Timeout(sub.HandlerTimeout))
+	chain = append(chain, Retry(sub.Retry, hs...), Timeout(sub.HandlerTimeout))
 	if len(hs) > 0 {
 		// Outside Recover, so that an attempt that panicked is observed
 		// (as its *PanicError) like any other failed attempt.
 		chain = append(chain, observe(hs))
 	}
 	chain = append(chain, Recover(), skip(hs))
+	chain = append(chain, inner...)
 	return Chain(h, chain...)
 }
 
-// skip acknowledges a message the handler skipped on purpose.
+// skip acknowledges a message skipped on purpose (ErrSkipped) or as a
+// duplicate (ErrDuplicate).
 func skip(hs Hooks) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
 			err := next(ctx, m)
-			if err != nil && errors.Is(err, ErrSkipped) {
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, ErrDuplicate):
+				hs.duplicate(ctx, m)
+				return nil
+			case errors.Is(err, ErrSkipped):
 				hs.skipped(ctx, m, err)
 				return nil
 			}

@@ -168,20 +168,27 @@ func TestPipelineHandlerTimeoutPerAttempt(t *testing.T) {
 	}
 }
 
-// TestPipelineOrder checks the chain from the outside in: user middleware,
-// filter, failure policy, Retry, Timeout, Recover, handler.
+// TestPipelineOrder checks the chain from the outside in: message
+// wrappers, filter, failure policy, Retry, Timeout, Recover, attempt
+// wrappers, handler.
 func TestPipelineOrder(t *testing.T) {
 	var order []string
-	mw := func(next broker.Handler) broker.Handler {
+	mw := broker.Middleware(func(next broker.Handler) broker.Handler {
 		return func(ctx context.Context, m *broker.Message) error {
 			order = append(order, "middleware:"+m.Header(broker.HeaderType))
 			err := next(ctx, m)
 			order = append(order, "middleware-sees:"+errString(err))
 			return err
 		}
-	}
+	})
+	attempt := broker.AttemptMiddleware(func(next broker.Handler) broker.Handler {
+		return func(ctx context.Context, m *broker.Message) error {
+			order = append(order, "attempt")
+			return next(ctx, m) // a panic passes through to Recover, outside
+		}
+	})
 	p, _, _ := pipeline(broker.Subscription{EventTypes: []string{"job.queued"}, HandlerTimeout: time.Hour, Retry: broker.RetryPolicy{MaxAttempts: 2}})
-	p.Middleware = []broker.Middleware{mw}
+	p.Hooks = append(p.Hooks, mw, attempt)
 	h := p.Wrap(func(ctx context.Context, m *broker.Message) error {
 		_, hasDeadline := ctx.Deadline()
 		order = append(order, "handler#"+strconv.Itoa(m.Delivery.Attempt)+" deadline:"+strconv.FormatBool(hasDeadline))
@@ -197,7 +204,7 @@ func TestPipelineOrder(t *testing.T) {
 	}
 	want := []string{
 		"middleware:job.completed", "middleware-sees:nil", // filtered inside the middleware
-		"middleware:job.queued", "handler#1 deadline:true", "handler#2 deadline:true",
+		"middleware:job.queued", "attempt", "handler#1 deadline:true", "attempt", "handler#2 deadline:true",
 		"middleware-sees:nil", // the failure policy (dead letter) is inside the middleware
 	}
 	if !reflect.DeepEqual(order, want) {

@@ -23,7 +23,7 @@ func Retry(p RetryPolicy, hooks ...Hook) Middleware {
 			for attempt := 1; ; attempt++ {
 				m.Delivery.Attempt = attempt
 				err := next(ctx, m)
-				if err == nil || IsPermanent(err) || errors.Is(err, ErrSkipped) || attempt >= p.MaxAttempts {
+				if err == nil || IsPermanent(err) || errors.Is(err, ErrSkipped) || errors.Is(err, ErrDuplicate) || attempt >= p.MaxAttempts {
 					return err
 				}
 				if ctx.Err() != nil {

@@ -53,6 +53,9 @@ type Subscription struct {
 	// default StartOldest. Ignored by ephemeral subscriptions (always the
 	// newest).
 	StartAt StartPosition
+	// Hooks observe and wrap this subscription's handling (see Hook),
+	// after the backend's own hooks.
+	Hooks []Hook
 }
 
 // FailurePolicy is what a subscription does with a message whose handler
@@ -225,6 +228,9 @@ func (s Subscription) Validate() error {
 		}
 	}
 	if err := s.Retry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ValidateHooks(s.Hooks); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {

@@ -3,8 +3,6 @@ package broker
 import (
 	"strings"
 	"time"
-
-	"github.com/cosmic-horizons/events/eventmodels"
 )
 
 // TopicSpec describes a durable topic: what backends provision and what
@@ -23,22 +21,6 @@ type TopicSpec struct {
 	MaxMessageBytes int
 	// Carries lists the event types published to the topic.
 	Carries []string
-}
-
-const day = 24 * time.Hour
-
-// PlatformTopics returns the durable topics of the platform (SPEC §3). The
-// slice is a fresh copy on every call.
-func PlatformTopics() []TopicSpec {
-	return []TopicSpec{
-		{Name: eventmodels.TopicJobLifecycle, Partitions: 10, ReplicationFactor: 3, Retention: 30 * day, Carries: []string{
-			eventmodels.TypeJobSubmitted, eventmodels.TypeJobQueued, eventmodels.TypeJobStatusChanged,
-			eventmodels.TypeJobCompleted, eventmodels.TypeJobFailed, eventmodels.TypeJobCancelled}},
-		{Name: eventmodels.TopicJobMetrics, Partitions: 10, ReplicationFactor: 3, Retention: 30 * day, Carries: []string{eventmodels.TypeJobMetrics}},
-		{Name: eventmodels.TopicNotifications, Partitions: 5, ReplicationFactor: 3, Retention: 7 * day, Carries: []string{eventmodels.TypeNotification}},
-		{Name: eventmodels.TopicAuditTrail, Partitions: 5, ReplicationFactor: 3, Retention: 90 * day, Carries: []string{eventmodels.TypeAudit}},
-		{Name: eventmodels.TopicSystemHealth, Partitions: 3, ReplicationFactor: 3, Retention: 7 * day, Carries: []string{eventmodels.TypeSystemHealth}},
-	}
 }
 
 // DeadLetterSuffix is appended to a topic's name to form its dead-letter topic.

@@ -55,6 +55,20 @@ type Codec interface {
 	Decode(data []byte, meta Meta) (Event, error)
 }
 
+// InfoCodec is implemented by codecs that take the registration of an
+// event's type from their caller, which has looked it up already (the
+// typed layer does once per message), instead of looking it up again.
+type InfoCodec interface {
+	Codec
+	// EncodeInfo is Encode for an event of the registered type info.
+	EncodeInfo(info TypeInfo, e Event) ([]byte, error)
+	// DecodeInfo is Decode for a body of the registered type info, written
+	// with schema version (0: the current one).
+	DecodeInfo(info TypeInfo, data []byte, version int) (Event, error)
+	// DataSchemaOf is DataSchema for the registered type info.
+	DataSchemaOf(info TypeInfo) string
+}
+
 // DecodeError describes a body that could not be decoded.
 type DecodeError struct {
 	ContentType string

@@ -37,6 +37,18 @@ func (c *JSONCodec) Encode(e Event) ([]byte, error) {
 	return json.Marshal(e)
 }
 
+// EncodeInfo implements InfoCodec.
+func (c *JSONCodec) EncodeInfo(_ TypeInfo, e Event) ([]byte, error) { return json.Marshal(e) }
+
+// DataSchemaOf implements InfoCodec: "".
+func (c *JSONCodec) DataSchemaOf(TypeInfo) string { return "" }
+
+// DecodeInfo implements InfoCodec. The body's event_type must be
+// info.EventType.
+func (c *JSONCodec) DecodeInfo(info TypeInfo, data []byte, _ int) (Event, error) {
+	return c.decode(data, info.EventType, &info)
+}
+
 type discriminator struct {
 	EventType *string `json:"event_type"`
 }
@@ -44,6 +56,12 @@ type discriminator struct {
 // Decode parses data, checks it against meta.EventType when given, and
 // validates the result.
 func (c *JSONCodec) Decode(data []byte, meta Meta) (Event, error) {
+	return c.decode(data, meta.EventType, nil)
+}
+
+// decode is Decode, with the registration of the type when known.
+func (c *JSONCodec) decode(data []byte, wantType string, info *TypeInfo) (Event, error) {
+	meta := Meta{EventType: wantType}
 	fail := func(typ string, err error) (Event, error) {
 		return nil, DecodeFailure(ContentTypeJSON, typ, err)
 	}
@@ -61,9 +79,14 @@ func (c *JSONCodec) Decode(data []byte, meta Meta) (Event, error) {
 	if meta.EventType != "" && meta.EventType != typ {
 		return fail(meta.EventType, Malformed(fmt.Errorf("header type %q, body type %q", meta.EventType, typ)))
 	}
-	e, err := c.reg.New(typ)
-	if err != nil {
-		return fail(typ, err)
+	var e Event
+	if info != nil {
+		e = info.New()
+	} else {
+		var err error
+		if e, err = c.reg.New(typ); err != nil {
+			return fail(typ, err)
+		}
 	}
 	if err := json.Unmarshal(data, e); err != nil {
 		return fail(typ, Malformed(err))

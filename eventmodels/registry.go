@@ -41,6 +41,14 @@ type TypeInfo struct {
 	// AvroName is the full name of the type's record in that schema, e.g.
 	// "cosmichorizons.events.JobSubmitted".
 	AvroName string
+	// AvroPayload, for a type of its own (Schema empty), is the Avro record
+	// of its payload fields: the fields after the six envelope fields,
+	// which the Avro codec adds (see the AvroPayload option of Register).
+	// Empty: the type has no Avro form and travels as JSON.
+	AvroPayload string
+	// PayloadVersion is the version of AvroPayload, written in
+	// ce_dataschema as "<event type>/v<version>"; default 1.
+	PayloadVersion int
 	// New returns a new, zero event of the type (a pointer).
 	New func() Event
 
@@ -119,6 +127,15 @@ func (r *Registry) Register(info TypeInfo) error {
 	if (info.Schema == "") != (info.AvroName == "") {
 		return fmt.Errorf("eventmodels: register %q: Schema and AvroName go together", info.EventType)
 	}
+	if info.Schema != "" && info.AvroPayload != "" {
+		return fmt.Errorf("eventmodels: register %q: a type's Avro form is a catalog Schema or an AvroPayload, not both", info.EventType)
+	}
+	if info.PayloadVersion < 0 {
+		return fmt.Errorf("eventmodels: register %q: PayloadVersion must not be negative", info.EventType)
+	}
+	if info.AvroPayload != "" && info.PayloadVersion == 0 {
+		info.PayloadVersion = 1
+	}
 	sample := info.New()
 	if sample == nil || reflect.TypeOf(sample).Kind() != reflect.Pointer || reflect.ValueOf(sample).IsNil() {
 		return fmt.Errorf("eventmodels: register %q: New must return a non-nil pointer", info.EventType)
@@ -138,6 +155,50 @@ func (r *Registry) Register(info TypeInfo) error {
 	next.byGo[info.goType] = info.EventType
 	r.snap.Store(next)
 	return nil
+}
+
+// HasAvro reports whether the type has an Avro form: a schema of the
+// catalog, or its own payload record.
+func (info TypeInfo) HasAvro() bool { return info.Schema != "" || info.AvroPayload != "" }
+
+// GoType returns the Go type of the type's events (a pointer type).
+func (info TypeInfo) GoType() reflect.Type { return info.goType }
+
+// RegisterOption adjusts a registration made with Register.
+type RegisterOption func(*TypeInfo)
+
+// AvroPayload gives the type an Avro form. avsc is an Avro record of the
+// type's payload fields only, without the six envelope fields (event_id,
+// event_type, timestamp, correlation_id, user_id, schema_version), which
+// the Avro codec writes first for every type; the record's name and
+// namespace name the Avro record. Each field needs a Go field tagged
+// avro:"<name>". Without this option the type travels as JSON.
+func AvroPayload(avsc string) RegisterOption {
+	return func(info *TypeInfo) { info.AvroPayload = avsc }
+}
+
+// PayloadVersion sets the version of the type's AvroPayload (default 1);
+// raise it when the payload record changes.
+func PayloadVersion(v int) RegisterOption {
+	return func(info *TypeInfo) { info.PayloadVersion = v }
+}
+
+// Register adds T, an event type of your own, to r in one step: events of
+// type eventType, published to topic. T is a pointer to a struct that
+// embeds Base (so *T implements Event). The type travels as JSON unless
+// AvroPayload gives it an Avro form. It fails as Registry.Register does.
+//
+//	err := eventmodels.Register[*SiteCalibrated](reg, "site.calibrated", "site-events")
+func Register[T Event](r *Registry, eventType, topic string, opts ...RegisterOption) error {
+	t := reflect.TypeFor[T]()
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("eventmodels: register %q: %v is not a pointer to a struct", eventType, t)
+	}
+	info := TypeInfo{EventType: eventType, Topic: topic, New: func() Event { return reflect.New(t.Elem()).Interface().(T) }}
+	for _, o := range opts {
+		o(&info)
+	}
+	return r.Register(info)
 }
 
 // Lookup returns the registration of eventType.

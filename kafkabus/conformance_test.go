@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 		ConsumerGroups: true,
 		KeyAffinity:    true,
 		Ephemeral:      true,
-		MaxMessageSize: kafkabus.DefaultMaxMessageBytes,
+		MaxMessageBytes: kafkabus.DefaultMaxMessageBytes,
 		NewTopic: func(t *testing.T, name string, partitions int32) {
 			ensure(t, admin, name, partitions)
 		},

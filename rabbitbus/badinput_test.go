@@ -90,7 +90,7 @@ func TestHandleEventBadInput(t *testing.T) {
 // anything is sent when the call itself is wrong.
 func TestPublishErrors(t *testing.T) {
 	e := newEnv(t)
-	c := newClient(t, rabbitbus.Config{URLs: []string{e.url}, MaxMessageSize: 1000})
+	c := newClient(t, rabbitbus.Config{URLs: []string{e.url}, MaxMessageBytes: 1000})
 	topic := e.f.Name("errs")
 	e.declareGroup(t, broker.Subscription{Topic: topic, Group: "g"})
 	nobody := e.f.Name("nobody")

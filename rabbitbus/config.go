@@ -31,13 +31,13 @@ const (
 	DefaultReconnectBackoffMax = 5 * time.Second
 	DefaultPublishChannels     = 2
 	DefaultConfirmWindow       = 1024
-	DefaultMaxMessageSize      = 1 << 20
+	DefaultMaxMessageBytes      = 1 << 20
 	DefaultSetupTimeout        = 30 * time.Second
 	DefaultNackRetry           = 30 * time.Second
 	DefaultCloseTimeout        = 30 * time.Second
-	// BrokerMaxMessageSize is RabbitMQ's own ceiling on a message body
-	// (max_message_size, 128 MiB); Config.MaxMessageSize cannot exceed it.
-	BrokerMaxMessageSize = 128 << 20
+	// BrokerMaxMessageBytes is RabbitMQ's own ceiling on a message body
+	// (max_message_size, 128 MiB); Config.MaxMessageBytes cannot exceed it.
+	BrokerMaxMessageBytes = 128 << 20
 )
 
 // Config configures a Client, Publisher or Subscriber. The zero value of
@@ -93,10 +93,10 @@ type Config struct {
 	// (within DialTimeout), and Close returns an error saying so. Default
 	// 30s; it must not be negative.
 	CloseTimeout time.Duration
-	// MaxMessageSize is the largest Message.Size() Publish accepts; larger
+	// MaxMessageBytes is the largest Message.Size() Publish accepts; larger
 	// messages fail with broker.ErrMessageTooLarge before anything is sent.
-	// Default 1 MiB, at most BrokerMaxMessageSize.
-	MaxMessageSize int
+	// Default 1 MiB, at most BrokerMaxMessageBytes.
+	MaxMessageBytes int
 	// QueueType of durable group queues and their dead-letter queues:
 	// QueueQuorum (default) or QueueClassic. It is fixed when a queue is
 	// first declared; declaring it again with another type fails with a
@@ -196,8 +196,8 @@ func (c Config) withDefaults() Config {
 	if c.ConfirmWindow == 0 {
 		c.ConfirmWindow = DefaultConfirmWindow
 	}
-	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = DefaultMaxMessageSize
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if c.NackRetry == 0 {
 		c.NackRetry = DefaultNackRetry
@@ -256,8 +256,8 @@ func (c Config) Validate() error {
 	if c.ConfirmWindow < 1 {
 		errs = append(errs, fmt.Errorf("ConfirmWindow must be at least 1, got %d", c.ConfirmWindow))
 	}
-	if c.MaxMessageSize < 1 || c.MaxMessageSize > BrokerMaxMessageSize {
-		errs = append(errs, fmt.Errorf("MaxMessageSize must be between 1 and %d (RabbitMQ's limit), got %d", BrokerMaxMessageSize, c.MaxMessageSize))
+	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > BrokerMaxMessageBytes {
+		errs = append(errs, fmt.Errorf("MaxMessageBytes must be between 1 and %d (RabbitMQ's limit), got %d", BrokerMaxMessageBytes, c.MaxMessageBytes))
 	}
 	switch c.QueueType {
 	case QueueQuorum, QueueClassic:

@@ -32,9 +32,9 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"URLs[0]", "URLs[1]"}},
 		{"many problems at once", Config{URLs: ok.URLs, Heartbeat: 500 * time.Millisecond, DialTimeout: -1,
 			ReconnectBackoffMin: 2 * time.Second, ReconnectBackoffMax: time.Second, PublishChannels: -1,
-			ConfirmWindow: -2, MaxMessageSize: BrokerMaxMessageSize + 1, QueueType: "stream", DeliveryLimit: -1},
+			ConfirmWindow: -2, MaxMessageBytes: BrokerMaxMessageBytes + 1, QueueType: "stream", DeliveryLimit: -1},
 			[]string{"Heartbeat must be at least 1s", "DialTimeout must not be negative", "ReconnectBackoffMax 1s is below",
-				"PublishChannels", "ConfirmWindow", "MaxMessageSize", "QueueType", "DeliveryLimit must not be negative"}},
+				"PublishChannels", "ConfirmWindow", "MaxMessageBytes", "QueueType", "DeliveryLimit must not be negative"}},
 		{"delivery limit needs quorum", Config{URLs: ok.URLs, QueueType: QueueClassic, DeliveryLimit: 3},
 			[]string{"DeliveryLimit needs QueueType"}},
 	} {
@@ -57,7 +57,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c := Config{URLs: []string{"amqp://h/"}}.withDefaults()
-	if c.Heartbeat != DefaultHeartbeat || c.PublishChannels != DefaultPublishChannels || c.MaxMessageSize != DefaultMaxMessageSize ||
+	if c.Heartbeat != DefaultHeartbeat || c.PublishChannels != DefaultPublishChannels || c.MaxMessageBytes != DefaultMaxMessageBytes ||
 		c.QueueType != QueueQuorum || c.QueueName == nil || c.Logger == nil || c.ReconnectBackoffMax != DefaultReconnectBackoffMax {
 		t.Errorf("defaults not applied: %+v", c)
 	}
@@ -73,7 +73,7 @@ func TestConfigFromEnv(t *testing.T) {
 	cfg, err := configFromLookup(env(map[string]string{
 		EnvURLs: " amqp://a:5672/ , amqps://b:5671/ ,", EnvURL: "amqp://ignored/", EnvHeartbeat: "3s",
 		EnvDialTimeout: "1s", EnvReconnectBackoffMin: "50ms", EnvReconnectBackoffMax: "2s", EnvPublishChannels: "8",
-		EnvConfirmWindow: "256", EnvMaxMessageSize: "2048", EnvQueueType: "classic", EnvDeliveryLimit: "0",
+		EnvConfirmWindow: "256", EnvMaxMessageBytes: "2048", EnvQueueType: "classic", EnvDeliveryLimit: "0",
 		EnvSingleActive: "true", EnvDropUnroutable: "live,status", EnvConnectionName: "svc",
 	}))
 	if err != nil {
@@ -81,7 +81,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if len(cfg.URLs) != 2 || cfg.URLs[1] != "amqps://b:5671/" || cfg.Heartbeat != 3*time.Second || cfg.DialTimeout != time.Second ||
 		cfg.ReconnectBackoffMin != 50*time.Millisecond || cfg.ReconnectBackoffMax != 2*time.Second || cfg.PublishChannels != 8 ||
-		cfg.ConfirmWindow != 256 || cfg.MaxMessageSize != 2048 || cfg.QueueType != QueueClassic || !cfg.SingleActiveConsumer ||
+		cfg.ConfirmWindow != 256 || cfg.MaxMessageBytes != 2048 || cfg.QueueType != QueueClassic || !cfg.SingleActiveConsumer ||
 		len(cfg.DropUnroutable) != 2 || cfg.ConnectionName != "svc" || cfg.TLS != nil {
 		t.Errorf("ConfigFromEnv: %+v", cfg)
 	}

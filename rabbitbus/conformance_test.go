@@ -39,7 +39,7 @@ func TestConformance(t *testing.T) {
 		ConsumerGroups: true,
 		KeyAffinity:    false,
 		Ephemeral:      true,
-		MaxMessageSize: rabbitbus.DefaultMaxMessageSize,
+		MaxMessageBytes: rabbitbus.DefaultMaxMessageBytes,
 		PublishForeign: func(t *testing.T, m *broker.Message) { publishForeign(t, url, m) },
 		NewGroup: func(t *testing.T, topic, group string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

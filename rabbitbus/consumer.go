@@ -83,7 +83,7 @@ func newConsumer(ctx context.Context, s *Subscriber, sub broker.Subscription, to
 		Logger:       log,
 		Pipeline: broker.Pipeline{
 			DeadLetters:       dl,
-			DeadLetterMaxSize: s.cfg.MaxMessageSize + broker.DeadLetterOverhead,
+			DeadLetterMaxSize: s.cfg.MaxMessageBytes + broker.DeadLetterOverhead,
 			Middleware:        s.cfg.Middleware,
 			Hooks:             s.cfg.Hooks,
 			Logger:            s.log,

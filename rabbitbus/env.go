@@ -22,7 +22,7 @@ const (
 	EnvReconnectBackoffMax = "AMQP_RECONNECT_BACKOFF_MAX"    // Go duration
 	EnvPublishChannels     = "AMQP_PUBLISH_CHANNELS"         // integer
 	EnvConfirmWindow       = "AMQP_CONFIRM_WINDOW"           // integer
-	EnvMaxMessageSize      = "AMQP_MAX_MESSAGE_SIZE"         // bytes
+	EnvMaxMessageBytes      = "AMQP_MAX_MESSAGE_SIZE"         // bytes
 	EnvNackRetry           = "AMQP_NACK_RETRY"               // Go duration; negative: never
 	EnvQueueType           = "AMQP_QUEUE_TYPE"               // quorum | classic
 	EnvDeliveryLimit       = "AMQP_DELIVERY_LIMIT"           // integer
@@ -93,7 +93,7 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	dur(EnvNackRetry, &cfg.NackRetry)
 	num(EnvPublishChannels, &cfg.PublishChannels)
 	num(EnvConfirmWindow, &cfg.ConfirmWindow)
-	num(EnvMaxMessageSize, &cfg.MaxMessageSize)
+	num(EnvMaxMessageBytes, &cfg.MaxMessageBytes)
 	num(EnvDeliveryLimit, &cfg.DeliveryLimit)
 	boolean(EnvSingleActive, &cfg.SingleActiveConsumer)
 	if v, ok := get(EnvQueueType); ok {

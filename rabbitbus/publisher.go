@@ -89,7 +89,7 @@ func newPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 // them (see broker.Publisher). All messages of one call go out on one
 // channel, in order. The error is nil; or, before anything was sent, an
 // error matching broker.ErrInvalidMessage, broker.ErrMessageTooLarge
-// (Message.Size over Config.MaxMessageSize) or broker.ErrClosed; or ctx's
+// (Message.Size over Config.MaxMessageBytes) or broker.ErrClosed; or ctx's
 // error when ctx ended first (the messages may or may not have arrived);
 // or a *broker.PublishError naming each message that failed, with
 // broker.ErrUnroutable, ErrNacked, a *TopologyError, or broker.ErrClosed
@@ -107,7 +107,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...*broker.Message) error 
 type pubOptions struct {
 	mandatory bool
 	bcc       string // an extra routing key (BCC header): the group's dead-letter queue
-	maxSize   int    // the size limit; 0: Config.MaxMessageSize
+	maxSize   int    // the size limit; 0: Config.MaxMessageBytes
 }
 
 func (p *Publisher) enter() bool {
@@ -256,7 +256,7 @@ func (p *Publisher) prepare(msgs []*broker.Message, opt pubOptions) ([]outMsg, [
 		if err := checkTopic(m.Topic); err != nil {
 			return nil, nil, fmt.Errorf("%w: message #%d: %w", broker.ErrInvalidMessage, i, err)
 		}
-		limit := p.cfg.MaxMessageSize
+		limit := p.cfg.MaxMessageBytes
 		if opt.maxSize > 0 {
 			limit = opt.maxSize
 		}

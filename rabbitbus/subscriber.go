@@ -297,7 +297,7 @@ func (d *deadLetterSource) close() {
 // letters to: the dead-letter topic "<topic>.dlq", with the group's
 // dead-letter queue as an extra (BCC) destination.
 //
-// It takes messages up to Config.MaxMessageSize + broker.DeadLetterOverhead,
+// It takes messages up to Config.MaxMessageBytes + broker.DeadLetterOverhead,
 // so the dead letter of any message Publish accepted fits; a dead letter of
 // a larger message (from a producer outside this package) goes without its
 // body (broker.DropBody).
@@ -312,7 +312,7 @@ func (d *deadLetters) Publish(ctx context.Context, msgs ...*broker.Message) erro
 	if err != nil {
 		return err
 	}
-	return p.publish(ctx, msgs, pubOptions{mandatory: d.mandatory, bcc: d.bcc, maxSize: d.src.cfg.MaxMessageSize + broker.DeadLetterOverhead})
+	return p.publish(ctx, msgs, pubOptions{mandatory: d.mandatory, bcc: d.bcc, maxSize: d.src.cfg.MaxMessageBytes + broker.DeadLetterOverhead})
 }
 
 func (d *deadLetters) Close() error { return nil }

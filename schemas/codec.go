@@ -94,7 +94,7 @@ func NewAvroCodec(reg *eventmodels.Registry, opts ...CodecOption) (*AvroCodec, e
 	c.readers.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(c.api)) }
 	var errs []error
 	for _, info := range reg.Types() {
-		if info.Schema == "" {
+		if !info.HasAvro() {
 			continue
 		}
 		if _, err := c.plan(info, 0); err != nil {
@@ -111,10 +111,18 @@ func NewAvroCodec(reg *eventmodels.Registry, opts ...CodecOption) (*AvroCodec, e
 func (c *AvroCodec) ContentType() string { return eventmodels.ContentTypeAvro }
 
 // DataSchema returns "<schema>/v<current version>" for eventType, or "" if
-// the type is unknown or has no schema.
+// the type is unknown or has no Avro form.
 func (c *AvroCodec) DataSchema(eventType string) string {
 	info, ok := c.reg.Lookup(eventType)
-	if !ok || info.Schema == "" {
+	if !ok {
+		return ""
+	}
+	return c.DataSchemaOf(info)
+}
+
+// DataSchemaOf implements eventmodels.InfoCodec.
+func (c *AvroCodec) DataSchemaOf(info eventmodels.TypeInfo) string {
+	if !info.HasAvro() {
 		return ""
 	}
 	p, err := c.plan(info, 0)
@@ -123,6 +131,8 @@ func (c *AvroCodec) DataSchema(eventType string) string {
 	}
 	return p.dataSchema
 }
+
+var _ eventmodels.InfoCodec = (*AvroCodec)(nil)
 
 func (c *AvroCodec) plan(info eventmodels.TypeInfo, version int) (*plan, error) {
 	key := planKey{info.EventType, version}
@@ -146,8 +156,11 @@ func (c *AvroCodec) plan(info eventmodels.TypeInfo, version int) (*plan, error) 
 }
 
 func (c *AvroCodec) buildPlan(info eventmodels.TypeInfo, version int) (*plan, error) {
+	if info.AvroPayload != "" {
+		return payloadPlan(info, version)
+	}
 	if info.Schema == "" {
-		return nil, fmt.Errorf("schemas: event type %q has no Avro schema", info.EventType)
+		return nil, fmt.Errorf("schemas: event type %q has no Avro form (register it with eventmodels.AvroPayload, or send it as JSON)", info.EventType)
 	}
 	cur, ok := c.cat.Current(info.Schema)
 	if !ok {
@@ -195,6 +208,12 @@ func (c *AvroCodec) Encode(e eventmodels.Event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.EncodeInfo(info, e)
+}
+
+// EncodeInfo implements eventmodels.InfoCodec: Encode for an event of the
+// registered type info.
+func (c *AvroCodec) EncodeInfo(info eventmodels.TypeInfo, e eventmodels.Event) ([]byte, error) {
 	p, err := c.plan(info, 0)
 	if err != nil {
 		return nil, err
@@ -242,7 +261,20 @@ func (c *AvroCodec) Decode(data []byte, meta eventmodels.Meta) (ev eventmodels.E
 	if !ok {
 		return fail(fmt.Errorf("%w %q", eventmodels.ErrUnknownEventType, typ))
 	}
-	p, err := c.plan(info, meta.SchemaVersion)
+	return c.DecodeInfo(info, data, meta.SchemaVersion)
+}
+
+// DecodeInfo implements eventmodels.InfoCodec: Decode for a body of the
+// registered type info, written with schema version (0: current).
+func (c *AvroCodec) DecodeInfo(info eventmodels.TypeInfo, data []byte, version int) (eventmodels.Event, error) {
+	typ := info.EventType
+	fail := func(err error) (eventmodels.Event, error) {
+		return nil, eventmodels.DecodeFailure(eventmodels.ContentTypeAvro, typ, err)
+	}
+	if len(data) > c.maxSize {
+		return fail(eventmodels.TooLarge(len(data), c.maxSize))
+	}
+	p, err := c.plan(info, version)
 	if err != nil {
 		return fail(err)
 	}

@@ -299,13 +299,13 @@ func testSubscribeAfterClose(e *env) {
 }
 
 func testOversized(e *env) {
-	if e.f.MaxMessageSize <= 0 {
-		e.t.Skip("Features.MaxMessageSize not set")
+	if e.f.MaxMessageBytes <= 0 {
+		e.t.Skip("Features.MaxMessageBytes not set")
 	}
 	topic := e.topic("big")
 	c := newCollector()
 	e.subscribe(nil, broker.Subscription{Topic: topic, Group: e.group("g")}, c.handler)
-	big := msg(topic, "k", 1, make([]byte, e.f.MaxMessageSize+1))
+	big := msg(topic, "k", 1, make([]byte, e.f.MaxMessageBytes+1))
 	small := msg(topic, "k", 0, []byte("fits"))
 	err := e.b.Publisher.Publish(context.Background(), small, big)
 	if !errors.Is(err, broker.ErrMessageTooLarge) {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/internal/samples"
@@ -95,26 +96,27 @@ func testEventTypeFilter(e *env) {
 
 func testTypedEvents(e *env) {
 	topic := e.topic("typed")
-	bus, err := broker.NewBus(e.b.Publisher, broker.WithSource("brokertest"),
-		broker.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	dec, err := broker.NewDecoder(bus.Registry(), nil)
+	bus, err := events.NewBus(e.b.Publisher, events.WithSource("brokertest"),
+		events.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var got []eventmodels.Event
 	c := newCollector()
-	h := broker.HandleEvent(dec, func(ctx context.Context, ev eventmodels.Event) error {
-		m, _ := broker.MessageFromContext(ctx)
+	r := events.NewRouter()
+	events.OnEvent(r, func(ctx context.Context, ev eventmodels.Event) error {
+		m, _ := events.MessageFromContext(ctx)
 		mu.Lock()
 		got = append(got, ev)
 		mu.Unlock()
 		c.add(m)
 		return nil
 	})
+	h, err := bus.Handler(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	e.subscribe(nil, broker.Subscription{Topic: topic, Group: e.group("g")}, h)
 	sent := samples.All()
 	ctx, cancel := context.WithTimeout(context.Background(), e.f.Timeout)

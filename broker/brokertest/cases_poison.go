@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/internal/samples"
@@ -25,8 +26,8 @@ const recordOverhead = 512
 // (the error header bounded), the messages behind it on its key are
 // handled, and the consumer closes at once.
 func testPoisonAtSizeLimit(e *env) {
-	if e.f.MaxMessageSize <= 0 {
-		e.t.Skip("Features.MaxMessageSize not set")
+	if e.f.MaxMessageBytes <= 0 {
+		e.t.Skip("Features.MaxMessageBytes not set")
 	}
 	topic := e.topic("poison")
 	dlq := newCollector()
@@ -47,11 +48,11 @@ func testPoisonAtSizeLimit(e *env) {
 
 	big := msg(topic, "key-0", 0, nil)
 	big.SetHeader(hdrKeySeq, "0")
-	big.Body = bytes.Repeat([]byte{0xA5}, e.f.MaxMessageSize-big.Size()-recordOverhead)
+	big.Body = bytes.Repeat([]byte{0xA5}, e.f.MaxMessageBytes-big.Size()-recordOverhead)
 	ctx, cancel := context.WithTimeout(context.Background(), e.f.Timeout)
 	defer cancel()
 	if err := e.b.Publisher.Publish(ctx, big); err != nil {
-		e.t.Fatalf("Publish of a %d-byte message (limit %d): %v", big.Size(), e.f.MaxMessageSize, err)
+		e.t.Fatalf("Publish of a %d-byte message (limit %d): %v", big.Size(), e.f.MaxMessageBytes, err)
 	}
 	var after []*broker.Message
 	for i := 1; i <= 3; i++ {
@@ -82,7 +83,7 @@ func testPoisonAtSizeLimit(e *env) {
 // without its body (size and SHA-256 recorded instead), and consumption
 // goes on.
 func testForeignOversized(e *env) {
-	if e.f.PublishForeign == nil || e.f.MaxMessageSize <= 0 {
+	if e.f.PublishForeign == nil || e.f.MaxMessageBytes <= 0 {
 		e.t.Skip("Features.PublishForeign not set")
 	}
 	topic := e.topic("foreign")
@@ -99,7 +100,7 @@ func testForeignOversized(e *env) {
 	group := e.group("g")
 	e.declareGroup(topic, group)
 	e.subscribe(nil, broker.Subscription{Topic: topic, Group: group}, h)
-	huge := msg(topic, "key-0", 0, bytes.Repeat([]byte{0x5A}, e.f.MaxMessageSize+broker.DeadLetterOverhead+10<<10))
+	huge := msg(topic, "key-0", 0, bytes.Repeat([]byte{0x5A}, e.f.MaxMessageBytes+broker.DeadLetterOverhead+10<<10))
 	e.f.PublishForeign(e.t, huge)
 	ctx, cancel := context.WithTimeout(context.Background(), e.f.Timeout)
 	defer cancel()
@@ -126,21 +127,22 @@ func testUnknownEventType(e *env) {
 	topic := e.topic("unknown-type")
 	dlq := newCollector()
 	e.subscribe(nil, broker.Subscription{Topic: broker.DeadLetterTopic(topic), Group: e.group("dlq")}, dlq.handler)
-	bus, err := broker.NewBus(e.b.Publisher, broker.WithSource("brokertest"),
-		broker.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	dec, err := broker.NewDecoder(bus.Registry(), nil)
+	bus, err := events.NewBus(e.b.Publisher, events.WithSource("brokertest"),
+		events.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	handled := newCollector()
-	h := broker.HandleEvent(dec, func(ctx context.Context, ev *eventmodels.JobCompleted) error {
-		m, _ := broker.MessageFromContext(ctx)
+	r := events.NewRouter()
+	events.On(r, func(ctx context.Context, ev *eventmodels.JobCompleted) error {
+		m, _ := events.MessageFromContext(ctx)
 		handled.add(m)
 		return nil
 	})
+	h, err := bus.Handler(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	group := e.group("g")
 	e.declareGroup(topic, group)
 	e.subscribe(nil, broker.Subscription{Topic: topic, Group: group}, h)

@@ -6,7 +6,7 @@
 //			b := mybackend.New(…)
 //			t.Cleanup(func() { b.Close() })
 //			return brokertest.Backend{Publisher: b, Subscriber: b}
-//		}, brokertest.Features{Persistent: true, ConsumerGroups: true, MaxMessageSize: 1 << 20})
+//		}, brokertest.Features{Persistent: true, ConsumerGroups: true, MaxMessageBytes: 1 << 20})
 //	}
 //
 // Each test gets a fresh Backend from the factory and topics named uniquely

@@ -44,13 +44,13 @@ type Features struct {
 	KeyAffinity bool
 	// Ephemeral: Subscription.Ephemeral is supported.
 	Ephemeral bool
-	// MaxMessageSize is the backend's limit on Message.Size(); the suite
+	// MaxMessageBytes is the backend's limit on Message.Size(); the suite
 	// publishes a message over it and expects ErrMessageTooLarge, and one
 	// just under it whose dead letter must arrive whole. 0 skips both.
-	MaxMessageSize int
+	MaxMessageBytes int
 	// PublishForeign, if set, publishes m as a producer outside this SDK
 	// would: without the backend's size check (the broker's own limit
-	// applies). The suite sends a message over MaxMessageSize this way and
+	// applies). The suite sends a message over MaxMessageBytes this way and
 	// expects its dead letter without the body.
 	PublishForeign func(t *testing.T, m *broker.Message)
 	// NewTopic, if set, provisions a topic before a test uses it (e.g. Kafka

@@ -11,22 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/internal/samples"
-	"github.com/cosmic-horizons/events/schemas"
 )
 
 // benchMessage is a job.status_changed event as the Bus sends it: Avro body
 // padded to 300 bytes, CloudEvents headers.
 func benchMessage(b *testing.B) *broker.Message {
 	b.Helper()
-	codec, err := schemas.NewAvroCodec(eventmodels.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	bus, err := broker.NewBus(memory.New(), broker.WithCodec(codec), broker.WithSource("bench"))
+	bus, err := events.NewBus(nil, events.WithSource("bench"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -34,7 +30,7 @@ func benchMessage(b *testing.B) *broker.Message {
 		eventmodels.WithClock(samples.Clock), eventmodels.WithCorrelationID(samples.Correlation))
 	for pad := 0; ; pad++ {
 		ev.Message = strings.Repeat("x", pad)
-		m, err := bus.Message(context.Background(), ev)
+		m, err := bus.Message(ev)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -57,7 +53,7 @@ func BenchmarkPublishHandle(b *testing.B) {
 	}
 	for _, publishers := range []int{1, 4} {
 		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) {
-			br := memory.New()
+			br := mustNew(b, memory.Config{Topics: events.PlatformTopics()})
 			defer br.Close()
 			ctx := context.Background()
 			var handled atomic.Int64
@@ -112,7 +108,7 @@ func BenchmarkPublishHandle(b *testing.B) {
 func BenchmarkLatency(b *testing.B) {
 	const rate = 10_000
 	tmpl := benchMessage(b)
-	br := memory.New()
+	br := mustNew(b, memory.Config{Topics: events.PlatformTopics()})
 	defer br.Close()
 	ctx := context.Background()
 	sent := make([]time.Time, b.N)

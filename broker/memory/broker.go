@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -9,18 +10,17 @@ import (
 )
 
 // ErrBufferFull is returned (inside a *broker.PublishError naming the
-// messages not appended) by Publish on a broker built with
-// BlockWhenFull(false), when a partition is full of messages some group has
-// not committed yet.
+// messages not appended) by Publish on a Backend with Config.FailWhenFull,
+// when a partition is full of messages some group has not committed yet.
 var ErrBufferFull = errors.New("memory: partition buffer full")
 
-// Broker is the in-process backend: a broker.Backend and a
+// Backend is the in-process backend: a broker.Backend and a
 // broker.HealthChecker. Create it with New; the zero value is not usable.
 //
 // All methods are safe for concurrent use. Close stops every subscription
 // (draining in-flight handlers) and leaves no goroutine behind.
-type Broker struct {
-	cfg config
+type Backend struct {
+	cfg Config
 
 	// topics is a copy-on-write map, so Publish looks topics up without a
 	// lock; mu serialises its replacement.
@@ -36,20 +36,28 @@ type Broker struct {
 }
 
 var (
-	_ broker.Backend       = (*Broker)(nil)
-	_ broker.HealthChecker = (*Broker)(nil)
+	_ broker.Backend       = (*Backend)(nil)
+	_ broker.HealthChecker = (*Backend)(nil)
 )
 
-// New returns a running broker with no topics; topics are created on first
-// publish or subscribe.
-func New(opts ...Option) *Broker {
-	b := &Broker{
-		cfg:       newConfig(opts),
+// New returns a running Backend with no topics; topics are created on
+// first publish or subscribe. It fails only on an invalid cfg (every
+// problem reported, see Config.Validate) or a ctx already done; ctx is not
+// kept.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Backend{
+		cfg:       cfg.withDefaults(),
 		consumers: make(map[*consumer]struct{}),
 		done:      make(chan struct{}),
 	}
 	b.topics.Store(&map[string]*topic{})
-	return b
+	return b, nil
 }
 
 // Close stops every subscription as Consumer.Close does (no new messages
@@ -61,7 +69,7 @@ func New(opts ...Option) *Broker {
 // calls all wait for the first to finish. When Close returns, no goroutine
 // started by the broker is left. Like Consumer.Close, it must not be called
 // from a handler of this broker, whose return it would wait for.
-func (b *Broker) Close() error {
+func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closing.Store(true)
@@ -84,7 +92,7 @@ func (b *Broker) Close() error {
 
 // topic returns the named topic, creating it with its configured partition
 // count on first use.
-func (b *Broker) topic(name string) *topic {
+func (b *Backend) topic(name string) *topic {
 	if t := (*b.topics.Load())[name]; t != nil {
 		return t
 	}
@@ -94,7 +102,7 @@ func (b *Broker) topic(name string) *topic {
 	if t := old[name]; t != nil {
 		return t
 	}
-	t := newTopic(name, b.cfg.partitionsOf(name), b.cfg.bufferSize)
+	t := newTopic(name, b.cfg.partitionsOf(name), b.cfg.BufferSize)
 	m := make(map[string]*topic, len(old)+1)
 	for k, v := range old {
 		m[k] = v
@@ -106,7 +114,7 @@ func (b *Broker) topic(name string) *topic {
 
 // register records a running consumer so Close can stop it; false once the
 // broker is closing.
-func (b *Broker) register(c *consumer) bool {
+func (b *Backend) register(c *consumer) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closing.Load() {
@@ -116,7 +124,7 @@ func (b *Broker) register(c *consumer) bool {
 	return true
 }
 
-func (b *Broker) forget(c *consumer) {
+func (b *Backend) forget(c *consumer) {
 	b.mu.Lock()
 	delete(b.consumers, c)
 	b.mu.Unlock()

@@ -17,7 +17,10 @@ import (
 // drained consumers bounds it.
 func TestCloseReleasesPublisherWaitingForRoom(t *testing.T) {
 	const bound = 10 * time.Second
-	b := New(DefaultPartitions(1), BufferSize(1))
+	b, err := New(context.Background(), Config{DefaultPartitions: 1, BufferSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = b.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()

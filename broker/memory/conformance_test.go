@@ -13,7 +13,7 @@ import (
 // itself: every Subscribe call is a separate group member.
 func TestConformance(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T) brokertest.Backend {
-		b := memory.New()
+		b := mustNew(t, memory.Config{})
 		t.Cleanup(func() { _ = b.Close() })
 		return brokertest.Backend{
 			Publisher:     b,
@@ -25,6 +25,6 @@ func TestConformance(t *testing.T) {
 		Persistent:     true,
 		ConsumerGroups: true,
 		Ephemeral:      true,
-		MaxMessageSize: memory.DefaultMaxMessageSize,
+		MaxMessageBytes: memory.DefaultMaxMessageBytes,
 	})
 }

@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
 
 func TestRoundTrip(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	r := newRecorder()
 	scribbled := make(chan struct{})
 	// Group "g" looks at its delivery only after group "scribbler" changed
@@ -52,7 +53,7 @@ func TestRoundTrip(t *testing.T) {
 // newest BufferSize messages for groups that come later; an ephemeral
 // subscription does not trim them.
 func TestRetention(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1), memory.BufferSize(5), memory.BlockWhenFull(false))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1, BufferSize: 5, FailWhenFull: true})
 	publish(t, b, "ret", 0, 8, 1)
 	live := newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: "ret", Ephemeral: true}, live.handle)
@@ -63,7 +64,7 @@ func TestRetention(t *testing.T) {
 }
 
 func TestPartitioning(t *testing.T) {
-	b := newBroker(t, memory.Topics(broker.TopicSpec{Name: "custom", Partitions: 7}), memory.DefaultPartitions(3))
+	b := newBroker(t, memory.Config{Topics: append(events.PlatformTopics(), broker.TopicSpec{Name: "custom", Partitions: 7}), DefaultPartitions: 3})
 	for _, tc := range []struct {
 		topic string
 		want  int
@@ -87,7 +88,7 @@ func TestPartitioning(t *testing.T) {
 
 	// The same key always lands on the same partition, on any broker;
 	// empty keys visit every partition.
-	partOf := func(b *memory.Broker) map[string]int32 {
+	partOf := func(b *memory.Backend) map[string]int32 {
 		r := newRecorder()
 		subscribe(t, b, broker.Subscription{Topic: "keys", Group: "g"}, r.handle)
 		for round := range 3 {
@@ -111,7 +112,7 @@ func TestPartitioning(t *testing.T) {
 		}
 		return out
 	}
-	first, second := partOf(b), partOf(newBroker(t, memory.DefaultPartitions(3)))
+	first, second := partOf(b), partOf(newBroker(t, memory.Config{DefaultPartitions: 3}))
 	for k, p := range first {
 		if second[k] != p {
 			t.Fatalf("key %q: partition %d on one broker, %d on another", k, p, second[k])
@@ -120,7 +121,7 @@ func TestPartitioning(t *testing.T) {
 }
 
 func TestPerKeyOrderWithConcurrency(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	const keys, per = 20, 100
 	r := newRecorder()
 	var busy sync.Map
@@ -153,7 +154,7 @@ func TestPerKeyOrderWithConcurrency(t *testing.T) {
 }
 
 func TestTwoGroupsEachGetEverything(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	r1, r2 := newRecorder(), newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: "fan", Group: "g1"}, r1.handle)
 	subscribe(t, b, broker.Subscription{Topic: "fan", Group: "g2", Concurrency: 3}, r2.handle)
@@ -177,7 +178,7 @@ func member(r *recorder, id string) broker.Handler {
 }
 
 func TestMembersSplitPartitions(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	r := newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: "split", Group: "g"}, member(r, "1"))
 	subscribe(t, b, broker.Subscription{Topic: "split", Group: "g", Concurrency: 2}, member(r, "2"))
@@ -203,7 +204,7 @@ func TestMembersSplitPartitions(t *testing.T) {
 }
 
 func TestRebalanceWhenMemberLeavesMidStream(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	r := newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: "reb", Group: "g"}, member(r, "1"))
 	leaver := subscribe(t, b, broker.Subscription{Topic: "reb", Group: "g", Concurrency: 4}, member(r, "2"))
@@ -250,7 +251,7 @@ func TestRebalanceWhenMemberLeavesMidStream(t *testing.T) {
 }
 
 func TestResubscribeResumesAfterLastCommit(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	r := newRecorder()
 	c := subscribe(t, b, broker.Subscription{Topic: "resume", Group: "g", Concurrency: 4}, r.handle)
 	publish(t, b, "resume", 0, 200, 8)
@@ -280,7 +281,7 @@ func TestResubscribeResumesAfterLastCommit(t *testing.T) {
 // offsets finish: the committed offset stays at k. After a close whose drain
 // bound cuts the slow handler, the group resumes at k, marked Redelivered.
 func TestCommitNeverPassesUnfinished(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1})
 	const k = 5
 	started := make(chan struct{})
 	var after atomic.Int32
@@ -326,7 +327,7 @@ func TestCommitNeverPassesUnfinished(t *testing.T) {
 }
 
 func TestStartNewest(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	publish(t, b, "newest", 0, 10, 2)
 	g := newGated() // commits nothing until opened
 	subscribe(t, b, broker.Subscription{Topic: "newest", Group: "g", StartAt: broker.StartNewest}, g.handle)
@@ -343,7 +344,7 @@ func TestStartNewest(t *testing.T) {
 }
 
 func TestEphemeral(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1), memory.BufferSize(4), memory.BlockWhenFull(false))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1, BufferSize: 4, FailWhenFull: true})
 	publish(t, b, "live", 0, 3, 1)
 	r := newRecorder()
 	gate := make(chan struct{})
@@ -387,7 +388,7 @@ func TestEphemeral(t *testing.T) {
 // uncommitted, and the new owner gets it marked Redelivered. The old
 // member keeps running.
 func TestRevokeWaitsForInFlightThenBoundsIt(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(2))
+	b := newBroker(t, memory.Config{DefaultPartitions: 2})
 	blocked := make(chan struct{})
 	var cut atomic.Bool
 	a := subscribe(t, b, broker.Subscription{Topic: "rev", Group: "g", DrainTimeout: 20 * time.Millisecond, OnFailure: broker.OnFailureStop},

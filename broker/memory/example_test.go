@@ -12,13 +12,16 @@ import (
 // the group "notifier" receives every message of the topic, each key in
 // publish order, and the broker drains the consumer on Close.
 func Example() {
-	b := memory.New()
-	defer b.Close()
 	ctx := context.Background()
+	b, err := memory.New(ctx, memory.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
 
 	done := make(chan struct{})
 	seen := 0
-	_, err := b.Subscribe(ctx, broker.Subscription{Topic: "job-lifecycle", Group: "notifier"},
+	_, err = b.Subscribe(ctx, broker.Subscription{Topic: "job-lifecycle", Group: "notifier"},
 		func(ctx context.Context, m *broker.Message) error {
 			fmt.Printf("%s %s: %s\n", m.Key, m.Header(broker.HeaderType), m.Body)
 			if seen++; seen == 3 {

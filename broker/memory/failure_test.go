@@ -35,7 +35,7 @@ func (g *gated) handle(ctx context.Context, m *broker.Message) error {
 }
 
 func TestBufferFullBlocksPublish(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1), memory.BufferSize(4))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1, BufferSize: 4})
 	g := newGated()
 	subscribe(t, b, broker.Subscription{Topic: "full", Group: "g", MaxInFlight: 1}, g.handle)
 	publish(t, b, "full", 0, 4, 1)
@@ -69,7 +69,7 @@ func TestBufferFullBlocksPublish(t *testing.T) {
 }
 
 func TestBufferFullFailsFast(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1), memory.BufferSize(4), memory.BlockWhenFull(false))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1, BufferSize: 4, FailWhenFull: true})
 	g := newGated()
 	subscribe(t, b, broker.Subscription{Topic: "ff", Group: "g", MaxInFlight: 1, DrainTimeout: time.Millisecond}, g.handle)
 	publish(t, b, "ff", 0, 2, 1)
@@ -88,7 +88,7 @@ func TestBufferFullFailsFast(t *testing.T) {
 }
 
 func TestPublishRejectsWholeCall(t *testing.T) {
-	b := newBroker(t, memory.MaxMessageSize(100), memory.DefaultPartitions(1))
+	b := newBroker(t, memory.Config{MaxMessageBytes: 100, DefaultPartitions: 1})
 	ok := &broker.Message{Topic: "v", Key: "k", Body: []byte("fits")}
 	for _, tc := range []struct {
 		name string
@@ -114,7 +114,7 @@ func TestPublishRejectsWholeCall(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
-	b := memory.New()
+	b := mustNew(t, memory.Config{})
 	r := newRecorder()
 	c, err := b.Subscribe(context.Background(), broker.Subscription{Topic: "x", Group: "g", Concurrency: 2}, r.handle)
 	if err != nil {
@@ -143,7 +143,7 @@ func TestClosed(t *testing.T) {
 }
 
 func TestCloseReleasesWaitingPublisher(t *testing.T) {
-	b := memory.New(memory.DefaultPartitions(1), memory.BufferSize(1))
+	b := mustNew(t, memory.Config{DefaultPartitions: 1, BufferSize: 1})
 	c, err := b.Subscribe(context.Background(), broker.Subscription{Topic: "w", Group: "g", StartAt: broker.StartNewest}, func(context.Context, *broker.Message) error { return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestCloseReleasesWaitingPublisher(t *testing.T) {
 func TestOnFailureStop(t *testing.T) {
 	for _, conc := range []int{1, 4} {
 		t.Run("concurrency "+strconv.Itoa(conc), func(t *testing.T) {
-			b := newBroker(t, memory.DefaultPartitions(1))
+			b := newBroker(t, memory.Config{DefaultPartitions: 1})
 			r := newRecorder()
 			h := func(ctx context.Context, m *broker.Message) error {
 				if m.Header(hSeq) == "3" {
@@ -194,7 +194,7 @@ func TestOnFailureStop(t *testing.T) {
 }
 
 func TestRetriesThenDeadLetter(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	dlq := newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: broker.DeadLetterTopic("work"), Group: "dlq"}, dlq.handle)
 	ok := newRecorder()
@@ -232,7 +232,7 @@ func TestRetriesThenDeadLetter(t *testing.T) {
 }
 
 func TestHandlerPanicIsSurvived(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	dlq := newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: "boom.dlq", Group: "dlq"}, dlq.handle)
 	var oks []*recorder
@@ -259,7 +259,7 @@ func TestHandlerPanicIsSurvived(t *testing.T) {
 }
 
 func TestHealthReportsLag(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(2))
+	b := newBroker(t, memory.Config{DefaultPartitions: 2})
 	g := newGated()
 	c := subscribe(t, b, broker.Subscription{Topic: "lag", Group: "slow", MaxInFlight: 1, DrainTimeout: time.Millisecond}, g.handle)
 	msgs := makeMsgs("lag", 0, 10, 0) // empty keys: 5 per partition
@@ -291,7 +291,7 @@ func TestHealthReportsLag(t *testing.T) {
 func TestCloseDrainsInFlight(t *testing.T) {
 	for _, conc := range []int{1, 4} {
 		t.Run("concurrency "+strconv.Itoa(conc), func(t *testing.T) {
-			b := newBroker(t, memory.DefaultPartitions(1))
+			b := newBroker(t, memory.Config{DefaultPartitions: 1})
 			g := newGated()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -320,7 +320,7 @@ func TestCloseDrainsInFlight(t *testing.T) {
 }
 
 func TestDrainTimeoutCancelsHandler(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1})
 	g := newGated() // open never closes: only the drain bound ends the handler
 	c := subscribe(t, b, broker.Subscription{Topic: "cut", Group: "g", DrainTimeout: 10 * time.Millisecond}, g.handle)
 	publish(t, b, "cut", 0, 2, 1)
@@ -340,7 +340,7 @@ func TestDrainTimeoutCancelsHandler(t *testing.T) {
 }
 
 func TestSubscribeValidates(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	for _, sub := range []broker.Subscription{{Group: "g"}, {Topic: "t"}, {Topic: "t", Group: "g", MaxInFlight: -1}} {
 		if _, err := b.Subscribe(context.Background(), sub, func(context.Context, *broker.Message) error { return nil }); !errors.Is(err, broker.ErrInvalidSubscription) {
 			t.Errorf("Subscribe(%+v) = %v", sub, err)
@@ -370,7 +370,7 @@ func TestHooksAndMiddleware(t *testing.T) {
 	mw := func(next broker.Handler) broker.Handler {
 		return func(ctx context.Context, m *broker.Message) error { wrapped.Add(1); return next(ctx, m) }
 	}
-	b := newBroker(t, memory.Hooks(hook), memory.Middleware(mw))
+	b := newBroker(t, memory.Config{Hooks: []broker.Hook{hook, broker.Middleware(mw)}})
 	r := newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: "h", Group: "g"}, r.handle)
 	publish(t, b, "h", 0, 3, 1)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/eventmodels"
 )
 
 // Health reports the broker's state: Backend "memory"; Status healthy while
@@ -18,14 +17,14 @@ import (
 // what each running subscription holds in flight (InFlight).
 // Topics and groups are sorted by name. It is safe for concurrent use and
 // never blocks on consumers; it returns ctx's error if ctx has ended.
-func (b *Broker) Health(ctx context.Context) (*broker.HealthReport, error) {
+func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &broker.HealthReport{Backend: "memory", Status: eventmodels.HealthHealthy}
+	r := &broker.HealthReport{Backend: "memory", Status: broker.HealthHealthy}
 	if b.closed.Load() {
-		r.Status = eventmodels.HealthUnhealthy
-		r.Checks = []eventmodels.HealthCheck{{Name: "broker", Status: eventmodels.HealthUnhealthy, Message: "closed"}}
+		r.Status = broker.HealthUnhealthy
+		r.Checks = []broker.HealthCheck{{Name: "broker", Status: broker.HealthUnhealthy, Message: "closed"}}
 		return r, nil
 	}
 	topics := make([]*topic, 0, len(*b.topics.Load()))
@@ -33,8 +32,8 @@ func (b *Broker) Health(ctx context.Context) (*broker.HealthReport, error) {
 		topics = append(topics, t)
 	}
 	slices.SortFunc(topics, func(x, y *topic) int { return cmp.Compare(x.name, y.name) })
-	r.Checks = make([]eventmodels.HealthCheck, 0, len(topics)+1)
-	r.Checks = append(r.Checks, eventmodels.HealthCheck{Name: "broker", Status: eventmodels.HealthHealthy, Message: "running"})
+	r.Checks = make([]broker.HealthCheck, 0, len(topics)+1)
+	r.Checks = append(r.Checks, broker.HealthCheck{Name: "broker", Status: broker.HealthHealthy, Message: "running"})
 	for _, t := range topics {
 		retained := 0
 		for _, p := range t.parts {
@@ -42,8 +41,8 @@ func (b *Broker) Health(ctx context.Context) (*broker.HealthReport, error) {
 			retained += p.n
 			p.mu.Unlock()
 		}
-		r.Checks = append(r.Checks, eventmodels.HealthCheck{
-			Name: "topic " + t.name, Status: eventmodels.HealthHealthy, Value: float64(retained),
+		r.Checks = append(r.Checks, broker.HealthCheck{
+			Name: "topic " + t.name, Status: broker.HealthHealthy, Value: float64(retained),
 			Message: fmt.Sprintf("%d partitions, %d messages retained", len(t.parts), retained),
 		})
 		r.Lag = append(r.Lag, t.lag()...)
@@ -54,7 +53,7 @@ func (b *Broker) Health(ctx context.Context) (*broker.HealthReport, error) {
 
 // inFlight reports what every running subscription holds, sorted by topic
 // and group.
-func (b *Broker) inFlight() []broker.InFlight {
+func (b *Backend) inFlight() []broker.InFlight {
 	now := time.Now()
 	b.mu.Lock()
 	out := make([]broker.InFlight, 0, len(b.consumers))

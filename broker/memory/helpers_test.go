@@ -19,17 +19,27 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // timeout bounds every wait in these tests; nothing sleeps to synchronise.
 const timeout = 10 * time.Second
 
-// newBroker returns a broker closed at the end of the test.
-func newBroker(t *testing.T, opts ...memory.Option) *memory.Broker {
+// newBroker returns a backend closed at the end of the test.
+func newBroker(t *testing.T, cfg memory.Config) *memory.Backend {
 	t.Helper()
-	b := memory.New(opts...)
+	b := mustNew(t, cfg)
 	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// mustNew returns a backend the caller closes.
+func mustNew(tb testing.TB, cfg memory.Config) *memory.Backend {
+	tb.Helper()
+	b, err := memory.New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("memory.New: %v", err)
+	}
 	return b
 }
 
 // subscribe subscribes and closes the consumer at the end of the test.
 // Retries default to a millisecond so failure paths are quick.
-func subscribe(t *testing.T, b *memory.Broker, sub broker.Subscription, h broker.Handler) broker.Consumer {
+func subscribe(t *testing.T, b *memory.Backend, sub broker.Subscription, h broker.Handler) broker.Consumer {
 	t.Helper()
 	if sub.Retry.InitialBackoff == 0 {
 		sub.Retry.InitialBackoff = time.Millisecond
@@ -128,7 +138,7 @@ func makeMsgs(topic string, from, n, keys int) []*broker.Message {
 }
 
 // publish publishes n messages numbered from `from`, keyed over keys keys.
-func publish(t *testing.T, b *memory.Broker, topic string, from, n, keys int) []*broker.Message {
+func publish(t *testing.T, b *memory.Backend, topic string, from, n, keys int) []*broker.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -195,7 +205,7 @@ func waitDone(t *testing.T, c broker.Consumer) {
 }
 
 // lagOf returns the group's lag report for one partition.
-func lagOf(t *testing.T, b *memory.Broker, group, topic string, partition int32) broker.GroupLag {
+func lagOf(t *testing.T, b *memory.Backend, group, topic string, partition int32) broker.GroupLag {
 	t.Helper()
 	r, err := b.Health(context.Background())
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // checks that Close leaves no goroutine behind.
 func TestNoGoroutineOutlivesClose(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	b := memory.New(memory.DefaultPartitions(2), memory.BufferSize(8))
+	b := mustNew(t, memory.Config{DefaultPartitions: 2, BufferSize: 8})
 	ctx := context.Background()
 	nop := func(context.Context, *broker.Message) error { return nil }
 	stuck := func(ctx context.Context, _ *broker.Message) error { <-ctx.Done(); return ctx.Err() }

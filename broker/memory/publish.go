@@ -18,7 +18,7 @@ import (
 //
 // Every message is checked before anything is appended: a nil message or
 // one without a Topic fails the call with broker.ErrInvalidMessage, one
-// whose Size exceeds MaxMessageSize with broker.ErrMessageTooLarge, and then
+// whose Size exceeds MaxMessageBytes with broker.ErrMessageTooLarge, and then
 // nothing is appended. Publish stores a copy of each message's Headers; the
 // Body is shared, never modified. msgs are not modified.
 //
@@ -34,26 +34,26 @@ import (
 // ctx's error. Publish is safe for concurrent use. After Close it returns
 // broker.ErrClosed. The Hooks option's HookPublished hooks are called
 // before it returns.
-func (b *Broker) Publish(ctx context.Context, msgs ...*broker.Message) error {
-	return b.publish(ctx, b.cfg.maxMessageSize, msgs)
+func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
+	return b.publish(ctx, b.cfg.MaxMessageBytes, msgs)
 }
 
 // deadLetters is the publisher of a subscription's dead letters: the
-// broker, taking messages up to MaxMessageSize + broker.DeadLetterOverhead,
+// broker, taking messages up to MaxMessageBytes + broker.DeadLetterOverhead,
 // so that the dead letter of any message the broker accepted fits.
-type deadLetters struct{ b *Broker }
+type deadLetters struct{ b *Backend }
 
 func (d deadLetters) Publish(ctx context.Context, msgs ...*broker.Message) error {
-	return d.b.publish(ctx, d.b.cfg.maxMessageSize+broker.DeadLetterOverhead, msgs)
+	return d.b.publish(ctx, d.b.cfg.MaxMessageBytes+broker.DeadLetterOverhead, msgs)
 }
 
 func (deadLetters) Close() error { return nil }
 
 // publish is Publish with a size limit.
-func (b *Broker) publish(ctx context.Context, limit int, msgs []*broker.Message) (err error) {
-	if len(b.cfg.hooks) > 0 {
+func (b *Backend) publish(ctx context.Context, limit int, msgs []*broker.Message) (err error) {
+	if len(b.cfg.Hooks) > 0 {
 		start := time.Now()
-		defer func() { broker.Hooks(b.cfg.hooks).Published(ctx, msgs, time.Since(start), err) }()
+		defer func() { broker.Hooks(b.cfg.Hooks).Published(ctx, msgs, time.Since(start), err) }()
 	}
 	if b.closed.Load() {
 		return broker.ErrClosed
@@ -86,7 +86,7 @@ func (b *Broker) publish(ctx context.Context, limit int, msgs []*broker.Message)
 		}
 		for !p.makeRoom() {
 			p.notify() // the consumers must see what this call appended
-			if !b.cfg.blockWhenFull {
+			if b.cfg.FailWhenFull {
 				p.mu.Unlock()
 				return notAppended(msgs, i, ErrBufferFull)
 			}

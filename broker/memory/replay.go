@@ -9,7 +9,7 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 )
 
-var _ broker.Replayer = (*Broker)(nil)
+var _ broker.Replayer = (*Backend)(nil)
 
 // replayBatch is how many entries Replay copies out of a partition in one
 // lock; it commits its pin after each batch.
@@ -43,7 +43,7 @@ const replayBatch = 256
 // each message; when the broker closes, broker.ErrClosed. After Close it
 // returns broker.ErrClosed; an empty topic or a nil h is an error matching
 // broker.ErrInvalidSubscription. Replay is safe for concurrent use.
-func (b *Broker) Replay(ctx context.Context, topic string, h broker.Handler) error {
+func (b *Backend) Replay(ctx context.Context, topic string, h broker.Handler) error {
 	if b.closing.Load() {
 		return broker.ErrClosed
 	}

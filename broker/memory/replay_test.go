@@ -12,7 +12,7 @@ import (
 )
 
 // replayAll replays topic into a recorder and fails the test on an error.
-func replayAll(t *testing.T, b *memory.Broker, topic string) []*broker.Message {
+func replayAll(t *testing.T, b *memory.Backend, topic string) []*broker.Message {
 	t.Helper()
 	r := newRecorder()
 	if err := b.Replay(context.Background(), topic, r.handle); err != nil {
@@ -75,7 +75,7 @@ func checkReplayed(t *testing.T, sent, got []*broker.Message) {
 // partition, each key in order. A message published by the handler during
 // the replay is not part of it (the ends are taken at the call).
 func TestReplayReturnsEveryMessageInOrder(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(4))
+	b := newBroker(t, memory.Config{DefaultPartitions: 4})
 	sent := publish(t, b, "rp", 0, 300, 7)
 	checkReplayed(t, sent, replayAll(t, b, "rp"))
 
@@ -103,7 +103,7 @@ func TestReplayReturnsEveryMessageInOrder(t *testing.T) {
 // offsets; a group that is behind still gets every message afterwards, and
 // a group that is caught up gets only what is published later.
 func TestReplayLeavesGroupsAlone(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(3))
+	b := newBroker(t, memory.Config{DefaultPartitions: 3})
 	// "late" is registered at the start of the log and then leaves, so the
 	// log keeps everything for it.
 	if err := subscribe(t, b, broker.Subscription{Topic: "grp", Group: "late"}, newRecorder().handle).Close(); err != nil {
@@ -154,7 +154,7 @@ func TestReplayLeavesGroupsAlone(t *testing.T) {
 // TestReplayHoldsWhatItHasNotRead: a group that commits during the replay
 // does not trim the messages the replay has yet to hand out.
 func TestReplayHoldsWhatItHasNotRead(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1})
 	gate := make(chan struct{})
 	g := newRecorder()
 	subscribe(t, b, broker.Subscription{Topic: "hold", Group: "g"}, func(ctx context.Context, m *broker.Message) error {
@@ -186,7 +186,7 @@ func TestReplayHoldsWhatItHasNotRead(t *testing.T) {
 // message, after exactly the messages up to it; the replay's hold is
 // released, so a full partition takes new messages again.
 func TestReplayStopsAtHandlerError(t *testing.T) {
-	b := newBroker(t, memory.DefaultPartitions(1), memory.BufferSize(50), memory.BlockWhenFull(false))
+	b := newBroker(t, memory.Config{DefaultPartitions: 1, BufferSize: 50, FailWhenFull: true})
 	publish(t, b, "herr", 0, 50, 1)
 	boom := errors.New("boom")
 	calls := 0
@@ -216,7 +216,7 @@ func TestReplayStopsAtHandlerError(t *testing.T) {
 // the replay right after it with ctx's error; a ctx ended before the call
 // hands nothing out.
 func TestReplayStopsWhenCtxEnds(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	publish(t, b, "cx", 0, 100, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := 0
@@ -241,7 +241,7 @@ func TestReplayStopsWhenCtxEnds(t *testing.T) {
 
 // TestReplayUnknownTopic replays nothing and does not create the topic.
 func TestReplayUnknownTopic(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	err := b.Replay(context.Background(), "never-seen", func(context.Context, *broker.Message) error {
 		t.Error("handler called for an unknown topic")
 		return nil
@@ -262,7 +262,7 @@ func TestReplayUnknownTopic(t *testing.T) {
 
 // TestReplayBadInput: an empty topic or a nil handler is an invalid call.
 func TestReplayBadInput(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, memory.Config{})
 	nop := func(context.Context, *broker.Message) error { return nil }
 	if err := b.Replay(context.Background(), " ", nop); !errors.Is(err, broker.ErrInvalidSubscription) {
 		t.Errorf("Replay without a topic = %v, want ErrInvalidSubscription", err)
@@ -275,7 +275,7 @@ func TestReplayBadInput(t *testing.T) {
 // TestReplayAndClose: Close during a replay ends it with ErrClosed after
 // the message being handled; Replay after Close returns ErrClosed.
 func TestReplayAndClose(t *testing.T) {
-	b := memory.New()
+	b := mustNew(t, memory.Config{})
 	publish(t, b, "cl", 0, 20, 2)
 	calls := 0
 	err := b.Replay(context.Background(), "cl", func(context.Context, *broker.Message) error {
@@ -290,18 +290,21 @@ func TestReplayAndClose(t *testing.T) {
 	}
 }
 
-// ExampleBroker_Replay rebuilds state from a topic's log at start, without
+// ExampleBackend_Replay rebuilds state from a topic's log at start, without
 // joining a group.
-func ExampleBroker_Replay() {
-	b := memory.New()
-	defer b.Close()
+func ExampleBackend_Replay() {
 	ctx := context.Background()
+	b, err := memory.New(ctx, memory.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
 	_ = b.Publish(ctx,
 		&broker.Message{Topic: "job-lifecycle", Key: "job-1", Body: []byte("submitted")},
 		&broker.Message{Topic: "job-lifecycle", Key: "job-1", Body: []byte("started")},
 	)
 	state := map[string]string{}
-	err := b.Replay(ctx, "job-lifecycle", func(_ context.Context, m *broker.Message) error {
+	err = b.Replay(ctx, "job-lifecycle", func(_ context.Context, m *broker.Message) error {
 		state[m.Key] = string(m.Body) // the last event of each job wins
 		return nil
 	})

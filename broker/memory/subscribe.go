@@ -48,7 +48,7 @@ import (
 // If ctx is cancelled before Subscribe returns, it returns ctx's error.
 // Subscribe is safe for concurrent use; after Close it returns
 // broker.ErrClosed.
-func (b *Broker) Subscribe(ctx context.Context, sub broker.Subscription, h broker.Handler) (broker.Consumer, error) {
+func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h broker.Handler) (broker.Consumer, error) {
 	if b.closing.Load() {
 		return nil, broker.ErrClosed
 	}
@@ -105,7 +105,7 @@ func (b *Broker) Subscribe(ctx context.Context, sub broker.Subscription, h broke
 // (dispatch.Runtime) that runs the handlers. Assignment state belongs to
 // the run loop; other goroutines poke it.
 type consumer struct {
-	b   *Broker
+	b   *Backend
 	t   *topic
 	g   *group
 	sub broker.Subscription
@@ -121,16 +121,15 @@ type consumer struct {
 	readyShut bool
 }
 
-func newConsumer(ctx context.Context, b *Broker, t *topic, g *group, sub broker.Subscription, h broker.Handler) (*consumer, error) {
+func newConsumer(ctx context.Context, b *Backend, t *topic, g *group, sub broker.Subscription, h broker.Handler) (*consumer, error) {
 	rt, err := dispatch.New(ctx, dispatch.Config{
 		Subscription: sub,
 		Handler:      h,
 		Pipeline: broker.Pipeline{
 			DeadLetters:       deadLetters{b},
-			DeadLetterMaxSize: b.cfg.maxMessageSize + broker.DeadLetterOverhead,
-			Middleware:        b.cfg.middleware,
-			Hooks:             b.cfg.hooks,
-			Logger:            b.cfg.logger,
+			DeadLetterMaxSize: b.cfg.MaxMessageBytes + broker.DeadLetterOverhead,
+			Hooks:             b.cfg.Hooks,
+			Logger:            b.cfg.Logger,
 		},
 	})
 	if err != nil {

@@ -1,12 +1,14 @@
-package broker_test
+package otelevents_test
 
 import (
 	"context"
 	"slices"
 	"testing"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/otelevents"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
@@ -62,7 +64,7 @@ func TestTracingContinuesProducerTrace(t *testing.T) {
 	tp, rec := newTracer(t)
 	m, producer := producerMessage(t, tp)
 	var handlerSpan trace.SpanContext
-	h := broker.Tracing(tp, nil)(func(ctx context.Context, _ *broker.Message) error {
+	h := otelevents.NewTracing(otelevents.WithTracerProvider(tp)).WrapMessage(func(ctx context.Context, _ *broker.Message) error {
 		handlerSpan = trace.SpanContextFromContext(ctx)
 		return nil
 	})
@@ -109,7 +111,7 @@ func TestTracingContinuesProducerTrace(t *testing.T) {
 func TestTracingRecordsError(t *testing.T) {
 	tp, rec := newTracer(t)
 	m, _ := producerMessage(t, tp)
-	err := broker.Tracing(tp, nil, broker.TracingSystem("kafka"))(failing(broker.Permanent(errBoom)))(context.Background(), m)
+	err := otelevents.NewTracing(otelevents.WithTracerProvider(tp), otelevents.WithSystem("kafka")).WrapMessage(failing(broker.Permanent(errBoom)))(context.Background(), m)
 	if err == nil {
 		t.Fatal("the handler error was swallowed")
 	}
@@ -129,7 +131,7 @@ func TestTracingRecordsError(t *testing.T) {
 func TestTracingWithoutProducerContext(t *testing.T) {
 	tp, rec := newTracer(t)
 	m := &broker.Message{Topic: "t", Delivery: broker.Delivery{Partition: -1, Offset: -1}} // no headers, AMQP-like
-	if err := broker.Tracing(tp, nil)(failing(nil))(context.Background(), m); err != nil {
+	if err := otelevents.NewTracing(otelevents.WithTracerProvider(tp)).WrapMessage(failing(nil))(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	s := spanNamed(t, rec, "process t")
@@ -150,7 +152,7 @@ func TestTracingUnderAmbientSpan(t *testing.T) {
 	tp, rec := newTracer(t)
 	m, producer := producerMessage(t, tp)
 	ctx, ambient := tp.Tracer("subscriber").Start(context.Background(), "receive")
-	if err := broker.Tracing(tp, nil)(failing(nil))(ctx, m); err != nil {
+	if err := otelevents.NewTracing(otelevents.WithTracerProvider(tp)).WrapMessage(failing(nil))(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	ambient.End()
@@ -168,7 +170,7 @@ func TestTracingPropagatesBaggage(t *testing.T) {
 	m, _ := producerMessage(t, tp)
 	m.SetHeader("baggage", "tenant=vlass")
 	var tenant string
-	_ = broker.Tracing(tp, nil)(func(ctx context.Context, _ *broker.Message) error {
+	_ = otelevents.NewTracing(otelevents.WithTracerProvider(tp)).WrapMessage(func(ctx context.Context, _ *broker.Message) error {
 		tenant = baggage.FromContext(ctx).Member("tenant").Value()
 		return nil
 	})(context.Background(), m)
@@ -181,7 +183,7 @@ func TestTracingPropagatesBaggage(t *testing.T) {
 func TestTracingCustomPropagator(t *testing.T) {
 	tp, rec := newTracer(t)
 	m, _ := producerMessage(t, tp)
-	if err := broker.Tracing(tp, propagation.Baggage{})(failing(nil))(context.Background(), m); err != nil {
+	if err := otelevents.NewTracing(otelevents.WithTracerProvider(tp), otelevents.WithPropagator(propagation.Baggage{})).WrapMessage(failing(nil))(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	if s := spanNamed(t, rec, "process job-lifecycle"); s.Parent().IsValid() {
@@ -191,21 +193,20 @@ func TestTracingCustomPropagator(t *testing.T) {
 
 func TestTracingDefaultsToGlobalProvider(t *testing.T) {
 	called := false
-	h := broker.Tracing(nil, nil)(func(ctx context.Context, _ *broker.Message) error { called = true; return nil })
+	h := otelevents.NewTracing().WrapMessage(func(ctx context.Context, _ *broker.Message) error { called = true; return nil })
 	if err := h(context.Background(), newMessage()); err != nil || !called {
 		t.Fatalf("err %v, called %v", err, called)
 	}
 }
 
-// TestSpanHook: inside a pipeline the span shows each failed attempt, the
-// retry and the dead letter, and ends in Error although the pipeline
+// TestTracingInPipeline: inside a pipeline the span shows each failed
+// attempt, the retry and the dead letter, and ends in Error although the pipeline
 // returned nil.
-func TestSpanHook(t *testing.T) {
+func TestTracingInPipeline(t *testing.T) {
 	tp, rec := newTracer(t)
 	m, _ := producerMessage(t, tp)
-	p, pub, _ := pipeline(broker.Subscription{Retry: broker.RetryPolicy{MaxAttempts: 2}})
-	p.Middleware = []broker.Middleware{broker.Tracing(tp, nil)}
-	p.Hooks = append(p.Hooks, broker.SpanHook{})
+	p, pub := pipeline(broker.Subscription{Retry: broker.RetryPolicy{MaxAttempts: 2}})
+	p.Hooks = []broker.Hook{otelevents.NewTracing(otelevents.WithTracerProvider(tp))} // one hook: the span and its events
 	if err := p.Wrap(failing(errBoom))(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +226,14 @@ func TestSpanHook(t *testing.T) {
 	}
 }
 
-func TestSpanHookDiscardAndDuplicate(t *testing.T) {
+func TestTracingObserverEvents(t *testing.T) {
 	tp, rec := newTracer(t)
 	ctx, span := tp.Tracer("t").Start(context.Background(), "s")
 	m := newMessage()
-	broker.SpanHook{}.OnDuplicate(ctx, m)
-	broker.SpanHook{}.OnDiscard(ctx, m, errBoom)
-	broker.SpanHook{}.OnHandled(ctx, m, 0, nil) // success: nothing
+	tr := otelevents.NewTracing()
+	tr.OnDuplicate(ctx, m)
+	tr.OnDiscard(ctx, m, errBoom)
+	tr.OnHandled(ctx, m, 0, nil) // success: nothing
 	span.End()
 	s := spanNamed(t, rec, "s")
 	if len(s.Events()) != 2 || s.Events()[0].Name != "duplicate" || s.Events()[1].Name != "discard" || s.Status().Code != codes.Error {
@@ -243,20 +245,53 @@ func TestSpanHookDiscardAndDuplicate(t *testing.T) {
 // installed no OpenTelemetry SDK (the default): one trace-context extraction,
 // no attributes.
 func BenchmarkTracingNoopProvider(b *testing.B) {
-	bus, err := broker.NewBus(discardPublisher{})
+	bus, err := events.NewBus(&capturePublisher{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := bus.Message(context.Background(), eventmodels.NewJobQueued("u", "job-1", "batch", 1))
+	m, err := bus.Message(eventmodels.NewJobQueued("u", "job-1", "batch", 1))
 	if err != nil {
 		b.Fatal(err)
 	}
 	m.Delivery = broker.Delivery{Group: "g", Partition: 3, Offset: 42, Attempt: 1}
-	h := broker.Tracing(noop.NewTracerProvider(), nil)(func(context.Context, *broker.Message) error { return nil })
+	h := otelevents.NewTracing(otelevents.WithTracerProvider(noop.NewTracerProvider())).WrapMessage(func(context.Context, *broker.Message) error { return nil })
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := h(context.Background(), m); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTracingPublish: as a Bus hook, a publish is a producer span, child of
+// the span in ctx, and every message carries its context.
+func TestTracingPublish(t *testing.T) {
+	tp, rec := newTracer(t)
+	pub := &capturePublisher{}
+	bus, err := events.NewBus(pub, events.WithHooks(otelevents.NewTracing(otelevents.WithTracerProvider(tp))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, parent := tp.Tracer("app").Start(context.Background(), "handle request")
+	if err := bus.Publish(ctx, eventmodels.NewJobQueued("u", "job-1", "batch", 1), eventmodels.NewJobQueued("u", "job-2", "batch", 2)); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	publish := spanNamed(t, rec, "publish")
+	want := "00-" + parent.SpanContext().TraceID().String() + "-" + publish.SpanContext().SpanID().String() + "-01"
+	for _, m := range pub.Messages() {
+		if got := m.Header(broker.HeaderTraceParent); got != want {
+			t.Fatalf("traceparent %q, want %q", got, want)
+		}
+	}
+	if publish.SpanKind() != trace.SpanKindProducer || publish.Parent().SpanID() != parent.SpanContext().SpanID() {
+		t.Fatalf("publish span kind %v parent %v", publish.SpanKind(), publish.Parent())
+	}
+}
+
+// TestBusRefusesNonHooks: a value that is no hook would do nothing.
+func TestBusRefusesNonHooks(t *testing.T) {
+	if _, err := events.NewBus(&capturePublisher{}, events.WithHooks(struct{}{})); err == nil {
+		t.Fatal("a hook implementing nothing was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package broker_test
+package events_test
 
 import (
 	"context"
@@ -13,50 +13,34 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/internal/samples"
 	"github.com/cosmic-horizons/events/schemas"
 	"github.com/hamba/avro/v2"
-	"go.opentelemetry.io/otel/trace"
 )
-
-func newBus(t *testing.T, opts ...broker.BusOption) (*broker.Bus, *capturePublisher) {
-	t.Helper()
-	pub := &capturePublisher{}
-	bus, err := broker.NewBus(pub, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bus, pub
-}
-
-func newDecoder(t *testing.T) *broker.Decoder {
-	t.Helper()
-	d, err := broker.NewDecoder(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 var ceTimeFormat = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 // TestBusPublishesEverySample publishes one event of each type and checks
 // routing, key and every CloudEvents header.
 func TestBusPublishesEverySample(t *testing.T) {
-	bus, pub := newBus(t, broker.WithSource("//cosmic-horizons/orchestrator"))
-	events := samples.All()
-	if err := bus.Publish(context.Background(), events...); err != nil {
+	bus, pub := newBus(t, events.WithSource("//cosmic-horizons/orchestrator"))
+	evs := samples.All()
+	if err := bus.Publish(context.Background(), evs...); err != nil {
 		t.Fatal(err)
 	}
 	msgs := pub.Messages()
-	if len(msgs) != len(events) || pub.Calls() != 1 {
-		t.Fatalf("%d messages in %d calls, want %d in one", len(msgs), pub.Calls(), len(events))
+	if len(msgs) != len(evs) || pub.Calls() != 1 {
+		t.Fatalf("%d messages in %d calls, want %d in one", len(msgs), pub.Calls(), len(evs))
 	}
 	reg := bus.Registry()
-	codec := bus.Codec()
-	for i, e := range events {
+	codec, err := schemas.NewAvroCodec(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evs {
 		m, env := msgs[i], e.Envelope()
 		info, _ := reg.Lookup(env.EventType)
 		if m.Topic != info.Topic || m.Key != e.Key() || m.Key == "" {
@@ -79,7 +63,7 @@ func TestBusPublishesEverySample(t *testing.T) {
 		if !ceTimeFormat.MatchString(m.Header(broker.HeaderTime)) {
 			t.Errorf("%s: ce_time %q is not RFC 3339 with milliseconds", env.EventType, m.Header(broker.HeaderTime))
 		}
-		if at, ok := broker.PublishedAt(m); !ok || !at.Equal(samples.Epoch) {
+		if at, ok := events.PublishedAt(m); !ok || !at.Equal(samples.Epoch) {
 			t.Errorf("%s: PublishedAt = %v, %v", env.EventType, at, ok)
 		}
 	}
@@ -94,7 +78,7 @@ func TestBusDefaultSourceAndTimeInUTC(t *testing.T) {
 	e := eventmodels.NewJobQueued("u", "job-1", "q", 1, eventmodels.WithClock(func() time.Time {
 		return time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, cet)
 	}))
-	m, err := bus.Message(context.Background(), e)
+	m, err := bus.Message(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,38 +90,8 @@ func TestBusDefaultSourceAndTimeInUTC(t *testing.T) {
 	}
 }
 
-// TestBusInjectsTraceContext: with a span in ctx the message carries its
-// trace, and the Bus's publish span (a producer span, child of it) is the
-// parent the consumer will see.
-func TestBusInjectsTraceContext(t *testing.T) {
-	tp, rec := newTracer(t)
-	bus, pub := newBus(t, broker.WithTracerProvider(tp))
-	ctx, parent := tp.Tracer("app").Start(context.Background(), "handle request")
-	if err := bus.Publish(ctx, samples.All()[0]); err != nil {
-		t.Fatal(err)
-	}
-	parent.End()
-	tpHeader := pub.Messages()[0].Header(broker.HeaderTraceParent)
-	publish := spanNamed(t, rec, "publish")
-	want := "00-" + parent.SpanContext().TraceID().String() + "-" + publish.SpanContext().SpanID().String() + "-01"
-	if tpHeader != want {
-		t.Fatalf("traceparent %q, want %q", tpHeader, want)
-	}
-	if publish.SpanKind() != trace.SpanKindProducer || publish.Parent().SpanID() != parent.SpanContext().SpanID() {
-		t.Fatalf("publish span kind %v parent %v", publish.SpanKind(), publish.Parent())
-	}
-}
-
-func TestBusWithTracerProviderNil(t *testing.T) {
-	bus, pub := newBus(t, broker.WithTracerProvider(nil))
-	if err := bus.Publish(context.Background(), samples.All()[1]); err != nil || len(pub.Messages()) != 1 {
-		t.Fatalf("err %v, %d messages", err, len(pub.Messages()))
-	}
-}
-
 func TestBusJSONCodec(t *testing.T) {
-	reg := eventmodels.NewRegistry()
-	bus, pub := newBus(t, broker.WithRegistry(reg), broker.WithCodec(eventmodels.NewJSONCodec(reg, 0)))
+	bus, pub := newBus(t, events.WithJSON())
 	e := samples.All()[3]
 	if err := bus.Publish(context.Background(), e); err != nil {
 		t.Fatal(err)
@@ -156,7 +110,7 @@ func TestBusJSONCodec(t *testing.T) {
 }
 
 func TestBusRoute(t *testing.T) {
-	bus, pub := newBus(t, broker.WithRoute(func(info eventmodels.TypeInfo, e eventmodels.Event) string {
+	bus, pub := newBus(t, events.WithRoute(func(info eventmodels.TypeInfo, e eventmodels.Event) string {
 		if eventmodels.IsJobStatusChanged(e) {
 			return "job-status-live"
 		}
@@ -209,33 +163,34 @@ func TestBusRejectsUnregisteredType(t *testing.T) {
 
 func TestBusReturnsPublisherError(t *testing.T) {
 	pub := &capturePublisher{failNext: 1}
-	bus, err := broker.NewBus(pub)
+	bus, err := events.NewBus(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.Publish(context.Background(), samples.All()[0]); !errors.Is(err, errPublish) {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := broker.NewBus(nil); err == nil {
-		t.Fatal("NewBus(nil) succeeded")
+	nobody, err := events.NewBus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nobody.Publish(context.Background(), samples.All()[0]); err == nil {
+		t.Fatal("a Bus without a publisher published")
 	}
 }
 
 // TestDecoderRoundTrip decodes what the Bus publishes, in both encodings.
 func TestDecoderRoundTrip(t *testing.T) {
 	reg := eventmodels.NewRegistry()
-	codecs := map[string]broker.BusOption{
-		"avro": broker.WithRegistry(reg),
-		"json": broker.WithCodec(eventmodels.NewJSONCodec(reg, 0)),
+	codecs := map[string]events.Option{
+		"avro": events.WithRegistry(reg),
+		"json": events.WithJSON(),
 	}
-	d, err := broker.NewDecoder(reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _ := newBus(t, events.WithRegistry(reg))
 	for name, opt := range codecs {
-		bus, _ := newBus(t, broker.WithRegistry(reg), opt)
+		bus, _ := newBus(t, events.WithRegistry(reg), opt)
 		for _, e := range samples.All() {
-			m, err := bus.Message(context.Background(), e)
+			m, err := bus.Message(e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,13 +204,13 @@ func TestDecoderRoundTrip(t *testing.T) {
 		}
 	}
 	if d.Registry() != reg {
-		t.Fatal("Registry() is not the decoder's registry")
+		t.Fatal("Registry() is not the bus's registry")
 	}
 }
 
 func TestDecoderErrorsArePermanent(t *testing.T) {
 	bus, _ := newBus(t)
-	d := newDecoder(t)
+	d := bus
 	queued := samples.All()[1]
 	tests := []struct {
 		name string
@@ -270,20 +225,20 @@ func TestDecoderErrorsArePermanent(t *testing.T) {
 		{"empty body", func(m *broker.Message) { m.Body = nil }, eventmodels.ErrMalformed},
 		{"ce_id mismatch", func(m *broker.Message) { m.SetHeader(broker.HeaderID, eventmodels.NewEventID().String()) }, nil},
 		{"ce_dataschema names another schema", func(m *broker.Message) {
-			m.SetHeader(broker.HeaderDataSchema, broker.DataSchemaURI("notifications/v1"))
+			m.SetHeader(broker.HeaderDataSchema, events.DataSchemaURI("notifications/v1"))
 		}, nil},
 		{"bare ce_dataschema names another schema", func(m *broker.Message) { m.SetHeader(broker.HeaderDataSchema, "job-metrics/v1") }, nil},
 		{"bad ce_dataschema", func(m *broker.Message) { m.SetHeader(broker.HeaderDataSchema, "job-lifecycle") }, nil},
 		{"bad ce_dataschema version", func(m *broker.Message) {
-			m.SetHeader(broker.HeaderDataSchema, broker.DataSchemaURI("job-lifecycle/v0"))
+			m.SetHeader(broker.HeaderDataSchema, events.DataSchemaURI("job-lifecycle/v0"))
 		}, nil},
 		{"unknown schema version", func(m *broker.Message) {
-			m.SetHeader(broker.HeaderDataSchema, broker.DataSchemaURI("job-lifecycle/v9"))
+			m.SetHeader(broker.HeaderDataSchema, events.DataSchemaURI("job-lifecycle/v9"))
 		}, schemas.ErrUnknownSchemaVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := bus.Message(context.Background(), queued)
+			m, err := bus.Message(queued)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +258,7 @@ func TestDecoderErrorsArePermanent(t *testing.T) {
 // field), with ce_dataschema in the URI and in the bare form.
 func TestDecoderReadsJobMetricsV1(t *testing.T) {
 	bus, _ := newBus(t)
-	d := newDecoder(t)
+	d := bus
 	cat, err := schemas.Builtin()
 	if err != nil {
 		t.Fatal(err)
@@ -313,8 +268,8 @@ func TestDecoderReadsJobMetricsV1(t *testing.T) {
 		t.Fatal("no job-metrics v1 in the catalogue")
 	}
 	e := samples.All()[6].(*eventmodels.JobMetrics)
-	for _, ds := range []string{broker.DataSchemaURI("job-metrics/v1"), "job-metrics/v1"} {
-		m, err := bus.Message(context.Background(), e)
+	for _, ds := range []string{events.DataSchemaURI("job-metrics/v1"), "job-metrics/v1"} {
+		m, err := bus.Message(e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +295,7 @@ func TestCloudEventsOracle(t *testing.T) {
 	bus, _ := newBus(t)
 	versions := spec.WithPrefix("ce_")
 	for _, e := range samples.All() {
-		m, err := bus.Message(context.Background(), e)
+		m, err := bus.Message(e)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package broker
+package otelevents
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cosmic-horizons/events/broker"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -15,14 +17,14 @@ import (
 
 // Metric attribute keys.
 const (
-	// MetricAttrTopic is the topic of the message.
-	MetricAttrTopic = attribute.Key("topic")
-	// MetricAttrGroup is the subscription group (consuming side only, when
+	// AttrTopic is the topic of the message.
+	AttrTopic = attribute.Key("topic")
+	// AttrGroup is the subscription group (consuming side only, when
 	// the subscriber set Delivery.Group).
-	MetricAttrGroup = attribute.Key("group")
-	// MetricAttrEventType is the event type from the ce_type header, when
+	AttrGroup = attribute.Key("group")
+	// AttrEventType is the event type from the ce_type header, when
 	// present.
-	MetricAttrEventType = attribute.Key("event_type")
+	AttrEventType = attribute.Key("event_type")
 )
 
 // durationBuckets are the explicit bucket boundaries, in seconds, of the
@@ -41,15 +43,17 @@ var durationBuckets = []float64{
 const maxCachedAttrSets = 1024
 
 // Metrics records what publishers and the consumption pipeline do as
-// OpenTelemetry metrics. It implements HookHandled, HookRetry,
-// HookDeadLetter, HookDeadLetterFailed, HookDiscard, HookSkipped,
-// HookPublished and HookDuplicate: pass it in
-// a backend's hooks (and in DedupeHooks) and every event is counted. It is
-// safe for concurrent use.
+// OpenTelemetry metrics. It is an observer hook (broker.HookHandled,
+// HookRetry, HookDeadLetter, HookDeadLetterFailed, HookDiscard,
+// HookSkipped, HookDuplicate, HookPublished): register it once, in a
+// backend's Config.Hooks (every publish and subscription of the backend)
+// or with events.WithHooks on a Bus (the Bus's publishes and
+// subscriptions). It is safe for concurrent use.
 //
-// Instruments (counters in {message}, histograms in seconds with
-// bucket boundaries from 0.1 ms to 10 s in 1-2.5-5 steps), each with the attributes topic, group (where known) and
-// event_type (from ce_type, where present):
+// Instruments (counters in {message}, histograms in seconds with bucket
+// boundaries from 0.1 ms to 10 s in 1-2.5-5 steps), each with the
+// attributes topic, group (where known) and event_type (from ce_type, where
+// present):
 //
 //	events.published        messages a Publish call confirmed
 //	events.publish_failed   messages a Publish call did not confirm
@@ -138,12 +142,12 @@ func (x *Metrics) attrs(k attrKey) *attrOpts {
 		return o
 	}
 	kvs := make([]attribute.KeyValue, 0, 3)
-	kvs = append(kvs, MetricAttrTopic.String(k.topic))
+	kvs = append(kvs, AttrTopic.String(k.topic))
 	if k.group != "" {
-		kvs = append(kvs, MetricAttrGroup.String(k.group))
+		kvs = append(kvs, AttrGroup.String(k.group))
 	}
 	if k.typ != "" {
-		kvs = append(kvs, MetricAttrEventType.String(k.typ))
+		kvs = append(kvs, AttrEventType.String(k.typ))
 	}
 	set := metric.WithAttributeSet(attribute.NewSet(kvs...))
 	o := &attrOpts{add: []metric.AddOption{set}, rec: []metric.RecordOption{set}}
@@ -166,12 +170,12 @@ func (x *Metrics) attrs(k attrKey) *attrOpts {
 	return o
 }
 
-func consumed(m *Message) attrKey {
-	return attrKey{m.Topic, m.Delivery.Group, m.Header(HeaderType)}
+func consumed(m *broker.Message) attrKey {
+	return attrKey{m.Topic, m.Delivery.Group, m.Header(broker.HeaderType)}
 }
 
-// OnHandled implements HookHandled.
-func (x *Metrics) OnHandled(ctx context.Context, m *Message, took time.Duration, err error) {
+// OnHandled implements broker.HookHandled.
+func (x *Metrics) OnHandled(ctx context.Context, m *broker.Message, took time.Duration, err error) {
 	o := x.attrs(consumed(m))
 	if err != nil {
 		x.handleFailed.Add(ctx, 1, o.add...)
@@ -181,41 +185,41 @@ func (x *Metrics) OnHandled(ctx context.Context, m *Message, took time.Duration,
 	x.handleDuration.Record(ctx, took.Seconds(), o.rec...)
 }
 
-// OnRetry implements HookRetry.
-func (x *Metrics) OnRetry(ctx context.Context, m *Message, _ int, _ error) {
+// OnRetry implements broker.HookRetry.
+func (x *Metrics) OnRetry(ctx context.Context, m *broker.Message, _ int, _ error) {
 	x.retried.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
-// OnDeadLetter implements HookDeadLetter.
-func (x *Metrics) OnDeadLetter(ctx context.Context, m *Message, _ error) {
+// OnDeadLetter implements broker.HookDeadLetter.
+func (x *Metrics) OnDeadLetter(ctx context.Context, m *broker.Message, _ error) {
 	x.deadLettered.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
-// OnDiscard implements HookDiscard.
-func (x *Metrics) OnDiscard(ctx context.Context, m *Message, _ error) {
+// OnDiscard implements broker.HookDiscard.
+func (x *Metrics) OnDiscard(ctx context.Context, m *broker.Message, _ error) {
 	x.discarded.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
-// OnDeadLetterFailed implements HookDeadLetterFailed.
-func (x *Metrics) OnDeadLetterFailed(ctx context.Context, m *Message, _, _ error) {
+// OnDeadLetterFailed implements broker.HookDeadLetterFailed.
+func (x *Metrics) OnDeadLetterFailed(ctx context.Context, m *broker.Message, _, _ error) {
 	x.deadLetterFailed.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
-// OnSkipped implements HookSkipped.
-func (x *Metrics) OnSkipped(ctx context.Context, m *Message, _ error) {
+// OnSkipped implements broker.HookSkipped.
+func (x *Metrics) OnSkipped(ctx context.Context, m *broker.Message, _ error) {
 	x.skipped.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
-// OnDuplicate implements HookDuplicate.
-func (x *Metrics) OnDuplicate(ctx context.Context, m *Message) {
+// OnDuplicate implements broker.HookDuplicate.
+func (x *Metrics) OnDuplicate(ctx context.Context, m *broker.Message) {
 	x.duplicates.Add(ctx, 1, x.attrs(consumed(m)).add...)
 }
 
-// failedIndexes returns the indexes of the messages a *PublishError names,
+// failedIndexes returns the indexes of the messages a *broker.PublishError names,
 // or nil when err is not one. (Kept out of OnPublished so that the error
 // target does not escape to the heap on every successful call.)
 func failedIndexes(err error) map[int]bool {
-	var pe *PublishError
+	var pe *broker.PublishError
 	if !errors.As(err, &pe) {
 		return nil
 	}
@@ -226,17 +230,17 @@ func failedIndexes(err error) map[int]bool {
 	return failed
 }
 
-// OnPublished implements HookPublished. Each message counts as published,
-// or as failed when err is a *PublishError naming it (or any other error:
+// OnPublished implements broker.HookPublished. Each message counts as published,
+// or as failed when err is a *broker.PublishError naming it (or any other error:
 // then the whole call failed). The duration is recorded once per call and
 // topic, with the event type when all its messages on that topic share one.
-func (x *Metrics) OnPublished(ctx context.Context, msgs []*Message, took time.Duration, err error) {
+func (x *Metrics) OnPublished(ctx context.Context, msgs []*broker.Message, took time.Duration, err error) {
 	var failed map[int]bool // nil when err names no message: all failed
 	if err != nil {
 		failed = failedIndexes(err)
 	}
 	for i, m := range msgs {
-		o := x.attrs(attrKey{topic: m.Topic, typ: m.Header(HeaderType)})
+		o := x.attrs(attrKey{topic: m.Topic, typ: m.Header(broker.HeaderType)})
 		if err == nil || (failed != nil && !failed[i]) {
 			x.published.Add(ctx, 1, o.add...)
 		} else {
@@ -255,9 +259,9 @@ func (x *Metrics) OnPublished(ctx context.Context, msgs []*Message, took time.Du
 		if seen {
 			continue
 		}
-		typ := m.Header(HeaderType)
+		typ := m.Header(broker.HeaderType)
 		for _, n := range msgs[i+1:] {
-			if n.Topic == m.Topic && n.Header(HeaderType) != typ {
+			if n.Topic == m.Topic && n.Header(broker.HeaderType) != typ {
 				typ = ""
 				break
 			}
@@ -266,29 +270,13 @@ func (x *Metrics) OnPublished(ctx context.Context, msgs []*Message, took time.Du
 	}
 }
 
-// Middleware returns a middleware that records events.handled,
-// events.handle_failed and events.handle.duration around the handler it
-// wraps, for handlers run outside a backend's Pipeline (for instance by a
-// Replayer). Inside a Pipeline, pass the Metrics as a hook instead: using
-// both counts every attempt twice.
-func (x *Metrics) Middleware() Middleware {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, m *Message) error {
-			start := time.Now()
-			err := next(ctx, m)
-			x.OnHandled(ctx, m, time.Since(start), err)
-			return err
-		}
-	}
-}
-
 var (
-	_ HookHandled          = (*Metrics)(nil)
-	_ HookRetry            = (*Metrics)(nil)
-	_ HookDeadLetter       = (*Metrics)(nil)
-	_ HookDiscard          = (*Metrics)(nil)
-	_ HookPublished        = (*Metrics)(nil)
-	_ HookSkipped          = (*Metrics)(nil)
-	_ HookDeadLetterFailed = (*Metrics)(nil)
-	_ HookDuplicate        = (*Metrics)(nil)
+	_ broker.HookHandled          = (*Metrics)(nil)
+	_ broker.HookRetry            = (*Metrics)(nil)
+	_ broker.HookDeadLetter       = (*Metrics)(nil)
+	_ broker.HookDiscard          = (*Metrics)(nil)
+	_ broker.HookPublished        = (*Metrics)(nil)
+	_ broker.HookSkipped          = (*Metrics)(nil)
+	_ broker.HookDeadLetterFailed = (*Metrics)(nil)
+	_ broker.HookDuplicate        = (*Metrics)(nil)
 )
