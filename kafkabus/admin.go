@@ -28,18 +28,20 @@ type Admin struct {
 	closed bool
 }
 
-// NewAdmin connects an Admin to the cluster of the configuration the
-// options build.
-func NewAdmin(opts ...Option) (*Admin, error) {
-	cfg, err := buildConfig(opts)
-	if err != nil {
+// NewAdmin connects an Admin to the cluster of cfg. It fails if cfg is
+// invalid (every problem reported, see Config.Validate), no broker can be
+// reached, or ctx ends first; ctx is not kept.
+func NewAdmin(ctx context.Context, cfg Config) (*Admin, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Admin{cfg: cfg}
-	if _, _, err := a.conn(); err != nil {
-		return nil, err
-	}
-	return a, nil
+	a := &Admin{cfg: cfg.withDefaults()}
+	return connect(ctx, func() (*Admin, error) {
+		if _, _, err := a.conn(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	})
 }
 
 // conn returns the admin connection, opening it on first use.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
@@ -45,20 +46,20 @@ func liveTopic(t *testing.T, c *kafkatest.Cluster, name string) (partitions int,
 // with DescribeConfig, and checks a second run changes nothing.
 func TestEnsureTopicsCreatesPlatformTopics(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
-	admin, err := kafkabus.NewAdmin(kafkabus.WithConfig(testConfig(cluster)))
+	admin, err := kafkabus.NewAdmin(context.Background(), testConfig(cluster))
 	if err != nil {
 		t.Fatalf("NewAdmin: %v", err)
 	}
 	defer admin.Close()
 	ctx := context.Background()
-	rep, err := admin.EnsureTopics(ctx, broker.PlatformTopics(), kafkabus.WithDeadLetterTopics())
+	rep, err := admin.EnsureTopics(ctx, events.PlatformTopics(), kafkabus.WithDeadLetterTopics())
 	if err != nil {
 		t.Fatalf("EnsureTopics: %v", err)
 	}
 	if len(rep.Created) != 10 || len(rep.Unchanged) != 0 || len(rep.Drift) != 0 {
 		t.Fatalf("report %+v: want 10 created (5 topics + 5 dead-letter topics)", rep)
 	}
-	for _, spec := range broker.PlatformTopics() {
+	for _, spec := range events.PlatformTopics() {
 		for _, name := range []string{spec.Name, broker.DeadLetterTopic(spec.Name)} {
 			parts, retention := liveTopic(t, cluster, name)
 			want := strconv.FormatInt(spec.Retention.Milliseconds(), 10)
@@ -67,7 +68,7 @@ func TestEnsureTopicsCreatesPlatformTopics(t *testing.T) {
 			}
 		}
 	}
-	rep, err = admin.EnsureTopics(ctx, broker.PlatformTopics())
+	rep, err = admin.EnsureTopics(ctx, events.PlatformTopics())
 	if err != nil || len(rep.Created) != 0 || len(rep.Unchanged) != 5 {
 		t.Fatalf("second EnsureTopics = %+v, %v; want 5 unchanged", rep, err)
 	}
@@ -80,7 +81,7 @@ func TestEnsureTopicsReportsDrift(t *testing.T) {
 	cluster := kafkatest.NewCluster(t,
 		kafkatest.Topic("job-lifecycle", 3, map[string]string{"retention.ms": "86400000"}))
 	b := newBackend(t, cluster)
-	rep, err := b.Admin().EnsureTopics(context.Background(), broker.PlatformTopics())
+	rep, err := b.Admin().EnsureTopics(context.Background(), events.PlatformTopics())
 	var de *kafkabus.DriftError
 	if !errors.As(err, &de) || !errors.Is(err, kafkabus.ErrTopicDrift) {
 		t.Fatalf("EnsureTopics = %v, want a *DriftError", err)

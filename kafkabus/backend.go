@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -46,15 +47,15 @@ var (
 	_ broker.HealthChecker = (*Backend)(nil)
 )
 
-// New connects to the cluster of the configuration the options build and
-// starts the producer. It fails if the configuration is invalid (every
-// problem reported, see Config.Validate) or no broker can be reached.
-func New(opts ...Option) (*Backend, error) {
-	cfg, err := buildConfig(opts)
-	if err != nil {
+// New connects to the cluster of cfg and starts the producer. It fails if
+// cfg is invalid (every problem reported, see Config.Validate), no broker
+// can be reached, or ctx ends first; ctx is not kept.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pub, err := newPublisher(cfg, cfg.sarama())
+	cfg = cfg.withDefaults()
+	pub, err := connect(ctx, func() (*publisher, error) { return newPublisher(cfg, cfg.sarama()) })
 	if err != nil {
 		return nil, err
 	}
@@ -265,4 +266,35 @@ func (b *Backend) inFlight() []broker.InFlight {
 		return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Group, y.Group))
 	})
 	return out
+}
+
+// connect runs dial, which sarama does not let a context interrupt, and
+// returns its result, or ctx's error as soon as ctx ends; a connection
+// dial makes after that is closed when dial returns (sarama's dial and
+// metadata timeouts bound it).
+func connect[T io.Closer](ctx context.Context, dial func() (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, fmt.Errorf("kafkabus: connect: %w", err)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := dial()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				_ = r.v.Close()
+			}
+		}()
+		return zero, fmt.Errorf("kafkabus: connect: %w", ctx.Err())
+	}
 }

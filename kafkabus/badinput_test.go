@@ -8,6 +8,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/internal/samples"
@@ -56,10 +57,10 @@ func (c *collect) wait(t *testing.T, n int) []*broker.Message {
 // TestBadInputGoesToDeadLetter writes, with a raw sarama producer, a
 // message whose body is garbage and one without any header onto
 // job-lifecycle, ahead of a valid event of the same job. A typed
-// subscriber (broker.HandleEvent) dead-letters both to job-lifecycle.dlq
+// subscriber (events.Router) dead-letters both to job-lifecycle.dlq
 // with the reason, without retrying, and goes on to the valid event.
 func TestBadInputGoesToDeadLetter(t *testing.T) {
-	cluster := kafkatest.NewCluster(t, kafkatest.PlatformTopics(), kafkatest.Topic("job-lifecycle.dlq", 1, nil))
+	cluster := kafkatest.NewCluster(t, kafkatest.Topics(events.PlatformTopics()...), kafkatest.Topic("job-lifecycle.dlq", 1, nil))
 	b := newBackend(t, cluster)
 	var completed *eventmodels.JobCompleted
 	for _, e := range samples.All() {
@@ -67,18 +68,15 @@ func TestBadInputGoesToDeadLetter(t *testing.T) {
 			completed = c
 		}
 	}
-	bus, err := broker.NewBus(b, broker.WithSource("kafkabus-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := broker.NewDecoder(bus.Registry(), nil)
+	bus, err := events.NewBus(b, events.WithSource("kafkabus-test"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var handled []eventmodels.Event
 	done := make(chan struct{})
-	h := broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
+	r := events.NewRouter()
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error {
 		mu.Lock()
 		handled = append(handled, e)
 		mu.Unlock()
@@ -86,19 +84,16 @@ func TestBadInputGoesToDeadLetter(t *testing.T) {
 		return nil
 	})
 	dlq := newCollect()
-	for _, s := range []struct {
-		sub broker.Subscription
-		h   broker.Handler
-	}{
-		{broker.Subscription{Topic: "job-lifecycle.dlq", Group: "dlq-reader"}, dlq.handle},
-		{broker.Subscription{Topic: "job-lifecycle", Group: "typed"}, h},
-	} {
-		c, err := b.Subscribe(context.Background(), s.sub, s.h)
-		if err != nil {
-			t.Fatalf("Subscribe %s: %v", s.sub.Topic, err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
+	c, err := b.Subscribe(context.Background(), broker.Subscription{Topic: "job-lifecycle.dlq", Group: "dlq-reader"}, dlq.handle)
+	if err != nil {
+		t.Fatalf("Subscribe job-lifecycle.dlq: %v", err)
 	}
+	t.Cleanup(func() { _ = c.Close() })
+	typed, err := bus.Subscribe(context.Background(), broker.Subscription{Group: "typed"}, r)
+	if err != nil {
+		t.Fatalf("Bus.Subscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = typed.Close() })
 
 	raw, err := sarama.NewSyncProducer(cluster.Addrs(), rawConfig())
 	if err != nil {

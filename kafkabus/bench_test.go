@@ -390,7 +390,7 @@ func remoteCluster(b *testing.B, n int) (*kafkatest.Process, *kafkabus.Backend, 
 	}
 	cfg := kafkabus.Config{Brokers: p.Brokers, ClientID: "bench", SessionTimeout: 6 * time.Second,
 		HeartbeatInterval: 500 * time.Millisecond, RebalanceTimeout: 5 * time.Second, RetryBackoff: 50 * time.Millisecond}
-	kb, err := kafkabus.New(kafkabus.WithConfig(cfg))
+	kb, err := kafkabus.New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func TestCloseGivesUpAfterCloseTimeout(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
 	cfg := testConfig(cluster)
 	cfg.CloseTimeout = time.Second
-	b, err := kafkabus.New(kafkabus.WithConfig(cfg))
+	b, err := kafkabus.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("kafkabus.New: %v", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/internal/envlist"
+	"github.com/cosmic-horizons/events/internal/envconf"
 )
 
 // Defaults of a Config; a zero field means its default.
@@ -54,7 +54,7 @@ type SASL struct {
 
 // Config configures a Backend or an Admin. The zero value of every field
 // means its default, so a Config with only Brokers set is complete. Fill it
-// by hand or with ConfigFromEnv, then pass it with WithConfig.
+// by hand or with ConfigFromEnv, and pass it to New or NewAdmin.
 type Config struct {
 	// Brokers are bootstrap addresses ("host:port"). Any subset of the
 	// cluster works: the client learns the others from metadata. Required.
@@ -147,12 +147,11 @@ type Config struct {
 	// Logger receives client errors, dead letters and rebalances;
 	// default: discard.
 	Logger *slog.Logger
-	// Hooks observe publishing and the consumption pipeline (see
-	// broker.Hook) and background client errors (HookClientError).
+	// Hooks observe publishing and the consumption pipeline, and wrap
+	// every subscription's handler (see broker.Hook: metrics, tracing,
+	// de-duplication), and observe background client errors
+	// (HookClientError). New refuses a value that is none of these.
 	Hooks []broker.Hook
-	// Middleware wraps every subscription's handler, outermost first
-	// (see broker.Pipeline).
-	Middleware []broker.Middleware
 	// Sarama, if set, is called last on every sarama.Config this package
 	// builds, to set what Config does not expose. Changing the producer's
 	// idempotence, acks or MaxOpenRequests voids this package's
@@ -160,36 +159,47 @@ type Config struct {
 	Sarama func(*sarama.Config)
 }
 
-// ConfigFromEnv returns a Config filled from the environment:
-// KAFKA_BROKERS (comma-separated host:port list), KAFKA_CLIENT_ID,
-// KAFKA_VERSION, KAFKA_TLS ("true" or "1" for TLS with the system roots),
-// KAFKA_SASL_USER, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM. Unset
-// variables leave their field at the default; an unparsable KAFKA_TLS is
-// reported by Validate.
-func ConfigFromEnv() Config {
-	var c Config
-	c.Brokers = envlist.Split(os.Getenv("KAFKA_BROKERS"))
-	c.ClientID = os.Getenv("KAFKA_CLIENT_ID")
-	c.Version = os.Getenv("KAFKA_VERSION")
-	if v := os.Getenv("KAFKA_TLS"); v != "" {
-		on, err := strconv.ParseBool(v)
-		switch {
-		case err != nil:
-			c.TLS = &tls.Config{ServerName: invalidTLSMarker + v}
-		case on:
-			c.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-	}
-	c.SASL = SASL{
-		User:      os.Getenv("KAFKA_SASL_USER"),
-		Password:  os.Getenv("KAFKA_SASL_PASSWORD"),
-		Mechanism: strings.ToUpper(os.Getenv("KAFKA_SASL_MECHANISM")),
-	}
-	return c
-}
+// Environment variables read by ConfigFromEnv.
+const (
+	EnvBrokers         = "KAFKA_BROKERS"           // comma-separated host:port list
+	EnvClientID        = "KAFKA_CLIENT_ID"         // string
+	EnvVersion         = "KAFKA_VERSION"           // e.g. 3.6.0
+	EnvTLS             = "KAFKA_TLS"               // boolean: TLS with the system roots
+	EnvSASLUser        = "KAFKA_SASL_USER"         // string
+	EnvSASLPassword    = "KAFKA_SASL_PASSWORD"     // string
+	EnvSASLMechanism   = "KAFKA_SASL_MECHANISM"    // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	EnvMaxMessageBytes = "KAFKA_MAX_MESSAGE_BYTES" // bytes
+	EnvCloseTimeout    = "KAFKA_CLOSE_TIMEOUT"     // Go duration, e.g. 30s
+)
 
-// invalidTLSMarker flags an unparsable KAFKA_TLS for Validate.
-const invalidTLSMarker = "\x00invalid KAFKA_TLS="
+// ConfigFromEnv returns a Config filled from the environment variables
+// named by the Env constants (unset variables keep their defaults), and an
+// error naming every variable that could not be parsed (KAFKA_TLS=maybe).
+// Call Validate (New does) to check the result as a whole.
+func ConfigFromEnv() (Config, error) { return configFromLookup(os.LookupEnv) }
+
+func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	r := envconf.Reader{Lookup: lookup}
+	r.List(EnvBrokers, &c.Brokers)
+	r.String(EnvClientID, &c.ClientID)
+	r.String(EnvVersion, &c.Version)
+	var useTLS bool
+	r.Bool(EnvTLS, &useTLS)
+	if useTLS {
+		c.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	r.String(EnvSASLUser, &c.SASL.User)
+	r.String(EnvSASLPassword, &c.SASL.Password)
+	r.String(EnvSASLMechanism, &c.SASL.Mechanism)
+	c.SASL.Mechanism = strings.ToUpper(c.SASL.Mechanism)
+	r.Int(EnvMaxMessageBytes, &c.MaxMessageBytes)
+	r.Duration(EnvCloseTimeout, &c.CloseTimeout)
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("kafkabus: environment: %w", err)
+	}
+	return c, nil
+}
 
 // withDefaults returns c with zero fields replaced by the defaults.
 func (c Config) withDefaults() Config {
@@ -263,9 +273,6 @@ func (c Config) Validate() error {
 	} else if !v.IsAtLeast(sarama.V0_11_0_0) {
 		errs = append(errs, fmt.Errorf("Version %s: the idempotent producer and headers need Kafka 0.11.0 or later", c.Version))
 	}
-	if c.TLS != nil && strings.HasPrefix(c.TLS.ServerName, invalidTLSMarker) {
-		errs = append(errs, fmt.Errorf("KAFKA_TLS=%q is not a boolean", strings.TrimPrefix(c.TLS.ServerName, invalidTLSMarker)))
-	}
 	switch c.SASL.Mechanism {
 	case "", SASLPlain, SASLScramSHA256, SASLScramSHA512:
 	default:
@@ -296,6 +303,9 @@ func (c Config) Validate() error {
 	}
 	if c.LagAlert < 0 {
 		errs = append(errs, fmt.Errorf("LagAlert must not be negative, got %d", c.LagAlert))
+	}
+	if err := broker.ValidateHooks(c.Hooks, isClientErrorHook); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
 		return nil

@@ -1,10 +1,13 @@
 package kafkabus_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/kafkabus"
 )
 
@@ -43,7 +46,15 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("KAFKA_SASL_USER", "svc")
 	t.Setenv("KAFKA_SASL_PASSWORD", "pw")
 	t.Setenv("KAFKA_SASL_MECHANISM", "scram-sha-512")
-	c := kafkabus.ConfigFromEnv()
+	t.Setenv("KAFKA_MAX_MESSAGE_BYTES", "2097152")
+	t.Setenv("KAFKA_CLOSE_TIMEOUT", "5s")
+	c, err := kafkabus.ConfigFromEnv()
+	if err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	if c.MaxMessageBytes != 2<<20 || c.CloseTimeout != 5*time.Second {
+		t.Fatalf("ConfigFromEnv: MaxMessageBytes %d, CloseTimeout %v", c.MaxMessageBytes, c.CloseTimeout)
+	}
 	if strings.Join(c.Brokers, ",") != "k1:9092,k2:9092,k3:9093" || c.ClientID != "orchestrator" || c.TLS == nil ||
 		c.SASL != (kafkabus.SASL{User: "svc", Password: "pw", Mechanism: kafkabus.SASLScramSHA512}) {
 		t.Fatalf("ConfigFromEnv = %+v", c)
@@ -51,15 +62,45 @@ func TestConfigFromEnv(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
+	// Every unparsable variable is reported, named, by ConfigFromEnv
+	// itself; none ends up in a field.
 	t.Setenv("KAFKA_TLS", "perhaps")
-	if err := kafkabus.ConfigFromEnv().Validate(); err == nil || !strings.Contains(err.Error(), "KAFKA_TLS") {
-		t.Fatalf("KAFKA_TLS=perhaps: Validate = %v", err)
+	t.Setenv("KAFKA_MAX_MESSAGE_BYTES", "1MiB")
+	t.Setenv("KAFKA_CLOSE_TIMEOUT", "30")
+	c, err = kafkabus.ConfigFromEnv()
+	if err == nil {
+		t.Fatal("ConfigFromEnv accepted KAFKA_TLS=perhaps")
+	}
+	for _, want := range []string{`KAFKA_TLS="perhaps"`, `KAFKA_MAX_MESSAGE_BYTES="1MiB"`, `KAFKA_CLOSE_TIMEOUT="30"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("ConfigFromEnv error lacks %s:\n%v", want, err)
+		}
+	}
+	if c.TLS != nil || c.MaxMessageBytes != 0 || c.CloseTimeout != 0 {
+		t.Errorf("bad variables reached the config: TLS %v, MaxMessageBytes %d, CloseTimeout %v", c.TLS, c.MaxMessageBytes, c.CloseTimeout)
 	}
 }
 
+// TestNewRejectsInvalidConfig: New and NewAdmin report the config's
+// problems (before dialing anything), a hook that implements no hook
+// interface among them, and a ctx already done.
 func TestNewRejectsInvalidConfig(t *testing.T) {
-	if _, err := kafkabus.New(); err == nil || !strings.Contains(err.Error(), "Brokers") {
-		t.Fatalf("New() = %v, want the missing brokers reported", err)
+	ctx := context.Background()
+	if _, err := kafkabus.New(ctx, kafkabus.Config{}); err == nil || !strings.Contains(err.Error(), "Brokers") {
+		t.Fatalf("New(Config{}) = %v, want the missing brokers reported", err)
+	}
+	if _, err := kafkabus.NewAdmin(ctx, kafkabus.Config{}); err == nil || !strings.Contains(err.Error(), "Brokers") {
+		t.Fatalf("NewAdmin(Config{}) = %v, want the missing brokers reported", err)
+	}
+	notAHook := struct{ Name string }{"metrics"}
+	_, err := kafkabus.New(ctx, kafkabus.Config{Brokers: []string{"127.0.0.1:1"}, Hooks: []broker.Hook{notAHook}})
+	if err == nil || !strings.Contains(err.Error(), "hook") {
+		t.Fatalf("New with a hook implementing nothing = %v, want it refused", err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := kafkabus.New(done, kafkabus.Config{Brokers: []string{"127.0.0.1:1"}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("New with a cancelled ctx = %v, want context.Canceled", err)
 	}
 }
 

@@ -25,10 +25,10 @@ func TestConformance(t *testing.T) {
 			Health: b,
 		}
 	}, brokertest.Features{
-		Persistent:     true,
-		ConsumerGroups: true,
-		KeyAffinity:    true,
-		Ephemeral:      true,
+		Persistent:      true,
+		ConsumerGroups:  true,
+		KeyAffinity:     true,
+		Ephemeral:       true,
 		MaxMessageBytes: kafkabus.DefaultMaxMessageBytes,
 		NewTopic: func(t *testing.T, name string, partitions int32) {
 			ensure(t, admin, name, partitions)

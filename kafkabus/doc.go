@@ -28,22 +28,29 @@
 //   - An ephemeral subscription reads every partition from its end and
 //     commits nothing.
 //
-// Configuration is a [Config] (from code or [ConfigFromEnv]) passed with
-// [WithConfig], adjusted by options:
+// Configuration is a [Config], written in code or read by [ConfigFromEnv];
+// New, like every backend's constructor, takes a ctx and the Config and
+// reports every problem of the Config at once:
 //
-//	cfg := kafkabus.ConfigFromEnv() // KAFKA_BROKERS=k1:9092,k2:9092,...
-//	b, err := kafkabus.New(kafkabus.WithConfig(cfg), kafkabus.Logger(logger))
+//	cfg, err := kafkabus.ConfigFromEnv() // KAFKA_BROKERS=k1:9092,k2:9092,...
+//	if err != nil {
+//		return err // names every variable that does not parse
+//	}
+//	cfg.Logger = logger
+//	b, err := kafkabus.New(ctx, cfg)
 //	if err != nil {
 //		return err
 //	}
 //	defer b.Close()
-//	if _, err := b.Admin().EnsureTopics(ctx, broker.PlatformTopics(), kafkabus.WithDeadLetterTopics()); err != nil {
+//	if _, err := b.Admin().EnsureTopics(ctx, events.PlatformTopics(), kafkabus.WithDeadLetterTopics()); err != nil {
 //		return err // a *kafkabus.DriftError lists topics that differ from the catalogue
 //	}
-//	bus, _ := broker.NewBus(b, broker.WithSource("orchestrator"))
-//	_ = bus.Publish(ctx, eventmodels.NewJobSubmitted(...))
-//	c, err := b.Subscribe(ctx, broker.Subscription{Topic: "job-lifecycle", Group: "metrics", Concurrency: 8},
-//		broker.HandleEvent(dec, func(ctx context.Context, e *eventmodels.JobCompleted) error { ... }))
+//	bus, err := events.NewBus(b, events.WithSource("orchestrator"))
+//	...
+//	err = bus.Publish(ctx, eventmodels.NewJobSubmitted(...))
+//	r := events.NewRouter()
+//	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error { ... })
+//	c, err := bus.Subscribe(ctx, broker.Subscription{Group: "metrics", Concurrency: 8}, r)
 //
 // docs/operations.md ("Kafka") covers provisioning, rebalances, delivery
 // guarantees, lag and the dead-letter path for operators.

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
 )
 
@@ -224,7 +223,7 @@ func TestJoinBehindCrashedMember(t *testing.T) {
 	c := kafkatest.NewCluster(t)
 	cfg := testConfig(c)
 	cfg.SessionTimeout, cfg.RebalanceTimeout = 6*time.Second, 6*time.Second
-	first := newBackend(t, c, kafkabus.WithConfig(cfg))
+	first := openBackend(t, cfg)
 	topic := newTopic(t, first, "crashed-member", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -242,7 +241,8 @@ func TestJoinBehindCrashedMember(t *testing.T) {
 
 	cfg.Sarama = func(sc *sarama.Config) { sc.Net.ReadTimeout = 2 * time.Second }
 	errs := &clientErrors{}
-	second := newBackend(t, c, kafkabus.WithConfig(cfg), kafkabus.Hooks(errs))
+	cfg.Hooks = []broker.Hook{errs}
+	second := openBackend(t, cfg)
 	start := time.Now()
 	c2, err := second.Subscribe(ctx, sub, noop)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/eventmodels"
 )
 
 // Health implements broker.HealthChecker. It reports:
@@ -39,7 +38,7 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 		return nil, err
 	}
 	rep := &broker.HealthReport{Backend: "kafka", InFlight: b.inFlight()}
-	add := func(cs ...eventmodels.HealthCheck) { rep.Checks = append(rep.Checks, cs...) }
+	add := func(cs ...broker.HealthCheck) { rep.Checks = append(rep.Checks, cs...) }
 
 	type cluster struct {
 		brokers []*sarama.Broker
@@ -56,25 +55,25 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 		return nil, ctx.Err()
 	}
 	if err != nil {
-		add(check("brokers", eventmodels.HealthUnhealthy, 0, "cluster unreachable: %v", err))
-		add(check("controller", eventmodels.HealthUnknown, -1, "cluster unreachable"))
+		add(check("brokers", broker.HealthUnhealthy, 0, "cluster unreachable: %v", err))
+		add(check("controller", broker.HealthUnknown, -1, "cluster unreachable"))
 		rep.Status = broker.Worst(statuses(rep.Checks)...)
 		return rep, nil
 	}
 	add(brokerCheck(ctx, client, cl.brokers, distinct(b.cfg.Brokers)))
 	if cl.ctrl >= 0 {
-		add(check("controller", eventmodels.HealthHealthy, float64(cl.ctrl), "broker %d", cl.ctrl))
+		add(check("controller", broker.HealthHealthy, float64(cl.ctrl), "broker %d", cl.ctrl))
 	} else {
-		add(check("controller", eventmodels.HealthUnhealthy, -1, "no active controller"))
+		add(check("controller", broker.HealthUnhealthy, -1, "no active controller"))
 	}
 
 	groups, topics := b.usage()
 	known, _ := client.Topics()
 	for _, t := range topics {
 		if slices.Contains(known, t) {
-			add(check("topic:"+t, eventmodels.HealthHealthy, 1, "present"))
+			add(check("topic:"+t, broker.HealthHealthy, 1, "present"))
 		} else {
-			add(check("topic:"+t, eventmodels.HealthUnhealthy, 0, "missing"))
+			add(check("topic:"+t, broker.HealthUnhealthy, 0, "missing"))
 		}
 	}
 	for _, g := range b.cfg.LagGroups {
@@ -93,7 +92,7 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			add(check("lag:"+g, eventmodels.HealthUnknown, -1, "%v", err))
+			add(check("lag:"+g, broker.HealthUnknown, -1, "%v", err))
 			continue
 		}
 		rep.Lag = append(rep.Lag, lags...)
@@ -103,12 +102,12 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 	return rep, nil
 }
 
-func check(name string, st eventmodels.HealthStatus, v float64, format string, args ...any) eventmodels.HealthCheck {
-	return eventmodels.HealthCheck{Name: name, Status: st, Value: v, Message: fmt.Sprintf(format, args...)}
+func check(name string, st broker.HealthStatus, v float64, format string, args ...any) broker.HealthCheck {
+	return broker.HealthCheck{Name: name, Status: st, Value: v, Message: fmt.Sprintf(format, args...)}
 }
 
-func statuses(cs []eventmodels.HealthCheck) []eventmodels.HealthStatus {
-	out := make([]eventmodels.HealthStatus, len(cs))
+func statuses(cs []broker.HealthCheck) []broker.HealthStatus {
+	out := make([]broker.HealthStatus, len(cs))
 	for i, c := range cs {
 		out[i] = c.Status
 	}
@@ -118,7 +117,7 @@ func statuses(cs []eventmodels.HealthCheck) []eventmodels.HealthStatus {
 // brokerCheck connects to every broker of the metadata.
 // configured is the number of distinct bootstrap addresses: a metadata
 // with fewer brokers means some have left the cluster.
-func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Broker, configured int) eventmodels.HealthCheck {
+func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Broker, configured int) broker.HealthCheck {
 	var down []string
 	for _, br := range brokers {
 		if b, err := client.Broker(br.ID()); err == nil {
@@ -142,13 +141,13 @@ func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Br
 	up := len(brokers) - len(down)
 	switch {
 	case len(brokers) == 0 || up == 0:
-		return check("brokers", eventmodels.HealthUnhealthy, float64(up), "no broker reachable: %s", strings.Join(down, "; "))
+		return check("brokers", broker.HealthUnhealthy, float64(up), "no broker reachable: %s", strings.Join(down, "; "))
 	case len(down) > 0:
-		return check("brokers", eventmodels.HealthDegraded, float64(up), "%d of %d reachable; down: %s", up, len(brokers), strings.Join(down, "; "))
+		return check("brokers", broker.HealthDegraded, float64(up), "%d of %d reachable; down: %s", up, len(brokers), strings.Join(down, "; "))
 	case len(brokers) < configured:
-		return check("brokers", eventmodels.HealthDegraded, float64(up), "%d of %d reachable, but %d bootstrap brokers are configured: the cluster metadata lost %d", up, len(brokers), configured, configured-len(brokers))
+		return check("brokers", broker.HealthDegraded, float64(up), "%d of %d reachable, but %d bootstrap brokers are configured: the cluster metadata lost %d", up, len(brokers), configured, configured-len(brokers))
 	}
-	return check("brokers", eventmodels.HealthHealthy, float64(up), "%d of %d reachable", up, len(brokers))
+	return check("brokers", broker.HealthHealthy, float64(up), "%d of %d reachable", up, len(brokers))
 }
 
 // groupLag returns the lag of group on topics (every topic it committed on
@@ -240,12 +239,12 @@ func committedBlocks(resp *sarama.OffsetFetchResponse) map[string]map[int32]int6
 }
 
 // lagChecks summarises lags per topic of one group.
-func lagChecks(group string, lags []broker.GroupLag, alert int64) []eventmodels.HealthCheck {
+func lagChecks(group string, lags []broker.GroupLag, alert int64) []broker.HealthCheck {
 	byTopic := map[string][]broker.GroupLag{}
 	for _, l := range lags {
 		byTopic[l.Topic] = append(byTopic[l.Topic], l)
 	}
-	var out []eventmodels.HealthCheck
+	var out []broker.HealthCheck
 	for _, t := range sortedKeys(byTopic) {
 		var total, worst int64
 		worstP := int32(-1)
@@ -257,10 +256,10 @@ func lagChecks(group string, lags []broker.GroupLag, alert int64) []eventmodels.
 		}
 		name := "lag:" + group + "/" + t
 		if total > alert {
-			out = append(out, check(name, eventmodels.HealthDegraded, float64(total),
+			out = append(out, check(name, broker.HealthDegraded, float64(total),
 				"total lag %d over the alert line %d; worst partition %d lags %d", total, alert, worstP, worst))
 		} else {
-			out = append(out, check(name, eventmodels.HealthHealthy, float64(total), "total lag %d", total))
+			out = append(out, check(name, broker.HealthHealthy, float64(total), "total lag %d", total))
 		}
 	}
 	return out

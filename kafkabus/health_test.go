@@ -8,18 +8,16 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/eventmodels"
-	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
 )
 
-func checkNamed(rep *broker.HealthReport, name string) (eventmodels.HealthCheck, bool) {
+func checkNamed(rep *broker.HealthReport, name string) (broker.HealthCheck, bool) {
 	for _, c := range rep.Checks {
 		if c.Name == name {
 			return c, true
 		}
 	}
-	return eventmodels.HealthCheck{}, false
+	return broker.HealthCheck{}, false
 }
 
 // TestHealthReportsLag holds a subscription's handler while 1,500 events
@@ -29,11 +27,9 @@ func checkNamed(rep *broker.HealthReport, name string) (eventmodels.HealthCheck,
 // checks are healthy throughout.
 func TestHealthReportsLag(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
-	b := newBackend(t, cluster, kafkabus.WithConfig(func() kafkabus.Config {
-		c := testConfig(cluster)
-		c.LagGroups = []string{"watched-elsewhere"}
-		return c
-	}()))
+	cfg := testConfig(cluster)
+	cfg.LagGroups = []string{"watched-elsewhere"}
+	b := openBackend(t, cfg)
 	topic := newTopic(t, b, "lag", 3)
 	group := "lag-" + topic
 	gate := make(chan struct{})
@@ -68,14 +64,14 @@ func TestHealthReportsLag(t *testing.T) {
 		t.Fatalf("Health: %v", err)
 	}
 	for _, name := range []string{"brokers", "controller", "topic:" + topic} {
-		if c, ok := checkNamed(rep, name); !ok || c.Status != eventmodels.HealthHealthy {
+		if c, ok := checkNamed(rep, name); !ok || c.Status != broker.HealthHealthy {
 			t.Errorf("check %s = %+v, want healthy", name, c)
 		}
 	}
 	lag := rep.TotalLag(group, topic)
 	lagCheck, _ := checkNamed(rep, "lag:"+group+"/"+topic)
 	t.Logf("status %s; checks %+v; per partition %+v", rep.Status, rep.Checks, rep.Lag)
-	if lag < 1500-1 || lag > 1500 || lagCheck.Status != eventmodels.HealthDegraded || rep.Status != eventmodels.HealthDegraded {
+	if lag < 1500-1 || lag > 1500 || lagCheck.Status != broker.HealthDegraded || rep.Status != broker.HealthDegraded {
 		t.Fatalf("with 1500 events waiting: total lag %d, check %+v, status %s; want ~1500 and degraded", lag, lagCheck, rep.Status)
 	}
 	if len(rep.Lag) != 6 || rep.TotalLag("watched-elsewhere", topic) != 0 {
@@ -98,7 +94,7 @@ func TestHealthReportsLag(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling the broker's view, not synchronising with our code
 	}
-	if rep.Status != eventmodels.HealthHealthy {
+	if rep.Status != broker.HealthHealthy {
 		t.Errorf("status %s after the backlog cleared: %+v", rep.Status, rep.Checks)
 	}
 }
@@ -118,7 +114,7 @@ func TestHealthWithBrokerDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Health with the cluster gone: %v", err)
 	}
-	if rep.Status != eventmodels.HealthUnhealthy {
+	if rep.Status != broker.HealthUnhealthy {
 		t.Fatalf("status %s, want unhealthy: %+v", rep.Status, rep.Checks)
 	}
 	c, _ := checkNamed(rep, "brokers")
@@ -139,7 +135,7 @@ func TestHealthNoticesABrokerLeavingTheMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := checkNamed(rep, "brokers"); c.Status != eventmodels.HealthHealthy {
+	if c, _ := checkNamed(rep, "brokers"); c.Status != broker.HealthHealthy {
 		t.Fatalf("brokers check before the removal: %+v", c)
 	}
 	// The lowest ID: kfake does not re-elect a removed controller (the
@@ -151,10 +147,10 @@ func TestHealthNoticesABrokerLeavingTheMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := checkNamed(rep, "brokers")
-	if c.Status != eventmodels.HealthDegraded || !strings.Contains(c.Message, "3 bootstrap brokers") {
+	if c.Status != broker.HealthDegraded || !strings.Contains(c.Message, "3 bootstrap brokers") {
 		t.Fatalf("brokers check after a broker left: %+v, want degraded naming the 3 configured brokers", c)
 	}
-	if rep.Status == eventmodels.HealthHealthy {
+	if rep.Status == broker.HealthHealthy {
 		t.Errorf("overall status healthy with a broker gone: %+v", rep.Checks)
 	}
 }

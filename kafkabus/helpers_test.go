@@ -42,9 +42,17 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func newBackend(t testing.TB, c *kafkatest.Cluster, opts ...kafkabus.Option) *kafkabus.Backend {
+// newBackend returns a backend on c with testConfig, closed at the end of
+// the test.
+func newBackend(t testing.TB, c *kafkatest.Cluster) *kafkabus.Backend {
 	t.Helper()
-	b, err := kafkabus.New(append([]kafkabus.Option{kafkabus.WithConfig(testConfig(c))}, opts...)...)
+	return openBackend(t, testConfig(c))
+}
+
+// openBackend returns a backend with cfg, closed at the end of the test.
+func openBackend(t testing.TB, cfg kafkabus.Config) *kafkabus.Backend {
+	t.Helper()
+	b, err := kafkabus.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("kafkabus.New: %v", err)
 	}

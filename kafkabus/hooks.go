@@ -20,3 +20,8 @@ func notifyClientError(hooks []broker.Hook, group, topic string, partition int32
 		}
 	}
 }
+
+func isClientErrorHook(h broker.Hook) bool {
+	_, ok := h.(HookClientError)
+	return ok
+}

@@ -41,7 +41,7 @@ var errReplayOver = errors.New("kafkabus: replay over")
 // built as a subscription builds them (key, body, headers; Delivery with the
 // partition, the offset, Attempt 1 and ReceivedAt) except that
 // Delivery.Group is empty. Its ctx is ctx, also cancelled when the Backend
-// closes. h is not wrapped in Config.Middleware or broker.Pipeline: no
+// closes. h is not wrapped in Config.Hooks or broker.Pipeline: no
 // retries, dead letters or panic recovery (a panic reaches the caller, the
 // connection closed).
 //

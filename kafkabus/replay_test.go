@@ -327,7 +327,9 @@ func TestReplayDeletedRecords(t *testing.T) {
 func TestReplayCancelDuringFetch(t *testing.T) {
 	leakOpts := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick")}
 	cluster := kafkatest.NewCluster(t)
-	b := newBackend(t, cluster, kafkabus.Sarama(func(sc *sarama.Config) { sc.Net.ReadTimeout = 10 * time.Minute }))
+	cfg := testConfig(cluster)
+	cfg.Sarama = func(sc *sarama.Config) { sc.Net.ReadTimeout = 10 * time.Minute }
+	b := openBackend(t, cfg)
 	topic := newTopic(t, b, "replay-hang", 2)
 	if err := b.Publish(context.Background(), replayMsgs(topic, 0, 20, 4)...); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ func TestSASL(t *testing.T) {
 			cluster := kafkatest.NewCluster(t, kafkatest.KfakeOpts(kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret")))
 			cfg := testConfig(cluster)
 			cfg.SASL = kafkabus.SASL{Mechanism: mech, User: "svc", Password: "s3cret"}
-			b, err := kafkabus.New(kafkabus.WithConfig(cfg))
+			b, err := kafkabus.New(context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("New with %s: %v", mech, err)
 			}
@@ -42,7 +42,7 @@ func TestSASL(t *testing.T) {
 
 			cfg.SASL.Password = "wrong"
 			cfg.ProducerRetries = 1
-			if bad, err := kafkabus.New(kafkabus.WithConfig(cfg)); err == nil {
+			if bad, err := kafkabus.New(context.Background(), cfg); err == nil {
 				_ = bad.Close()
 				t.Fatal("New with a wrong password succeeded")
 			}

@@ -40,7 +40,6 @@ func newSubscription(ctx context.Context, sub broker.Subscription, cfg Config, h
 		Pipeline: broker.Pipeline{
 			DeadLetters:       deadLetters,
 			DeadLetterMaxSize: cfg.MaxMessageBytes + broker.DeadLetterOverhead,
-			Middleware:        cfg.Middleware,
 			Hooks:             cfg.Hooks,
 			Logger:            log,
 		},

@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/internal/samples"
@@ -19,30 +20,25 @@ import (
 	"github.com/cosmic-horizons/events/testkit/rabbittest"
 )
 
-// TestHandleEventBadInput: through broker.HandleEvent, a body that does not
+// TestRouterBadInput: through an events.Router, a body that does not
 // decode and an event type nobody registered are dead-lettered at once
 // (permanent, one attempt) with the reason, while valid events flow.
-func TestHandleEventBadInput(t *testing.T) {
+func TestRouterBadInput(t *testing.T) {
 	e := newEnv(t)
 	c := newClient(t, rabbitbus.Config{URLs: []string{e.url}, Logger: testLogger(t)})
 	topic := e.f.Name("typed")
 	e.declareGroup(t, broker.Subscription{Topic: topic, Group: "g"})
-	dec, err := broker.NewDecoder(nil, nil)
+	bus, err := events.NewBus(c, events.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := testkit.NewMessageCapture()
-	calls := 0
-	h := broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
-		calls++
-		m, _ := broker.MessageFromContext(ctx)
+	r := events.NewRouter()
+	events.OnEvent(r, func(ctx context.Context, e eventmodels.Event) error {
+		m, _ := events.MessageFromContext(ctx)
 		return got.Handle(ctx, m)
 	})
-	if _, err := c.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "g"}, h); err != nil {
-		t.Fatal(err)
-	}
-	bus, err := broker.NewBus(c, broker.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }))
-	if err != nil {
+	if _, err := bus.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "g"}, r); err != nil {
 		t.Fatal(err)
 	}
 	malformed := &broker.Message{Topic: topic, Key: "j", Body: []byte{0xde, 0xad}, Headers: broker.Headers{
@@ -59,11 +55,11 @@ func TestHandleEventBadInput(t *testing.T) {
 	if err := c.Publish(ctx, malformed, unknown); err != nil {
 		t.Fatal(err)
 	}
-	events := samples.All()
-	if err := bus.Publish(ctx, events...); err != nil {
+	sent := samples.All()
+	if err := bus.Publish(ctx, sent...); err != nil {
 		t.Fatal(err)
 	}
-	if err := got.WaitFor(ctx, len(events)); err != nil {
+	if err := got.WaitFor(ctx, len(sent)); err != nil {
 		t.Fatal(err)
 	}
 	dlq := getAll(t, e.f.Dial(), c.QueueName(topic, "g")+".dlq")

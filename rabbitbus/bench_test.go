@@ -146,7 +146,7 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 // prefill publishes n messages to topic with c, in batches.
-func prefill(b *testing.B, c *rabbitbus.Client, topic string, n int, body []byte) {
+func prefill(b *testing.B, c *rabbitbus.Backend, topic string, n int, body []byte) {
 	b.Helper()
 	ctx := context.Background()
 	var wg sync.WaitGroup

@@ -31,7 +31,7 @@ const (
 	DefaultReconnectBackoffMax = 5 * time.Second
 	DefaultPublishChannels     = 2
 	DefaultConfirmWindow       = 1024
-	DefaultMaxMessageBytes      = 1 << 20
+	DefaultMaxMessageBytes     = 1 << 20
 	DefaultSetupTimeout        = 30 * time.Second
 	DefaultNackRetry           = 30 * time.Second
 	DefaultCloseTimeout        = 30 * time.Second
@@ -40,7 +40,7 @@ const (
 	BrokerMaxMessageBytes = 128 << 20
 )
 
-// Config configures a Client, Publisher or Subscriber. The zero value of
+// Config configures a Backend, Publisher or Subscriber. The zero value of
 // every field but URLs means its default; ConfigFromEnv fills it from the
 // environment. A Config is copied by the constructors: changing it afterwards
 // has no effect.
@@ -131,39 +131,15 @@ type Config struct {
 	// Logger receives connection state changes, reconnects, dead letters
 	// and discarded messages; nil is silent.
 	Logger *slog.Logger
-	// Hooks observe publishing, consumption (broker.HookHandled and the
-	// others) and connection state (HookConnection).
+	// Hooks observe publishing and the consumption pipeline, and wrap
+	// every subscription's handler (see broker.Hook: metrics, tracing,
+	// de-duplication), and observe connection state (HookConnection). The
+	// constructors refuse a value that is none of these.
 	Hooks []broker.Hook
-	// Middleware wraps every subscription's handler, outermost first
-	// (tracing, metrics, de-duplication); see broker.Pipeline.
-	Middleware []broker.Middleware
 	// AMQP, if set, adjusts the amqp091 configuration of each dial (an
 	// escape hatch: SASL mechanisms, frame size, channel max, properties).
 	AMQP func(cfg *amqp.Config)
 }
-
-// Option changes a Config; constructors apply options after copying the
-// Config they are given.
-type Option func(*Config)
-
-// WithLogger sets Config.Logger.
-func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
-
-// WithHooks appends to Config.Hooks.
-func WithHooks(hs ...broker.Hook) Option {
-	return func(c *Config) { c.Hooks = append(c.Hooks, hs...) }
-}
-
-// WithMiddleware appends to Config.Middleware.
-func WithMiddleware(mws ...broker.Middleware) Option {
-	return func(c *Config) { c.Middleware = append(c.Middleware, mws...) }
-}
-
-// WithQueueType sets Config.QueueType.
-func WithQueueType(t string) Option { return func(c *Config) { c.QueueType = t } }
-
-// WithConnectionName sets Config.ConnectionName.
-func WithConnectionName(name string) Option { return func(c *Config) { c.ConnectionName = name } }
 
 // withDefaults returns c with zero fields replaced by the defaults and the
 // slices copied, so the caller's Config is never shared.
@@ -171,7 +147,6 @@ func (c Config) withDefaults() Config {
 	c.URLs = append([]string(nil), c.URLs...)
 	c.DropUnroutable = append([]string(nil), c.DropUnroutable...)
 	c.Hooks = append([]broker.Hook(nil), c.Hooks...)
-	c.Middleware = append([]broker.Middleware(nil), c.Middleware...)
 	if c.TLS != nil {
 		c.TLS = c.TLS.Clone()
 	}
@@ -270,7 +245,13 @@ func (c Config) Validate() error {
 	if c.DeliveryLimit > 0 && c.QueueType != QueueQuorum {
 		errs = append(errs, fmt.Errorf("DeliveryLimit needs QueueType %q (x-delivery-limit is a quorum queue argument)", QueueQuorum))
 	}
-	return errors.Join(errs...)
+	if err := broker.ValidateHooks(c.Hooks, isConnectionHook); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("rabbitbus: invalid config: %w", errors.Join(errs...))
 }
 
 func validURL(raw string) error {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cosmic-horizons/events/broker"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -37,6 +39,8 @@ func TestConfigValidate(t *testing.T) {
 				"PublishChannels", "ConfirmWindow", "MaxMessageBytes", "QueueType", "DeliveryLimit must not be negative"}},
 		{"delivery limit needs quorum", Config{URLs: ok.URLs, QueueType: QueueClassic, DeliveryLimit: 3},
 			[]string{"DeliveryLimit needs QueueType"}},
+		{"a hook that is no hook", Config{URLs: ok.URLs, Hooks: []broker.Hook{struct{}{}}},
+			[]string{"Hooks[0]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

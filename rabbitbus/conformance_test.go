@@ -35,12 +35,12 @@ func TestConformance(t *testing.T) {
 			Health: c,
 		}
 	}, brokertest.Features{
-		Persistent:     true,
-		ConsumerGroups: true,
-		KeyAffinity:    false,
-		Ephemeral:      true,
+		Persistent:      true,
+		ConsumerGroups:  true,
+		KeyAffinity:     false,
+		Ephemeral:       true,
 		MaxMessageBytes: rabbitbus.DefaultMaxMessageBytes,
-		PublishForeign: func(t *testing.T, m *broker.Message) { publishForeign(t, url, m) },
+		PublishForeign:  func(t *testing.T, m *broker.Message) { publishForeign(t, url, m) },
 		NewGroup: func(t *testing.T, topic, group string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

@@ -59,6 +59,11 @@ type HookConnection interface {
 	OnConnection(ev ConnectionEvent)
 }
 
+func isConnectionHook(h broker.Hook) bool {
+	_, ok := h.(HookConnection)
+	return ok
+}
+
 // ConnectionEvent is one connection state change.
 type ConnectionEvent struct {
 	// Role is "publisher" or "subscriber": each has its own connection.

@@ -84,7 +84,6 @@ func newConsumer(ctx context.Context, s *Subscriber, sub broker.Subscription, to
 		Pipeline: broker.Pipeline{
 			DeadLetters:       dl,
 			DeadLetterMaxSize: s.cfg.MaxMessageBytes + broker.DeadLetterOverhead,
-			Middleware:        s.cfg.Middleware,
 			Hooks:             s.cfg.Hooks,
 			Logger:            s.log,
 		},

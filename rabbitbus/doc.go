@@ -1,6 +1,6 @@
 // Package rabbitbus is the RabbitMQ backend of the broker contract, on
 // github.com/rabbitmq/amqp091-go: a [Publisher] with publisher confirms, a
-// [Subscriber] with manual acknowledgements, and a [Client] that is both.
+// [Subscriber] with manual acknowledgements, and a [Backend] that is both.
 //
 // # Connections
 //

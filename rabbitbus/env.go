@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 
-	"github.com/cosmic-horizons/events/internal/envlist"
+	"github.com/cosmic-horizons/events/internal/envconf"
 )
 
 // Environment variables read by ConfigFromEnv.
@@ -22,7 +21,7 @@ const (
 	EnvReconnectBackoffMax = "AMQP_RECONNECT_BACKOFF_MAX"    // Go duration
 	EnvPublishChannels     = "AMQP_PUBLISH_CHANNELS"         // integer
 	EnvConfirmWindow       = "AMQP_CONFIRM_WINDOW"           // integer
-	EnvMaxMessageBytes      = "AMQP_MAX_MESSAGE_SIZE"         // bytes
+	EnvMaxMessageBytes     = "AMQP_MAX_MESSAGE_BYTES"        // bytes
 	EnvNackRetry           = "AMQP_NACK_RETRY"               // Go duration; negative: never
 	EnvQueueType           = "AMQP_QUEUE_TYPE"               // quorum | classic
 	EnvDeliveryLimit       = "AMQP_DELIVERY_LIMIT"           // integer
@@ -46,71 +45,35 @@ func ConfigFromEnv() (Config, error) { return configFromLookup(os.LookupEnv) }
 
 func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
-	var errs []error
-	get := func(name string) (string, bool) {
-		v, ok := lookup(name)
-		return v, ok && v != ""
-	}
-	if v, ok := get(EnvURLs); ok {
-		cfg.URLs = envlist.Split(v)
-	} else if v, ok := get(EnvURL); ok {
-		cfg.URLs = []string{v}
-	}
-	dur := func(name string, dst *time.Duration) {
-		if v, ok := get(name); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-				return
-			}
-			*dst = d
+	r := envconf.Reader{Lookup: lookup}
+	r.List(EnvURLs, &cfg.URLs)
+	if len(cfg.URLs) == 0 {
+		if v, ok := r.Get(EnvURL); ok {
+			cfg.URLs = []string{v}
 		}
 	}
-	num := func(name string, dst *int) {
-		if v, ok := get(name); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: not an integer", name, v))
-				return
-			}
-			*dst = n
-		}
-	}
-	boolean := func(name string, dst *bool) {
-		if v, ok := get(name); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: not a boolean", name, v))
-				return
-			}
-			*dst = b
-		}
-	}
-	dur(EnvHeartbeat, &cfg.Heartbeat)
-	dur(EnvDialTimeout, &cfg.DialTimeout)
-	dur(EnvReconnectBackoffMin, &cfg.ReconnectBackoffMin)
-	dur(EnvReconnectBackoffMax, &cfg.ReconnectBackoffMax)
-	dur(EnvNackRetry, &cfg.NackRetry)
-	num(EnvPublishChannels, &cfg.PublishChannels)
-	num(EnvConfirmWindow, &cfg.ConfirmWindow)
-	num(EnvMaxMessageBytes, &cfg.MaxMessageBytes)
-	num(EnvDeliveryLimit, &cfg.DeliveryLimit)
-	boolean(EnvSingleActive, &cfg.SingleActiveConsumer)
-	if v, ok := get(EnvQueueType); ok {
-		cfg.QueueType = v
-	}
-	if v, ok := get(EnvDropUnroutable); ok {
-		cfg.DropUnroutable = envlist.Split(v)
-	}
-	if v, ok := get(EnvConnectionName); ok {
-		cfg.ConnectionName = v
-	}
-	tlsCfg, err := tlsFromLookup(get)
+	r.Duration(EnvHeartbeat, &cfg.Heartbeat)
+	r.Duration(EnvDialTimeout, &cfg.DialTimeout)
+	r.Duration(EnvReconnectBackoffMin, &cfg.ReconnectBackoffMin)
+	r.Duration(EnvReconnectBackoffMax, &cfg.ReconnectBackoffMax)
+	r.Duration(EnvNackRetry, &cfg.NackRetry)
+	r.Int(EnvPublishChannels, &cfg.PublishChannels)
+	r.Int(EnvConfirmWindow, &cfg.ConfirmWindow)
+	r.Int(EnvMaxMessageBytes, &cfg.MaxMessageBytes)
+	r.Int(EnvDeliveryLimit, &cfg.DeliveryLimit)
+	r.Bool(EnvSingleActive, &cfg.SingleActiveConsumer)
+	r.String(EnvQueueType, &cfg.QueueType)
+	r.List(EnvDropUnroutable, &cfg.DropUnroutable)
+	r.String(EnvConnectionName, &cfg.ConnectionName)
+	tlsCfg, err := tlsFromLookup(r.Get)
 	if err != nil {
-		errs = append(errs, err)
+		r.Fail(err)
 	}
 	cfg.TLS = tlsCfg
-	return cfg, errors.Join(errs...)
+	if err := r.Err(); err != nil {
+		return cfg, fmt.Errorf("rabbitbus: environment: %w", err)
+	}
+	return cfg, nil
 }
 
 // tlsFromLookup builds a tls.Config from the AMQP_TLS_* variables, or

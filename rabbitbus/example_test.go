@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/rabbitbus"
@@ -18,36 +19,37 @@ func Example() {
 	ctx := context.Background()
 	cfg, err := rabbitbus.ConfigFromEnv()
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) // names every variable that does not parse
 	}
-	c, err := rabbitbus.New(ctx, cfg, rabbitbus.WithLogger(slog.Default()))
+	cfg.Logger = slog.Default()
+	b, err := rabbitbus.New(ctx, cfg)
 	if err != nil {
 		log.Fatal(err) // a *rabbitbus.ConnectError when no node answers
 	}
-	defer c.Close() // drains the subscriptions, then closes the connections
+	defer b.Close() // drains the subscriptions, then closes the connections
 
-	dec, err := broker.NewDecoder(nil, nil)
+	bus, err := events.NewBus(b, events.WithSource("notification-service"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	notify := broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
-		log.Printf("job event %s for %s", e.Envelope().EventType, e.Key())
+	r := events.NewRouter()
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error {
+		log.Printf("job %s completed: %s", e.JobID, e.OutputURI)
 		return nil // acknowledged; an error is retried, then dead-lettered
 	})
-	_, err = c.Subscribe(ctx, broker.Subscription{
-		Topic:       eventmodels.TopicJobLifecycle,
+	events.On(r, func(ctx context.Context, e *eventmodels.JobFailed) error {
+		log.Printf("job %s failed: %s", e.JobID, e.ErrorMessage)
+		return nil
+	})
+	_, err = bus.Subscribe(ctx, broker.Subscription{
 		Group:       "notification-service", // queue "job-lifecycle.notification-service"
 		EventTypes:  []string{eventmodels.TypeJobCompleted, eventmodels.TypeJobFailed},
 		Concurrency: 4,
-	}, notify)
+	}, r)
 	if err != nil {
 		log.Fatal(err)
 	}
 
-	bus, err := broker.NewBus(c, broker.WithSource("orchestrator"))
-	if err != nil {
-		log.Fatal(err)
-	}
 	done := eventmodels.NewJobCompleted("user-1", "job-42", eventmodels.Usage{Progress: 100})
 	if err := bus.Publish(ctx, done); err != nil {
 		log.Fatal(err) // confirmed by the broker when nil
@@ -56,14 +58,14 @@ func Example() {
 
 // Provisioning at deploy time: the group's queue exists (and keeps what is
 // published) before the first member of the group starts.
-func ExampleClient_DeclareGroup() {
+func ExampleBackend_DeclareGroup() {
 	ctx := context.Background()
 	c, err := rabbitbus.New(ctx, rabbitbus.Config{URLs: []string{"amqp://guest:guest@127.0.0.1:5672/"}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	for _, t := range broker.PlatformTopics() {
+	for _, t := range events.PlatformTopics() {
 		if err := c.DeclareGroup(ctx, broker.Subscription{Topic: t.Name, Group: "compliance-auditor"}); err != nil {
 			log.Fatal(err) // a *rabbitbus.TopologyError on an argument mismatch
 		}

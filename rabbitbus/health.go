@@ -10,13 +10,12 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/eventmodels"
 )
 
 // Health reports the publisher's connection: the node it is connected to,
 // how often it reconnected, and whether the broker blocks it.
 func (p *Publisher) Health(ctx context.Context) (*broker.HealthReport, error) {
-	checks := []eventmodels.HealthCheck{connCheck(p.mgr)}
+	checks := []broker.HealthCheck{connCheck(p.mgr)}
 	return report(checks, nil), nil
 }
 
@@ -29,7 +28,7 @@ func (p *Publisher) Health(ctx context.Context) (*broker.HealthReport, error) {
 // messages delivered and not yet acknowledged, which the queue depth does
 // not count, and the age of the oldest (a stuck handler shows here).
 func (s *Subscriber) Health(ctx context.Context) (*broker.HealthReport, error) {
-	checks := []eventmodels.HealthCheck{connCheck(s.mgr)}
+	checks := []broker.HealthCheck{connCheck(s.mgr)}
 	var lag []broker.GroupLag
 	if st := s.mgr.status(); st.connected {
 		qc, ql := s.queueHealth(ctx)
@@ -56,27 +55,27 @@ func (s *Subscriber) inFlight() []broker.InFlight {
 	return out
 }
 
-func report(checks []eventmodels.HealthCheck, lag []broker.GroupLag) *broker.HealthReport {
-	statuses := make([]eventmodels.HealthStatus, len(checks))
+func report(checks []broker.HealthCheck, lag []broker.GroupLag) *broker.HealthReport {
+	statuses := make([]broker.HealthStatus, len(checks))
 	for i, c := range checks {
 		statuses[i] = c.Status
 	}
 	return &broker.HealthReport{Backend: "rabbitmq", Status: broker.Worst(statuses...), Checks: checks, Lag: lag}
 }
 
-func connCheck(m *connManager) eventmodels.HealthCheck {
+func connCheck(m *connManager) broker.HealthCheck {
 	st := m.status()
-	c := eventmodels.HealthCheck{Name: "rabbitmq " + m.role + " connection", Value: float64(st.reconnects)}
+	c := broker.HealthCheck{Name: "rabbitmq " + m.role + " connection", Value: float64(st.reconnects)}
 	switch {
 	case !st.connected:
-		c.Status = eventmodels.HealthUnhealthy
+		c.Status = broker.HealthUnhealthy
 		c.Message = fmt.Sprintf("disconnected since %s, reconnecting (%d reconnects so far); last error: %v",
 			st.lostAt.UTC().Format("15:04:05"), st.reconnects, st.lastErr)
 	case st.blocked != "":
-		c.Status = eventmodels.HealthDegraded
+		c.Status = broker.HealthDegraded
 		c.Message = fmt.Sprintf("connected to %s; publishing blocked by the broker: %s; %d reconnects", st.node, st.blocked, st.reconnects)
 	default:
-		c.Status = eventmodels.HealthHealthy
+		c.Status = broker.HealthHealthy
 		c.Message = fmt.Sprintf("connected to %s; %d reconnects", st.node, st.reconnects)
 	}
 	return c
@@ -88,7 +87,7 @@ type queueProbe struct {
 	dlq                 bool
 }
 
-func (s *Subscriber) queueHealth(ctx context.Context) ([]eventmodels.HealthCheck, []broker.GroupLag) {
+func (s *Subscriber) queueHealth(ctx context.Context) ([]broker.HealthCheck, []broker.GroupLag) {
 	s.mu.Lock()
 	var probes []queueProbe
 	for c := range s.consumers {
@@ -118,7 +117,7 @@ func (s *Subscriber) queueHealth(ctx context.Context) ([]eventmodels.HealthCheck
 	done := make(chan struct{})
 	sess, err := s.mgr.current(ctx)
 	if err != nil {
-		return []eventmodels.HealthCheck{{Name: "rabbitmq queues", Status: eventmodels.HealthUnknown, Message: err.Error()}}, nil
+		return []broker.HealthCheck{{Name: "rabbitmq queues", Status: broker.HealthUnknown, Message: err.Error()}}, nil
 	}
 	go func() {
 		defer close(done)
@@ -142,9 +141,9 @@ func (s *Subscriber) queueHealth(ctx context.Context) ([]eventmodels.HealthCheck
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return []eventmodels.HealthCheck{{Name: "rabbitmq queues", Status: eventmodels.HealthUnknown, Message: "queue depths not read: " + ctx.Err().Error()}}, nil
+		return []broker.HealthCheck{{Name: "rabbitmq queues", Status: broker.HealthUnknown, Message: "queue depths not read: " + ctx.Err().Error()}}, nil
 	}
-	var checks []eventmodels.HealthCheck
+	var checks []broker.HealthCheck
 	var lag []broker.GroupLag
 	for i, p := range probes {
 		a := answers[i]
@@ -153,15 +152,15 @@ func (s *Subscriber) queueHealth(ctx context.Context) ([]eventmodels.HealthCheck
 			name = "rabbitmq dead letters " + p.queue
 		}
 		if a.err != nil {
-			checks = append(checks, eventmodels.HealthCheck{Name: name, Status: eventmodels.HealthUnhealthy, Message: a.err.Error()})
+			checks = append(checks, broker.HealthCheck{Name: name, Status: broker.HealthUnhealthy, Message: a.err.Error()})
 			continue
 		}
 		if p.dlq {
-			checks = append(checks, eventmodels.HealthCheck{Name: name, Status: eventmodels.HealthHealthy,
+			checks = append(checks, broker.HealthCheck{Name: name, Status: broker.HealthHealthy,
 				Message: fmt.Sprintf("%d dead letters", a.q.Messages), Value: float64(a.q.Messages)})
 			continue
 		}
-		checks = append(checks, eventmodels.HealthCheck{Name: name, Status: eventmodels.HealthHealthy,
+		checks = append(checks, broker.HealthCheck{Name: name, Status: broker.HealthHealthy,
 			Message: fmt.Sprintf("%d ready, %d consumers", a.q.Messages, a.q.Consumers), Value: float64(a.q.Messages)})
 		lag = append(lag, broker.GroupLag{Group: p.group, Topic: p.topic, Partition: -1, Committed: -1, End: -1,
 			Lag: int64(a.q.Messages), Consumers: a.q.Consumers})

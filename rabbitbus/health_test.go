@@ -10,7 +10,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/rabbitbus"
 	"github.com/cosmic-horizons/events/testkit"
 	"github.com/cosmic-horizons/events/testkit/rabbittest"
@@ -43,7 +42,7 @@ func TestHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Backend != "rabbitmq" || h.Status != eventmodels.HealthHealthy {
+	if h.Backend != "rabbitmq" || h.Status != broker.HealthHealthy {
 		t.Errorf("report %+v", h)
 	}
 	if lag := h.TotalLag("g", topic); lag != 4 {
@@ -52,7 +51,7 @@ func TestHealth(t *testing.T) {
 	if len(h.Lag) != 1 || h.Lag[0].Consumers != 1 || h.Lag[0].Partition != -1 {
 		t.Errorf("lag entries %+v", h.Lag)
 	}
-	names := map[string]eventmodels.HealthCheck{}
+	names := map[string]broker.HealthCheck{}
 	for _, c := range h.Checks {
 		names[c.Name] = c
 	}
@@ -67,7 +66,7 @@ func TestHealth(t *testing.T) {
 		t.Errorf("no subscriber check: %+v", h.Checks)
 	}
 	dl := names["rabbitmq dead letters "+c.QueueName(topic, "g")+".dlq"]
-	if dl.Status != eventmodels.HealthHealthy || dl.Value != 0 {
+	if dl.Status != broker.HealthHealthy || dl.Value != 0 {
 		t.Errorf("dead-letter check %+v", dl)
 	}
 }

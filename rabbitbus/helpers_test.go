@@ -36,12 +36,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newClient returns a connected Client closed at the end of the test.
-func newClient(t testing.TB, cfg rabbitbus.Config, opts ...rabbitbus.Option) *rabbitbus.Client {
+// newClient returns a connected Backend closed at the end of the test.
+func newClient(t testing.TB, cfg rabbitbus.Config) *rabbitbus.Backend {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := rabbitbus.New(ctx, cfg, opts...)
+	c, err := rabbitbus.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("rabbitbus.New: %v", err)
 	}
@@ -51,7 +51,7 @@ func newClient(t testing.TB, cfg rabbitbus.Config, opts ...rabbitbus.Option) *ra
 
 // deleteTopology deletes the exchanges of topics and the queues of every
 // group on every topic.
-func deleteTopology(t testing.TB, c *rabbitbus.Client, topics, groups []string) {
+func deleteTopology(t testing.TB, c *rabbitbus.Backend, topics, groups []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -195,7 +195,7 @@ func deadline(t testing.TB, d time.Duration) context.Context {
 type testEnv struct {
 	url   string
 	f     *rabbittest.Fixture
-	admin *rabbitbus.Client
+	admin *rabbitbus.Backend
 
 	mu     sync.Mutex
 	topics []string

@@ -61,12 +61,9 @@ type Publisher struct {
 // answers (trying each once: a *ConnectError when none does, matching
 // ErrAccessRefused for refused credentials) and returns a Publisher with
 // its own connection. ctx bounds the connection attempts.
-func NewPublisher(ctx context.Context, cfg Config, opts ...Option) (*Publisher, error) {
-	for _, o := range opts {
-		o(&cfg)
-	}
+func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("rabbitbus: invalid config: %w", err)
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	return newPublisher(ctx, cfg)

@@ -45,12 +45,9 @@ type Subscriber struct {
 // answers (a *ConnectError when none does) and returns a Subscriber with its
 // own connection. Dead letters are published through a Publisher connected
 // on first use.
-func NewSubscriber(ctx context.Context, cfg Config, opts ...Option) (*Subscriber, error) {
-	for _, o := range opts {
-		o(&cfg)
-	}
+func NewSubscriber(ctx context.Context, cfg Config) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("rabbitbus: invalid config: %w", err)
+		return nil, err
 	}
 	return newSubscriber(ctx, cfg.withDefaults(), nil)
 }
@@ -257,7 +254,7 @@ func (s *Subscriber) forget(c *Consumer) {
 }
 
 // deadLetterSource provides the Publisher dead letters go through: the
-// Client's, or one opened on first use.
+// Backend's, or one opened on first use.
 type deadLetterSource struct {
 	cfg *Config
 

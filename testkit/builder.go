@@ -5,26 +5,31 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
 )
 
-// Builder makes events for tests: valid by default, filled with plausible
-// random values, and deterministic for a seed.
+// EventBuilder makes events for tests: valid by default, filled with
+// plausible random values, and deterministic for a seed.
 //
-// Each entry point (JobSubmitted, JobQueued, …, SystemHealth) starts a typed
-// builder whose event is already complete: it has a fresh event ID, a fresh
+// Each entry point (JobSubmitted, JobQueued, …, SystemHealth) starts a
+// Draft whose event is already complete: it has a fresh event ID, a fresh
 // correlation ID, a user, a timestamp from the builder's clock and a valid
-// payload. The typed builder's With… methods change what a test cares
-// about; Build returns the event.
+// payload. Draft.With changes what a test cares about; Build returns the
+// event:
+//
+//	b := testkit.NewEventBuilder(1)
+//	done := b.JobCompleted().With(func(e *eventmodels.JobCompleted) { e.JobID = "job-42" }).Build()
+//
+// Events of your own types start with NewDraft, which fills their envelope
+// the same way.
 //
 // Determinism: two Builders made with the same seed and options, asked for
 // the same sequence of entry points, produce the same events, event IDs
-// included. Every default is drawn when the entry point is called, so the
-// setters called on one typed builder never change any other event. The
+// included. Every default is drawn when the entry point is called, so what
+// a test changes on one Draft never changes any other event. The
 // random streams are those of math/rand/v2 (PCG), stable for one Go release
 // and module version.
 //
@@ -35,11 +40,11 @@ import (
 // built from the clock and the seeded stream, so they increase too and sort
 // like the events.
 //
-// A Builder is safe for concurrent use (its clock and random stream are
+// An EventBuilder is safe for concurrent use (its clock and random stream are
 // locked); the order of events built from several goroutines, and thus
-// determinism, is then up to the scheduler. The typed builders it returns
-// are not safe for concurrent use.
-type Builder struct {
+// determinism, is then up to the scheduler. The Drafts it returns are not
+// safe for concurrent use.
+type EventBuilder struct {
 	mu      sync.Mutex
 	rng     *rand.Rand
 	now     time.Time
@@ -51,27 +56,28 @@ type Builder struct {
 	hasLast bool
 }
 
-// BuilderOption configures a Builder.
-type BuilderOption func(*Builder)
+// BuilderOption configures an EventBuilder.
+type BuilderOption func(*EventBuilder)
 
 // WithStart sets the time of the first event; default 2026-01-01T00:00:00Z.
 // It is cut to UTC milliseconds, the precision events carry.
 func WithStart(t time.Time) BuilderOption {
-	return func(b *Builder) { b.now = eventmodels.NormalizeTime(t) }
+	return func(b *EventBuilder) { b.now = eventmodels.NormalizeTime(t) }
 }
 
 // WithStep sets how far the clock advances at every entry point; default
 // 1ms. Values below 1ms are raised to 1ms so that timestamps (which carry
 // milliseconds) still increase strictly.
 func WithStep(d time.Duration) BuilderOption {
-	return func(b *Builder) { b.step = d }
+	return func(b *EventBuilder) { b.step = d }
 }
 
 var defaultStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// NewBuilder returns a Builder whose random values all derive from seed.
-func NewBuilder(seed int64, opts ...BuilderOption) *Builder {
-	b := &Builder{
+// NewEventBuilder returns an EventBuilder whose random values all derive
+// from seed.
+func NewEventBuilder(seed int64, opts ...BuilderOption) *EventBuilder {
+	b := &EventBuilder{
 		rng:  rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
 		now:  defaultStart,
 		step: time.Millisecond,
@@ -88,7 +94,7 @@ func NewBuilder(seed int64, opts ...BuilderOption) *Builder {
 }
 
 // Now returns the time the next event will carry.
-func (b *Builder) Now() time.Time {
+func (b *EventBuilder) Now() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.now
@@ -96,7 +102,7 @@ func (b *Builder) Now() time.Time {
 
 // Advance moves the clock forward by d (a negative d is ignored), e.g. to
 // leave a gap between two groups of events.
-func (b *Builder) Advance(d time.Duration) {
+func (b *EventBuilder) Advance(d time.Duration) {
 	if d <= 0 {
 		return
 	}
@@ -107,22 +113,22 @@ func (b *Builder) Advance(d time.Duration) {
 
 // NewID returns the next deterministic UUIDv7 for the clock's current time,
 // e.g. for a correlation ID shared by events a test builds. IDs from one
-// Builder increase strictly.
-func (b *Builder) NewID() uuid.UUID {
+// EventBuilder increase strictly.
+func (b *EventBuilder) NewID() uuid.UUID {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.newIDLocked(b.now)
 }
 
-// NewJobID returns the next job ID: unique within the Builder and
+// NewJobID returns the next job ID: unique within the EventBuilder and
 // deterministic for its seed, e.g. "job-3fa2-000007".
-func (b *Builder) NewJobID() string {
+func (b *EventBuilder) NewJobID() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.newJobIDLocked()
 }
 
-func (b *Builder) newJobIDLocked() string {
+func (b *EventBuilder) newJobIDLocked() string {
 	b.jobSeq++
 	return fmt.Sprintf("job-%s-%06d", b.jobTag, b.jobSeq)
 }
@@ -130,7 +136,7 @@ func (b *Builder) newJobIDLocked() string {
 // newIDLocked builds a UUIDv7 (RFC 9562 method 1): 48 bits of Unix
 // milliseconds, a 12-bit counter that keeps IDs of one millisecond in order,
 // and 62 bits from the seeded stream.
-func (b *Builder) newIDLocked(t time.Time) uuid.UUID {
+func (b *EventBuilder) newIDLocked(t time.Time) uuid.UUID {
 	ms := t.UnixMilli()
 	if b.hasLast && ms <= b.lastMS {
 		ms = b.lastMS
@@ -163,7 +169,7 @@ type draw struct {
 // next fills an envelope for eventType and advances the clock. The payload
 // defaults are drawn from the returned stream while b is still locked; the
 // caller must call done.
-func (b *Builder) next(eventType string, version int) (d draw, done func()) {
+func (b *EventBuilder) next(eventType string, version int) (d draw, done func()) {
 	b.mu.Lock()
 	t := b.now
 	b.now = b.now.Add(b.step)
@@ -182,7 +188,7 @@ func (b *Builder) next(eventType string, version int) (d draw, done func()) {
 // Events returns n valid events of every built-in type in a random mix, each
 // with its own job, user and correlation ID; useful for throughput and
 // round-trip tests.
-func (b *Builder) Events(n int) []eventmodels.Event {
+func (b *EventBuilder) Events(n int) []eventmodels.Event {
 	out := make([]eventmodels.Event, 0, max(n, 0))
 	for range n {
 		b.mu.Lock()
@@ -226,7 +232,7 @@ func (b *Builder) Events(n int) []eventmodels.Event {
 // ID, user and key (jobID, the partition key of topic job-lifecycle), and
 // their timestamps and event IDs increase. An empty jobID takes NewJobID. An
 // outcome that is not a JobStatus returns nil.
-func (b *Builder) JobLifecycle(jobID string, outcome eventmodels.JobStatus, progressSteps int) []eventmodels.Event {
+func (b *EventBuilder) JobLifecycle(jobID string, outcome eventmodels.JobStatus, progressSteps int) []eventmodels.Event {
 	if !outcome.Valid() {
 		return nil
 	}
@@ -234,54 +240,55 @@ func (b *Builder) JobLifecycle(jobID string, outcome eventmodels.JobStatus, prog
 		jobID = b.NewJobID()
 	}
 	progressSteps = max(progressSteps, 0)
-	sub := b.JobSubmitted().WithJobID(jobID)
-	user, corr := sub.e.UserID, sub.e.CorrelationID
-	queue := sub.e.Spec.Queue
+	sub := b.JobSubmitted().With(func(e *eventmodels.JobSubmitted) { e.JobID = jobID })
+	user, corr, queue := sub.e.UserID, sub.e.CorrelationID, sub.e.Spec.Queue
+	// same makes an event one of this job's: its key, user and correlation.
+	same := func(e eventmodels.Event) {
+		env := e.Envelope()
+		env.UserID, env.CorrelationID = user, corr
+	}
 	events := []eventmodels.Event{sub.Build()}
 	if outcome == eventmodels.StatusSubmitted {
 		return events
 	}
-	events = append(events, b.JobQueued().WithJobID(jobID).WithQueue(queue).WithUser(user).WithCorrelationID(corr).Build())
+	events = append(events, b.JobQueued().With(func(e *eventmodels.JobQueued) {
+		e.JobID, e.Queue = jobID, queue
+		same(e)
+	}).Build())
 	if outcome == eventmodels.StatusQueued {
 		return events
 	}
-	start := b.JobStatusChanged().WithJobID(jobID).WithTransition(eventmodels.StatusQueued, eventmodels.StatusRunning).
-		WithProgress(0).WithUser(user).WithCorrelationID(corr)
+	start := b.JobStatusChanged().With(func(e *eventmodels.JobStatusChanged) {
+		e.JobID, e.FromStatus, e.ToStatus, e.Progress = jobID, eventmodels.StatusQueued, eventmodels.StatusRunning, 0
+		same(e)
+	})
 	node := start.e.Node
 	events = append(events, start.Build())
 	for i := 1; i <= progressSteps; i++ {
-		last := float64(i*100) / float64(progressSteps+1)
-		events = append(events, b.JobStatusChanged().WithJobID(jobID).
-			WithTransition(eventmodels.StatusRunning, eventmodels.StatusRunning).WithProgress(last).
-			WithMessage(fmt.Sprintf("step %d of %d", i, progressSteps+1)).WithNode(node).
-			WithUser(user).WithCorrelationID(corr).Build())
+		events = append(events, b.JobStatusChanged().With(func(e *eventmodels.JobStatusChanged) {
+			e.JobID, e.FromStatus, e.ToStatus = jobID, eventmodels.StatusRunning, eventmodels.StatusRunning
+			e.Progress = float64(i*100) / float64(progressSteps+1)
+			e.Message, e.Node = fmt.Sprintf("step %d of %d", i, progressSteps+1), node
+			same(e)
+		}).Build())
 	}
 	runtime := int64(progressSteps+1) * b.step.Milliseconds()
 	switch outcome {
 	case eventmodels.StatusCompleted:
-		c := b.JobCompleted().WithJobID(jobID).WithUser(user).WithCorrelationID(corr)
-		c.e.Usage.RuntimeMS = runtime
-		events = append(events, c.Build())
+		events = append(events, b.JobCompleted().With(func(e *eventmodels.JobCompleted) {
+			e.JobID, e.Usage.RuntimeMS = jobID, runtime
+			same(e)
+		}).Build())
 	case eventmodels.StatusFailed:
-		events = append(events, b.JobFailed().WithJobID(jobID).WithFromStatus(eventmodels.StatusRunning).
-			WithRuntimeMS(runtime).WithUser(user).WithCorrelationID(corr).Build())
+		events = append(events, b.JobFailed().With(func(e *eventmodels.JobFailed) {
+			e.JobID, e.FromStatus, e.RuntimeMS = jobID, eventmodels.StatusRunning, runtime
+			same(e)
+		}).Build())
 	case eventmodels.StatusCancelled:
-		events = append(events, b.JobCancelled().WithJobID(jobID).WithFromStatus(eventmodels.StatusRunning).
-			WithCancelledBy(user).WithUser(user).WithCorrelationID(corr).Build())
+		events = append(events, b.JobCancelled().With(func(e *eventmodels.JobCancelled) {
+			e.JobID, e.FromStatus, e.CancelledBy = jobID, eventmodels.StatusRunning, user
+			same(e)
+		}).Build())
 	}
 	return events
-}
-
-// buildValid returns e and the result of its Validate.
-func buildValid[E eventmodels.Event](e E) (E, error) {
-	return e, e.Validate()
-}
-
-// mustBuild fails t (t.Fatalf) if e is invalid.
-func mustBuild[E eventmodels.Event](t testing.TB, e E) E {
-	t.Helper()
-	if err := e.Validate(); err != nil {
-		t.Fatalf("testkit: built an invalid %s: %v", e.Envelope().EventType, err)
-	}
-	return e
 }

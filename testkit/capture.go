@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -351,9 +352,9 @@ func HeaderSeq(name string) func(*broker.Message) int64 {
 
 // EventTimeSeq is a sequence function for CheckOrderedByKey: the ce_time
 // header (the event's timestamp) in Unix nanoseconds, or -1 if missing.
-// Events from a Builder have strictly increasing timestamps.
+// Events from an EventBuilder have strictly increasing timestamps.
 func EventTimeSeq(m *broker.Message) int64 {
-	t, ok := broker.PublishedAt(m)
+	t, ok := events.PublishedAt(m)
 	if !ok {
 		return -1
 	}

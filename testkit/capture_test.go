@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/testkit"
@@ -280,8 +281,8 @@ func TestMessageCaptureDecodesAndOrdersBusMessages(t *testing.T) {
 	pub := testkit.NewMockPublisher()
 	c := testkit.NewMessageCapture()
 	pub.Subscribe("", c.Handle)
-	bus, _ := broker.NewBus(pub)
-	b := testkit.NewBuilder(8)
+	bus, _ := events.NewBus(pub)
+	b := testkit.NewEventBuilder(8)
 	var want []eventmodels.Event
 	for i := range 5 {
 		want = append(want, b.JobLifecycle(fmt.Sprint("job-", i), eventmodels.StatusCompleted, i)...)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/testkit"
 )
@@ -15,8 +15,8 @@ import (
 // A job's whole life in one call: valid events sharing one correlation ID,
 // keyed by the job, with increasing timestamps — the same ones for the same
 // seed.
-func ExampleBuilder_JobLifecycle() {
-	b := testkit.NewBuilder(42)
+func ExampleEventBuilder_JobLifecycle() {
+	b := testkit.NewEventBuilder(42)
 	events := b.JobLifecycle("job-1", eventmodels.StatusCompleted, 2)
 	for _, e := range events {
 		env := e.Envelope()
@@ -29,7 +29,7 @@ func ExampleBuilder_JobLifecycle() {
 	fmt.Println("one correlation ID:", events[0].Envelope().CorrelationID == events[len(events)-1].Envelope().CorrelationID)
 
 	// Tests of validation need invalid events: Build does not validate.
-	_, err := b.JobQueued().WithJobID("job-2").WithPosition(-1).BuildValid()
+	_, err := b.JobQueued().With(func(e *eventmodels.JobQueued) { e.JobID, e.Position = "job-2", -1 }).BuildValid()
 	fmt.Println(err)
 	// Output:
 	// 00:00:00.000 job.submitted      key=job-1
@@ -47,15 +47,15 @@ func ExampleBuilder_JobLifecycle() {
 func ExampleMockPublisher() {
 	ctx := context.Background()
 	pub := testkit.NewMockPublisher()
-	bus, err := broker.NewBus(pub)
+	bus, err := events.NewBus(pub)
 	if err != nil {
 		panic(err)
 	}
-	b := testkit.NewBuilder(1)
+	b := testkit.NewEventBuilder(1)
 
 	// What the service under test would do:
 	_ = bus.Publish(ctx, b.JobLifecycle("job-7", eventmodels.StatusFailed, 1)...)
-	_ = bus.Publish(ctx, b.JobMetrics().WithJobID("job-7").WithProgress(40).Build())
+	_ = bus.Publish(ctx, b.JobMetrics().With(func(e *eventmodels.JobMetrics) { e.JobID, e.Usage.Progress = "job-7", 40 }).Build())
 
 	fmt.Println(pub.Count(), "messages on", pub.Topics())
 	for _, f := range testkit.EventsOf[*eventmodels.JobFailed](pub) {
@@ -81,8 +81,8 @@ func ExampleMessageCapture_WaitFor() {
 	pub := testkit.NewMockPublisher() // any backend's Subscribe works the same way
 	capture := testkit.NewMessageCapture()
 	pub.Subscribe(eventmodels.TopicJobLifecycle, capture.Handle)
-	bus, _ := broker.NewBus(pub)
-	b := testkit.NewBuilder(7)
+	bus, _ := events.NewBus(pub)
+	b := testkit.NewEventBuilder(7)
 	_ = bus.Publish(context.Background(), b.JobLifecycle("job-3", eventmodels.StatusQueued, 0)...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -14,11 +14,11 @@ import (
 // publishes: it captures a copy of every message it confirms, decodes them
 // into events on demand, and can be told to fail or to be slow.
 //
-// Give it to broker.NewBus (or to the code under test) in place of a real
+// Give it to events.NewBus (or to the code under test) in place of a real
 // backend, then query what was published:
 //
 //	pub := testkit.NewMockPublisher()
-//	bus, _ := broker.NewBus(pub)
+//	bus, _ := events.NewBus(pub)
 //	_ = bus.Publish(ctx, event)
 //	completed := testkit.EventsOf[*eventmodels.JobCompleted](pub)
 //

@@ -11,9 +11,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/testkit"
+	"github.com/stretchr/testify/require"
 )
 
 func msg(topic, key string, seq int) *broker.Message {
@@ -29,13 +31,13 @@ func deadline(t *testing.T, d time.Duration) context.Context {
 
 func TestMockPublisherWithBus(t *testing.T) {
 	pub := testkit.NewMockPublisher()
-	bus, err := broker.NewBus(pub)
+	bus, err := events.NewBus(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testkit.NewBuilder(1)
+	b := testkit.NewEventBuilder(1)
 	life := b.JobLifecycle("job-1", eventmodels.StatusCompleted, 2)
-	metrics := b.JobMetrics().WithJobID("job-1").Build()
+	metrics := b.JobMetrics().With(func(e *eventmodels.JobMetrics) { e.JobID = "job-1" }).Build()
 	published := append(append([]eventmodels.Event{}, life...), metrics)
 	if err := bus.Publish(t.Context(), published...); err != nil {
 		t.Fatal(err)
@@ -97,8 +99,8 @@ func TestMockPublisherKeepsUndecodableMessages(t *testing.T) {
 		{Key: broker.HeaderID, Value: "id-1"},
 	},
 		Body: []byte("{not json")}
-	good := testkit.NewBuilder(2).JobQueued().Build()
-	bus, _ := broker.NewBus(pub)
+	good := testkit.NewEventBuilder(2).JobQueued().Build()
+	bus, _ := events.NewBus(pub)
 	if err := pub.Publish(t.Context(), bad); err != nil {
 		t.Fatal(err)
 	}
@@ -121,25 +123,30 @@ func TestMockPublisherKeepsUndecodableMessages(t *testing.T) {
 	}
 }
 
-func TestMockPublisherWithDecoder(t *testing.T) {
+// TestMockPublisherWithRegistry: events of a type of your own decode once
+// the mock has the registry the Bus has; without it they are decode
+// errors naming the unknown type, and built-in events still decode.
+func TestMockPublisherWithRegistry(t *testing.T) {
 	reg := eventmodels.NewRegistry()
-	jsonOnly, err := broker.NewDecoder(reg, eventmodels.NewCodecSet(eventmodels.NewJSONCodec(reg, 0)))
-	if err != nil {
-		t.Fatal(err)
+	require.NoError(t, eventmodels.Register[*siteCalibrated](reg, "site.calibrated", "site-events"))
+	b := testkit.NewEventBuilder(3)
+	site := testkit.NewDraft(b, &siteCalibrated{Base: eventmodels.Base{EventType: "site.calibrated", SchemaVersion: 1}, Site: "VLA"}).MustBuild(t)
+	audit := b.Audit().Build()
+
+	plain := testkit.NewMockPublisher()
+	withReg := testkit.NewMockPublisher(testkit.WithRegistry(reg))
+	for _, pub := range []*testkit.MockPublisher{plain, withReg} {
+		bus, err := events.NewBus(pub, events.WithRegistry(reg))
+		require.NoError(t, err)
+		require.NoError(t, bus.Publish(t.Context(), site, audit))
 	}
-	pub := testkit.NewMockPublisher(testkit.WithDecoder(jsonOnly))
-	avroBus, _ := broker.NewBus(pub)
-	jsonBus, _ := broker.NewBus(pub, broker.WithRegistry(reg), broker.WithCodec(eventmodels.NewJSONCodec(reg, 0)))
-	b := testkit.NewBuilder(3)
-	if err := avroBus.Publish(t.Context(), b.Audit().Build()); err != nil {
-		t.Fatal(err)
-	}
-	if err := jsonBus.Publish(t.Context(), b.Audit().Build()); err != nil {
-		t.Fatal(err)
-	}
-	if n, errs := len(pub.Events()), pub.DecodeErrors(); n != 1 || len(errs) != 1 || !errors.Is(errs[0], eventmodels.ErrUnsupportedContentType) {
-		t.Fatalf("with a JSON-only decoder: %d events, errors %v", n, errs)
-	}
+	errs := plain.DecodeErrors()
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], eventmodels.ErrUnknownEventType)
+	require.Equal(t, []eventmodels.Event{audit}, plain.Events())
+
+	require.Empty(t, withReg.DecodeErrors())
+	require.Equal(t, []*siteCalibrated{site}, testkit.EventsOf[*siteCalibrated](withReg))
 }
 
 func TestMockPublisherFailures(t *testing.T) {
@@ -289,8 +296,8 @@ func TestMockPublisherConcurrentPublishAndWait(t *testing.T) {
 
 func TestMockPublisherWaitForExplainsTimeout(t *testing.T) {
 	pub := testkit.NewMockPublisher()
-	bus, _ := broker.NewBus(pub)
-	e := testkit.NewBuilder(4).JobQueued().WithJobID("job-7").Build()
+	bus, _ := events.NewBus(pub)
+	e := testkit.NewEventBuilder(4).JobQueued().With(func(e *eventmodels.JobQueued) { e.JobID = "job-7" }).Build()
 	if err := bus.Publish(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
@@ -314,8 +321,8 @@ func TestMockPublisherSubscribeAndReset(t *testing.T) {
 	pub.Subscribe("", all.Handle)
 	stop := pub.Subscribe(eventmodels.TopicJobLifecycle, lifecycle.Handle)
 	pub.Subscribe("x", func(context.Context, *broker.Message) error { return errors.New("ignored") })
-	bus, _ := broker.NewBus(pub)
-	b := testkit.NewBuilder(5)
+	bus, _ := events.NewBus(pub)
+	b := testkit.NewEventBuilder(5)
 	if err := bus.Publish(t.Context(), b.JobQueued().Build(), b.Audit().Build()); err != nil {
 		t.Fatal(err)
 	}

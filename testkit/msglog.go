@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -24,7 +25,7 @@ type Captured struct {
 	Message *broker.Message
 	// Event is the decoded event; nil when decoding failed.
 	Event eventmodels.Event
-	// Err is the decoding error (from broker.Decoder.Decode), or nil.
+	// Err is the decoding error (from events.Bus.Decode), or nil.
 	Err error
 }
 
@@ -51,15 +52,15 @@ func EventsOf[T eventmodels.Event](src EventSource) []T {
 type CaptureOption func(*captureConfig)
 
 type captureConfig struct {
-	decoder *broker.Decoder
+	registry *eventmodels.Registry
 }
 
-// WithDecoder sets the decoder used to turn captured messages into events;
-// default broker.NewDecoder(nil, nil) (built-in types, Avro and JSON),
-// created on first use. Pass one over your registry when the messages carry
-// downstream event types.
-func WithDecoder(d *broker.Decoder) CaptureOption {
-	return func(c *captureConfig) { c.decoder = d }
+// WithRegistry sets the registry captured messages are decoded with, the
+// one given to events.NewBus (events.WithRegistry) when the messages carry
+// event types of your own; default eventmodels.NewRegistry(), the
+// built-in types. Avro and JSON bodies are both read.
+func WithRegistry(reg *eventmodels.Registry) CaptureOption {
+	return func(c *captureConfig) { c.registry = reg }
 }
 
 // msgLog is the append-only store behind MockPublisher and MessageCapture:
@@ -73,9 +74,10 @@ type msgLog struct {
 	gen     uint64            // bumped by reset
 	changed chan struct{}     // closed at the next change; nil when nobody waits
 
-	decOnce sync.Once
-	dec     *broker.Decoder
-	decErr  error
+	registry *eventmodels.Registry
+	decOnce  sync.Once
+	dec      *events.Bus
+	decErr   error
 }
 
 type decodeResult struct {
@@ -89,11 +91,7 @@ func newMsgLog(opts []CaptureOption) *msgLog {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	l := &msgLog{ids: map[string]int{}}
-	if cfg.decoder != nil {
-		l.decOnce.Do(func() { l.dec = cfg.decoder })
-	}
-	return l
+	return &msgLog{ids: map[string]int{}, registry: cfg.registry}
 }
 
 // add appends msgs (already copied by the caller) and wakes waiters. stamp,
@@ -174,11 +172,16 @@ func (l *msgLog) topics() []string {
 	return out
 }
 
-func (l *msgLog) decoder() (*broker.Decoder, error) {
+// decoder returns a Bus that only decodes, built on first use.
+func (l *msgLog) decoder() (*events.Bus, error) {
 	l.decOnce.Do(func() {
-		l.dec, l.decErr = broker.NewDecoder(nil, nil)
+		var opts []events.Option
+		if l.registry != nil {
+			opts = append(opts, events.WithRegistry(l.registry))
+		}
+		l.dec, l.decErr = events.NewBus(nil, opts...)
 		if l.decErr != nil {
-			l.decErr = fmt.Errorf("testkit: default decoder: %w", l.decErr)
+			l.decErr = fmt.Errorf("testkit: decoder: %w", l.decErr)
 		}
 	})
 	return l.dec, l.decErr

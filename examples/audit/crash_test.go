@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/examples/internal/audittrail"
 	"github.com/cosmic-horizons/events/kafkabus"
@@ -44,7 +45,7 @@ func TestKillNineThenRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cluster := kafkatest.NewCluster(t, kafkatest.PlatformTopics())
+	cluster := kafkatest.NewCluster(t, kafkatest.Topics(events.PlatformTopics()...))
 	brokers := strings.Join(cluster.Addrs(), ",")
 	kb, err := kafkabus.New(kafkabus.Brokers(cluster.Addrs()...))
 	if err != nil {

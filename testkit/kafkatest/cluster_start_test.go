@@ -4,11 +4,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
 )
 
 func TestStartOutsideATest(t *testing.T) {
-	c, err := kafkatest.Start(kafkatest.PlatformTopics())
+	c, err := kafkatest.Start(kafkatest.Topics(events.PlatformTopics()...))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}

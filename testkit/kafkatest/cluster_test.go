@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
 )
@@ -18,7 +19,7 @@ import (
 // client sees them, and that Topic passes configs through.
 func TestPlatformTopics(t *testing.T) {
 	c := kafkatest.NewCluster(t,
-		kafkatest.PlatformTopics(),
+		kafkatest.Topics(events.PlatformTopics()...),
 		kafkatest.Topic("custom", 2, map[string]string{"retention.ms": "60000", "cleanup.policy": "compact"}),
 	)
 	admin, err := sarama.NewClusterAdmin(c.Addrs(), saramaConfig())
@@ -31,7 +32,7 @@ func TestPlatformTopics(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list topics: %v", err)
 	}
-	want := broker.PlatformTopics()
+	want := events.PlatformTopics()
 	want = append(want, broker.TopicSpec{Name: "custom", Partitions: 2, ReplicationFactor: 3})
 	for _, spec := range want {
 		got, ok := topics[spec.Name]
@@ -50,7 +51,7 @@ func TestPlatformTopics(t *testing.T) {
 	wantConfigs := map[string]map[string]string{
 		"custom": {"retention.ms": "60000", "cleanup.policy": "compact"},
 	}
-	for _, spec := range broker.PlatformTopics() {
+	for _, spec := range events.PlatformTopics() {
 		wantConfigs[spec.Name] = map[string]string{"retention.ms": strconv.FormatInt(spec.Retention.Milliseconds(), 10)}
 	}
 	for topic, configs := range wantConfigs {
@@ -79,7 +80,7 @@ func TestPlatformTopics(t *testing.T) {
 // learns from metadata, that the replication factor is capped at the
 // broker count, and that a closed cluster refuses further operations.
 func TestBrokersAndClose(t *testing.T) {
-	c := kafkatest.NewCluster(t, kafkatest.Brokers(2), kafkatest.PlatformTopics())
+	c := kafkatest.NewCluster(t, kafkatest.Brokers(2), kafkatest.Topics(events.PlatformTopics()...))
 	if got := c.BrokerIDs(); !slices.Equal(got, []int32{0, 1}) {
 		t.Fatalf("BrokerIDs() = %v, want [0 1]", got)
 	}
@@ -101,17 +102,17 @@ func TestBrokersAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("topics: %v", err)
 	}
-	if len(topics) != len(broker.PlatformTopics()) {
-		t.Errorf("topics = %v, want the %d platform topics", topics, len(broker.PlatformTopics()))
+	if len(topics) != len(events.PlatformTopics()) {
+		t.Errorf("topics = %v, want the %d platform topics", topics, len(events.PlatformTopics()))
 	}
-	replicas, err := cl.Replicas(broker.PlatformTopics()[0].Name, 0)
+	replicas, err := cl.Replicas(events.PlatformTopics()[0].Name, 0)
 	if err != nil {
 		t.Fatalf("replicas: %v", err)
 	}
 	if len(replicas) != 2 {
 		t.Errorf("replicas = %v, want 2 (capped at the broker count)", replicas)
 	}
-	if _, ok := c.Leader(broker.PlatformTopics()[0].Name, 0); !ok {
+	if _, ok := c.Leader(events.PlatformTopics()[0].Name, 0); !ok {
 		t.Errorf("Leader of an existing partition reported missing")
 	}
 	if _, ok := c.Leader("no-such-topic", 0); ok {

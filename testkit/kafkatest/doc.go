@@ -14,7 +14,7 @@
 //
 //	func TestPublishSurvivesLeaderErrors(t *testing.T) {
 //		c := kafkatest.NewCluster(t,
-//			kafkatest.PlatformTopics(),
+//			kafkatest.Topics(events.PlatformTopics()...),
 //			kafkatest.Topic("orders", 3, map[string]string{"retention.ms": "3600000"}),
 //		)
 //

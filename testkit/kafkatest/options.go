@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -113,22 +114,24 @@ func Topic(name string, partitions int32, configs map[string]string) Option {
 	})
 }
 
-// PlatformTopics creates the platform's durable topics, those of
-// [broker.PlatformTopics], before [NewCluster] returns: each with its
-// partition count, its replication factor capped at the number of brokers,
-// and retention.ms set from its Retention. Later Topic options of the same
-// name replace them.
-func PlatformTopics() Option {
+// Topics creates the topics of specs before [NewCluster] returns, e.g.
+// events.PlatformTopics(): each with its partition count, its replication
+// factor capped at the number of brokers (all of them when 0), and
+// retention.ms set from its Retention when that is positive. Later options
+// for the same name replace earlier ones.
+func Topics(specs ...broker.TopicSpec) Option {
+	specs = slices.Clone(specs)
 	return optionFunc(func(c *config) {
-		for _, spec := range broker.PlatformTopics() {
-			c.addTopic(topicSpec{
-				name:        spec.Name,
-				partitions:  spec.Partitions,
-				replication: spec.ReplicationFactor,
-				configs: map[string]string{
-					"retention.ms": fmt.Sprint(spec.Retention.Milliseconds()),
-				},
-			})
+		for _, spec := range specs {
+			configs := map[string]string{}
+			if spec.Retention > 0 {
+				configs["retention.ms"] = fmt.Sprint(spec.Retention.Milliseconds())
+			}
+			rf := spec.ReplicationFactor
+			if rf == 0 {
+				rf = -1
+			}
+			c.addTopic(topicSpec{name: spec.Name, partitions: spec.Partitions, replication: rf, configs: configs})
 		}
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosmic-horizons/events/internal/envlist"
+	"github.com/cosmic-horizons/events/internal/envconf"
 )
 
 // Environment variables describing the cluster, as printed by
@@ -127,8 +127,8 @@ func newCluster(t testing.TB, getenv func(string) string) *ClusterFixture {
 // clusterConfigFrom reads and checks the cluster variables.
 func clusterConfigFrom(getenv func(string) string) (clusterConfig, error) {
 	cfg := clusterConfig{
-		urls:  envlist.Split(getenv(EnvClusterURLs)),
-		nodes: envlist.Split(getenv(EnvClusterNodes)),
+		urls:  envconf.Split(getenv(EnvClusterURLs)),
+		nodes: envconf.Split(getenv(EnvClusterNodes)),
 		dir:   getenv(EnvClusterDir),
 	}
 	if len(cfg.urls) == 0 {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/audittrail"
@@ -94,7 +95,7 @@ func (c *Config) Validate() error {
 
 func (c *Config) setDefaults() {
 	if len(c.Topics) == 0 {
-		for _, t := range broker.PlatformTopics() {
+		for _, t := range events.PlatformTopics() {
 			c.Topics = append(c.Topics, t.Name)
 		}
 	} else {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
@@ -45,7 +46,7 @@ func TestRecordsEveryTopicOnceInOrder(t *testing.T) {
 	for _, r := range readTrail(t, e.dir) {
 		topics[r.Topic] = true
 	}
-	for _, spec := range broker.PlatformTopics() {
+	for _, spec := range events.PlatformTopics() {
 		if !topics[spec.Name] {
 			t.Errorf("nothing recorded from %s", spec.Name)
 		}

@@ -19,11 +19,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
-	"github.com/cosmic-horizons/events/internal/envlist"
+	"github.com/cosmic-horizons/events/internal/envconf"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/rabbitbus"
 	"github.com/cosmic-horizons/events/testkit/kafkatest"
@@ -54,18 +55,18 @@ type Options struct {
 // the KAFKA_BROKERS and AMQP_URLS environment variables.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("kafka-brokers", "comma-separated Kafka bootstrap addresses (env KAFKA_BROKERS); empty: an embedded in-process Kafka cluster", func(s string) error {
-		o.KafkaBrokers = envlist.Split(s)
+		o.KafkaBrokers = envconf.Split(s)
 		return nil
 	})
 	fs.Func("amqp-urls", "comma-separated RabbitMQ node URLs (env AMQP_URLS); empty: the in-memory bus", func(s string) error {
-		o.AMQPURLs = envlist.Split(s)
+		o.AMQPURLs = envconf.Split(s)
 		return nil
 	})
 	if o.KafkaBrokers == nil {
-		o.KafkaBrokers = envlist.Split(os.Getenv("KAFKA_BROKERS"))
+		o.KafkaBrokers = envconf.Split(os.Getenv("KAFKA_BROKERS"))
 	}
 	if o.AMQPURLs == nil {
-		o.AMQPURLs = envlist.Split(os.Getenv("AMQP_URLS"))
+		o.AMQPURLs = envconf.Split(os.Getenv("AMQP_URLS"))
 	}
 }
 
@@ -166,7 +167,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 func (p *Platform) openKafka(ctx context.Context, o Options) error {
 	p.KafkaAddrs = o.KafkaBrokers
 	if len(p.KafkaAddrs) == 0 {
-		c, err := kafkatest.Start(kafkatest.PlatformTopics())
+		c, err := kafkatest.Start(kafkatest.Topics(events.PlatformTopics()...))
 		if err != nil {
 			return fmt.Errorf("platform: embedded Kafka: %w", err)
 		}
@@ -180,7 +181,7 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 		return fmt.Errorf("platform: Kafka admin: %w", err)
 	}
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = admin.EnsureTopics(ectx, broker.PlatformTopics(), kafkabus.WithDeadLetterTopics())
+	_, err = admin.EnsureTopics(ectx, events.PlatformTopics(), kafkabus.WithDeadLetterTopics())
 	cancel()
 	_ = admin.Close()
 	if err != nil && !errors.Is(err, kafkabus.ErrTopicDrift) {

@@ -2,41 +2,37 @@ package rabbitbus
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/cosmic-horizons/events/broker"
 )
 
-// Client is a Publisher and a Subscriber on one configuration: a
+// Backend is a Publisher and a Subscriber on one configuration: a
 // broker.Backend and a broker.HealthChecker. Publishing and consuming use
 // separate connections (RabbitMQ blocks a publishing connection under a
 // resource alarm; acknowledgements must still flow), and dead letters go
-// through the Client's Publisher. Safe for concurrent use.
-type Client struct {
+// through the Backend's Publisher. Safe for concurrent use.
+type Backend struct {
 	pub *Publisher
 	sub *Subscriber
 }
 
 var (
-	_ broker.Backend       = (*Client)(nil)
-	_ broker.HealthChecker = (*Client)(nil)
+	_ broker.Backend       = (*Backend)(nil)
+	_ broker.HealthChecker = (*Backend)(nil)
 	_ broker.Publisher     = (*Publisher)(nil)
 	_ broker.Subscriber    = (*Subscriber)(nil)
 	_ broker.Consumer      = (*Consumer)(nil)
 )
 
-// New validates cfg (after applying opts) and connects a Publisher and a
+// New validates cfg and connects a Publisher and a
 // Subscriber, each to the first node of cfg.URLs that answers. The first
 // connection fails fast: when no node accepts it, New returns a
 // *ConnectError (matching ErrConnect, and ErrAccessRefused for refused
 // credentials) after trying each URL once. Later losses are retried
 // forever, with backoff, until Close.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
-	for _, o := range opts {
-		o(&cfg)
-	}
+func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("rabbitbus: invalid config: %w", err)
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	pub, err := newPublisher(ctx, cfg)
@@ -48,47 +44,47 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
 		_ = pub.Close()
 		return nil, err
 	}
-	return &Client{pub: pub, sub: sub}, nil
+	return &Backend{pub: pub, sub: sub}, nil
 }
 
-// Publisher returns the Client's Publisher.
-func (c *Client) Publisher() *Publisher { return c.pub }
+// Publisher returns the Backend's Publisher.
+func (b *Backend) Publisher() *Publisher { return b.pub }
 
-// Subscriber returns the Client's Subscriber.
-func (c *Client) Subscriber() *Subscriber { return c.sub }
+// Subscriber returns the Backend's Subscriber.
+func (b *Backend) Subscriber() *Subscriber { return b.sub }
 
 // Publish is Publisher.Publish.
-func (c *Client) Publish(ctx context.Context, msgs ...*broker.Message) error {
-	return c.pub.Publish(ctx, msgs...)
+func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
+	return b.pub.Publish(ctx, msgs...)
 }
 
 // Subscribe is Subscriber.Subscribe.
-func (c *Client) Subscribe(ctx context.Context, sub broker.Subscription, h broker.Handler) (broker.Consumer, error) {
-	return c.sub.Subscribe(ctx, sub, h)
+func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h broker.Handler) (broker.Consumer, error) {
+	return b.sub.Subscribe(ctx, sub, h)
 }
 
 // DeclareGroup is Subscriber.DeclareGroup.
-func (c *Client) DeclareGroup(ctx context.Context, sub broker.Subscription) error {
-	return c.sub.DeclareGroup(ctx, sub)
+func (b *Backend) DeclareGroup(ctx context.Context, sub broker.Subscription) error {
+	return b.sub.DeclareGroup(ctx, sub)
 }
 
 // DeleteGroup is Subscriber.DeleteGroup.
-func (c *Client) DeleteGroup(ctx context.Context, topic, group string) error {
-	return c.sub.DeleteGroup(ctx, topic, group)
+func (b *Backend) DeleteGroup(ctx context.Context, topic, group string) error {
+	return b.sub.DeleteGroup(ctx, topic, group)
 }
 
 // DeleteTopic is Subscriber.DeleteTopic.
-func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	return c.sub.DeleteTopic(ctx, topic)
+func (b *Backend) DeleteTopic(ctx context.Context, topic string) error {
+	return b.sub.DeleteTopic(ctx, topic)
 }
 
 // QueueName is Subscriber.QueueName.
-func (c *Client) QueueName(topic, group string) string { return c.sub.QueueName(topic, group) }
+func (b *Backend) QueueName(topic, group string) string { return b.sub.QueueName(topic, group) }
 
 // Health combines the reports of the Publisher and the Subscriber.
-func (c *Client) Health(ctx context.Context) (*broker.HealthReport, error) {
-	pr, _ := c.pub.Health(ctx)
-	sr, _ := c.sub.Health(ctx)
+func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
+	pr, _ := b.pub.Health(ctx)
+	sr, _ := b.sub.Health(ctx)
 	checks := append(pr.Checks, sr.Checks...)
 	r := report(checks, sr.Lag)
 	r.InFlight = sr.InFlight
@@ -107,7 +103,7 @@ func (c *Client) Health(ctx context.Context) (*broker.HealthReport, error) {
 // DialTimeout, then Publisher.Close takes at most Config.CloseTimeout plus
 // DialTimeout. Its error is the Publisher's: nil,
 // or the report that it gave up on unconfirmed messages.
-func (c *Client) Close() error {
-	_ = c.sub.Close()
-	return c.pub.Close()
+func (b *Backend) Close() error {
+	_ = b.sub.Close()
+	return b.pub.Close()
 }
