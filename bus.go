@@ -88,7 +88,9 @@ func WithMaxEventSize(n int) Option { return func(c *busConfig) { c.maxSize = n 
 // wrappers, such as otelevents' tracing and metrics) are added to every
 // subscription the Bus makes. A value may be several of these. NewBus
 // refuses a value that is none.
-func WithHooks(hooks ...any) Option { return func(c *busConfig) { c.hooks = append(c.hooks, hooks...) } }
+func WithHooks(hooks ...any) Option {
+	return func(c *busConfig) { c.hooks = append(c.hooks, hooks...) }
+}
 
 // PublishHook is told of each Bus.Publish: BeforePublish runs once the
 // messages are built and before they are sent — it may start a span and

@@ -69,4 +69,3 @@ func TestPlatformTopicsIsACopy(t *testing.T) {
 		t.Fatal("changing one result changed the next")
 	}
 }
-

@@ -22,9 +22,9 @@ func TestConformance(t *testing.T) {
 			Health:        b,
 		}
 	}, brokertest.Features{
-		Persistent:     true,
-		ConsumerGroups: true,
-		Ephemeral:      true,
+		Persistent:      true,
+		ConsumerGroups:  true,
+		Ephemeral:       true,
 		MaxMessageBytes: memory.DefaultMaxMessageBytes,
 	})
 }
