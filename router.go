@@ -58,6 +58,28 @@ func On[T eventmodels.Event](r *Router, fn func(ctx context.Context, e T) error)
 // its own, as an eventmodels.Event.
 func OnEvent(r *Router, fn func(ctx context.Context, e eventmodels.Event) error) { r.any = fn }
 
+// Dispatch calls the handler r has for e's Go type (or the OnEvent
+// handler) with e, as if e had been consumed, and returns its error; with
+// no handler for e it returns an error matching broker.ErrSkipped. It
+// decodes nothing and needs no Bus: it is how a service's handlers are
+// driven from a unit test, or from events read elsewhere. ctx carries no
+// message (MessageFromContext reports false) unless the caller added one.
+func (r *Router) Dispatch(ctx context.Context, e eventmodels.Event) error {
+	if e == nil {
+		return errors.New("events: Dispatch of a nil event")
+	}
+	t := reflect.TypeOf(e)
+	for _, rt := range r.byType {
+		if rt.t == t {
+			return rt.fn(ctx, e)
+		}
+	}
+	if r.any != nil {
+		return r.any(ctx, e)
+	}
+	return fmt.Errorf("%w: no handler for %v", broker.ErrSkipped, t)
+}
+
 // compiled is a Router bound to a registry.
 type compiled struct {
 	b        *Bus

@@ -11,6 +11,7 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/internal/samples"
+	"github.com/stretchr/testify/require"
 )
 
 // messages returns the Bus message of every sample (Avro) and the samples.
@@ -241,4 +242,28 @@ func (e *siteCalibrated) Validate() error {
 		ve.Add("site", "must not be empty")
 	}
 	return ve.Err()
+}
+
+// TestRouterDispatch: an event value reaches the handler of its Go type,
+// else the OnEvent handler, else comes back as ErrSkipped; no Bus needed.
+func TestRouterDispatch(t *testing.T) {
+	evs := samples.All()
+	r := events.NewRouter()
+	var got []eventmodels.Event
+	events.On(r, func(_ context.Context, e *eventmodels.JobCompleted) error { got = append(got, e); return nil })
+	for _, e := range evs {
+		err := r.Dispatch(context.Background(), e)
+		if _, ok := e.(*eventmodels.JobCompleted); ok {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, broker.ErrSkipped, "%T", e)
+		}
+	}
+	require.Equal(t, []eventmodels.Event{evs[3]}, got)
+	require.Error(t, r.Dispatch(context.Background(), nil))
+
+	boom := errors.New("boom")
+	events.OnEvent(r, func(context.Context, eventmodels.Event) error { return boom })
+	require.ErrorIs(t, r.Dispatch(context.Background(), evs[0]), boom, "the OnEvent handler takes the other types")
+	require.NoError(t, r.Dispatch(context.Background(), evs[3]), "a type's own handler comes first")
 }

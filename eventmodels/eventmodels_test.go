@@ -123,6 +123,23 @@ func TestTypeGuards(t *testing.T) {
 	}
 }
 
+func TestStatusAfter(t *testing.T) {
+	want := []eventmodels.JobStatus{
+		eventmodels.StatusSubmitted, eventmodels.StatusQueued, eventmodels.StatusRunning,
+		eventmodels.StatusCompleted, eventmodels.StatusFailed, eventmodels.StatusCancelled,
+	}
+	for i, e := range samples.All() {
+		got, ok := eventmodels.StatusAfter(e)
+		if i < len(want) {
+			if !ok || got != want[i] {
+				t.Errorf("%s: StatusAfter = %q, %v; want %q", e.Envelope().EventType, got, ok, want[i])
+			}
+		} else if ok {
+			t.Errorf("%s: StatusAfter = %q for an event outside the lifecycle", e.Envelope().EventType, got)
+		}
+	}
+}
+
 func TestCanTransition(t *testing.T) {
 	legal := map[string]bool{
 		"submitted>queued": true, "submitted>failed": true, "submitted>cancelled": true,

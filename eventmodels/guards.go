@@ -55,3 +55,24 @@ func IsTerminal(e Event) bool {
 	}
 	return false
 }
+
+// StatusAfter returns the status a job lifecycle event moves its job to:
+// submitted, queued, the to_status of a job.status_changed, completed,
+// failed or cancelled; false for events outside the job lifecycle.
+func StatusAfter(e Event) (JobStatus, bool) {
+	switch v := e.(type) {
+	case *JobSubmitted:
+		return StatusSubmitted, true
+	case *JobQueued:
+		return StatusQueued, true
+	case *JobStatusChanged:
+		return v.ToStatus, true
+	case *JobCompleted:
+		return StatusCompleted, true
+	case *JobFailed:
+		return StatusFailed, true
+	case *JobCancelled:
+		return StatusCancelled, true
+	}
+	return "", false
+}

@@ -41,7 +41,7 @@ func main() {
 			fs.DurationVar(&retention, "retention", 90*24*time.Hour, "age after which whole daily segments are removed")
 		},
 		Start: func(ctx context.Context, p *platform.Platform, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
-			svc, err := auditsvc.New(auditsvc.Config{Dir: dir, Decoder: p.Decoder, Retention: retention, Logger: log})
+			svc, err := auditsvc.New(auditsvc.Config{Dir: dir, Bus: p.Durable, Retention: retention, Logger: log})
 			if err != nil {
 				return nil, nil, err
 			}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/examples/internal/benchcore"
-	"github.com/cosmic-horizons/events/internal/envconf"
+	"github.com/cosmic-horizons/events/examples/internal/listflag"
 )
 
 // defaultRabbitURL is the local broker of the development machines and CI.
@@ -217,7 +217,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	c.session.Options = benchcore.Options{
-		Backend: *backend, Brokers: envconf.Split(*brokers), URLs: envconf.Split(*urls), QueueType: *queueType,
+		Backend: *backend, Brokers: listflag.Split(*brokers), URLs: listflag.Split(*urls), QueueType: *queueType,
 		Partitions: *parts, Subscribers: *subs, Concurrency: *conc, MaxInFlight: *inflight, TraceRatio: *trace,
 		Workload: benchcore.WorkloadConfig{BodySize: *size, Keys: *keys, MetricsShare: *share},
 	}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
-	"github.com/cosmic-horizons/events/internal/envconf"
+	"github.com/cosmic-horizons/events/examples/internal/listflag"
 )
 
 func main() {
@@ -44,7 +44,7 @@ func main() {
 			var signals healthsvc.SignalSource = p.Signals
 			var remote *healthsvc.Remote
 			if signalsFrom != "" {
-				r, err := healthsvc.NewRemote(healthsvc.RemoteConfig{URLs: envconf.Split(signalsFrom), Logger: log})
+				r, err := healthsvc.NewRemote(healthsvc.RemoteConfig{URLs: listflag.Split(signalsFrom), Logger: log})
 				if err != nil {
 					return nil, nil, err
 				}

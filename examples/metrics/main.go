@@ -15,7 +15,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
 )
@@ -30,11 +29,11 @@ func main() {
 			fs.IntVar(&retain, "retain-jobs", metricsvc.DefaultRetainJobs, "finished jobs kept with their own record; older ones are folded into the totals")
 		},
 		Start: func(ctx context.Context, p *platform.Platform, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
-			svc, err := metricsvc.New(metricsvc.Config{Decoder: p.Decoder, Health: p.Health["kafka"], RetainJobs: retain})
+			svc, err := metricsvc.New(metricsvc.Config{Health: p.Health["kafka"], RetainJobs: retain})
 			if err != nil {
 				return nil, nil, err
 			}
-			cs, err := svc.Subscribe(ctx, p.DurableBackend, group, 8)
+			c, err := svc.Subscribe(ctx, p.Durable, group, 8)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -55,7 +54,7 @@ func main() {
 			}()
 			return svc.HTTPHandler(), func(context.Context) error {
 				stopLag()
-				return broker.CloseAll(cs...)
+				return c.Close()
 			}, nil
 		},
 	}, os.Args[1:]))

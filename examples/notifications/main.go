@@ -56,7 +56,7 @@ func start(ctx context.Context, p *platform.Platform, log *slog.Logger, group, p
 		}
 		jobsAPI = httputil.NewSingleHostReverseProxy(u)
 	}
-	dash, err := dashboard.New(dashboard.Config{JobsAPI: jobsAPI, Decoder: p.Decoder, Logger: log})
+	dash, err := dashboard.New(dashboard.Config{JobsAPI: jobsAPI, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,11 +75,11 @@ func start(ctx context.Context, p *platform.Platform, log *slog.Logger, group, p
 			_ = stop(context.Background())
 		}
 	}()
-	cs, err := dash.Subscribe(ctx, p.RealtimeBackend)
+	c, err := dash.Subscribe(ctx, p.Realtime)
 	if err != nil {
 		return nil, nil, err
 	}
-	consumers = append(consumers, cs...)
+	consumers = append(consumers, c)
 
 	channels := []notifysvc.Channel{notifysvc.NewLogChannel(log), notifysvc.NewBrowserChannel(dash)}
 	if webhookURL != "" {
@@ -97,14 +97,14 @@ func start(ctx context.Context, p *platform.Platform, log *slog.Logger, group, p
 			return nil, nil, err
 		}
 	}
-	svc, err = notifysvc.New(notifysvc.Config{Decoder: p.Decoder, Publisher: p.Durable, Channels: channels, Preferences: prefs, Logger: log})
+	svc, err = notifysvc.New(notifysvc.Config{Publisher: p.Durable, Channels: channels, Preferences: prefs, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
-	if cs, err = svc.Subscribe(ctx, p.DurableBackend, group, 8); err != nil {
+	if c, err = svc.Subscribe(ctx, p.Durable, group, 8); err != nil {
 		return nil, nil, err
 	}
-	consumers = append(consumers, cs...)
+	consumers = append(consumers, c)
 
 	mux := http.NewServeMux()
 	mux.Handle("/notifications/", http.StripPrefix("/notifications", svc.HTTPHandler()))

@@ -31,7 +31,7 @@ func main() {
 		},
 		Start: func(ctx context.Context, p *platform.Platform, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
 			svc, err := orchestrator.New(orchestrator.Config{
-				Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Decoder: p.Decoder, Sim: sim, Logger: log,
+				Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Sim: sim, Logger: log,
 			})
 			if err != nil {
 				return nil, nil, err

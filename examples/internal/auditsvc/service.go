@@ -40,11 +40,11 @@ type Config struct {
 	// Dir is the trail's directory, created if needed. Only one Service
 	// (one audittrail.Trail) may have it open at a time. Required.
 	Dir string
-	// Decoder decodes the consumed messages. Required. Events are stored in
-	// their JSON form, encoded over the decoder's registry.
-	Decoder *broker.Decoder
+	// Bus decodes the consumed messages. Required. Events are stored in their JSON form, encoded over the
+	// Bus's registry.
+	Bus *events.Bus
 	// Topics are the topics Subscribe consumes; default every platform
-	// topic (broker.PlatformTopics), without their dead-letter topics.
+	// topic (events.PlatformTopics), without their dead-letter topics.
 	Topics []string
 	// Retention is how long segments are kept: Prune removes a segment once
 	// its whole UTC day lies more than Retention in the past. Default 90
@@ -68,8 +68,8 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Dir) == "" {
 		errs = append(errs, errors.New("Dir is required"))
 	}
-	if c.Decoder == nil {
-		errs = append(errs, errors.New("Decoder is required"))
+	if c.Bus == nil {
+		errs = append(errs, errors.New("Bus is required"))
 	}
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("Retention %v must not be negative", c.Retention))
@@ -118,11 +118,12 @@ func (c *Config) setDefaults() {
 // Service records every consumed event in the audit trail. Its methods are
 // safe for concurrent use.
 type Service struct {
-	cfg    Config
-	codec  *eventmodels.JSONCodec
-	opts   []audittrail.Option
-	log    *slog.Logger
-	verify chan struct{} // one verification at a time
+	cfg     Config
+	codec   *eventmodels.JSONCodec
+	handler broker.Handler
+	opts    []audittrail.Option
+	log     *slog.Logger
+	verify  chan struct{} // one verification at a time
 
 	mu      sync.Mutex
 	trail   *audittrail.Trail // nil after a failure until reopened
@@ -143,7 +144,7 @@ func New(cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	s := &Service{
 		cfg:    cfg,
-		codec:  eventmodels.NewJSONCodec(cfg.Decoder.Registry(), 0),
+		codec:  eventmodels.NewJSONCodec(cfg.Bus.Registry(), 0),
 		log:    cfg.Logger.With("service", "audit"),
 		verify: make(chan struct{}, 1),
 		opts: []audittrail.Option{
@@ -152,6 +153,13 @@ func New(cfg Config) (*Service, error) {
 			audittrail.Logger(cfg.Logger),
 		},
 	}
+	r := events.NewRouter()
+	events.OnEvent(r, s.handle)
+	h, err := cfg.Bus.Handler(r)
+	if err != nil {
+		return nil, fmt.Errorf("auditsvc: %w", err)
+	}
+	s.handler = h
 	tr, err := audittrail.Open(cfg.Dir, s.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("auditsvc: %w", err)
@@ -194,25 +202,30 @@ func (s *Service) Topics() []string { return slices.Clone(s.cfg.Topics) }
 // unacknowledged. Do not run it under a Subscription.HandlerTimeout.
 func (s *Service) Handler() broker.Handler {
 	return func(ctx context.Context, m *broker.Message) error {
-		e, err := s.cfg.Decoder.Decode(m)
-		if err != nil {
-			return s.reject(ctx, m, err)
+		err := s.handler(ctx, m)
+		if err != nil && broker.IsPermanent(err) {
+			s.rejected.Add(1)
+			s.log.WarnContext(ctx, "audit: message cannot be recorded; it goes to the dead letter",
+				"topic", m.Topic, "partition", m.Delivery.Partition, "offset", m.Delivery.Offset,
+				"id", m.Header(broker.HeaderID), "type", m.Header(broker.HeaderType), "error", err)
 		}
-		entry, err := audittrail.NewEntry(m.Topic, e, s.codec)
-		if err != nil {
-			return s.reject(ctx, m, err)
-		}
-		return s.record(ctx, m, entry)
+		return err
 	}
 }
 
-// reject counts and logs a message that cannot be recorded and returns its
-// error marked permanent.
-func (s *Service) reject(ctx context.Context, m *broker.Message, err error) error {
-	s.rejected.Add(1)
-	s.log.WarnContext(ctx, "audit: message cannot be recorded; it goes to the dead letter",
-		"topic", m.Topic, "partition", m.Delivery.Partition, "offset", m.Delivery.Offset,
-		"id", m.Header(broker.HeaderID), "type", m.Header(broker.HeaderType), "error", err)
+// handle records one decoded event, every type alike (the Router's
+// OnEvent handler).
+func (s *Service) handle(ctx context.Context, e eventmodels.Event) error {
+	m, _ := events.MessageFromContext(ctx)
+	entry, err := audittrail.NewEntry(m.Topic, e, s.codec)
+	if err != nil {
+		return reject(err)
+	}
+	return s.record(ctx, m, entry)
+}
+
+// reject marks the error of an event that cannot be recorded permanent.
+func reject(err error) error {
 	if broker.IsPermanent(err) {
 		return err
 	}
@@ -237,7 +250,7 @@ func (s *Service) record(ctx context.Context, m *broker.Message, entry audittrai
 				}
 				return nil
 			case errors.Is(err, audittrail.ErrInvalidEntry):
-				return s.reject(ctx, m, err)
+				return reject(err)
 			case ctx.Err() != nil:
 				// Stopping: leave the message unacknowledged. The record
 				// may still become durable; its redelivery is then a

@@ -77,27 +77,14 @@ func NewEntry(topic string, e eventmodels.Event, codec *eventmodels.JSONCodec) (
 // resource ID of an audit event whose resource type is "job", and "" for
 // anything else (system health, downstream event types).
 func JobIDOf(e eventmodels.Event) string {
-	switch e := e.(type) {
-	case *eventmodels.JobSubmitted:
-		return e.JobID
-	case *eventmodels.JobQueued:
-		return e.JobID
-	case *eventmodels.JobStatusChanged:
-		return e.JobID
-	case *eventmodels.JobCompleted:
-		return e.JobID
-	case *eventmodels.JobFailed:
-		return e.JobID
-	case *eventmodels.JobCancelled:
-		return e.JobID
-	case *eventmodels.JobMetrics:
-		return e.JobID
-	case *eventmodels.Notification:
-		return e.JobID
-	case *eventmodels.Audit:
-		if e.Resource.Type == "job" {
-			return e.Resource.ID
-		}
+	if eventmodels.IsJobEvent(e) || eventmodels.IsJobMetrics(e) {
+		return e.Key() // a job event's key is its job ID
+	}
+	if n, ok := e.(*eventmodels.Notification); ok {
+		return n.JobID
+	}
+	if a, ok := e.(*eventmodels.Audit); ok && a.Resource.Type == "job" {
+		return a.Resource.ID
 	}
 	return ""
 }

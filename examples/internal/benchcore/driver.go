@@ -11,8 +11,10 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/otelevents"
 )
 
 // Modes: through the SDK or the raw client.
@@ -166,16 +168,15 @@ func NewDriver(o Options, run RunID) (Driver, error) {
 	}
 }
 
-// sdkParts is what SDK mode adds to a backend: the bus and decoder, the
-// tracing middleware and the metrics hook, on OpenTelemetry SDK providers
-// of the driver's own (recording, exporting nothing).
+// sdkParts is what SDK mode adds to a backend: the typed Bus with
+// OpenTelemetry tracing and metrics as its hooks (on SDK providers of the
+// driver's own, recording, exporting nothing), publishing and subscribing.
 type sdkParts struct {
 	run      RunID
 	workload *Workload
-	bus      *broker.Bus // over a placeholder publisher until the backend exists
-	dec      *broker.Decoder
-	metrics  *broker.Metrics
-	tracing  broker.Middleware
+	bus      *events.Bus // over a placeholder publisher until the backend exists
+	metrics  *otelevents.Metrics
+	tracing  *otelevents.Tracing
 	tp       *sdktrace.TracerProvider
 	mp       *sdkmetric.MeterProvider
 	prop     propagation.TextMapPropagator
@@ -207,18 +208,13 @@ func newSDK(o Options, run RunID) (*sdkParts, error) {
 	s.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	w3c := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	s.prop = propagation.NewCompositeTextMapPropagator(w3c, sentPropagator{})
-	m, err := broker.NewMetrics(s.mp)
+	m, err := otelevents.NewMetrics(s.mp)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = m
-	s.tracing = broker.Tracing(s.tp, w3c, broker.TracingSystem(o.Backend))
-	reg := eventmodels.NewRegistry()
-	s.dec, err = broker.NewDecoder(reg, nil)
-	if err != nil {
-		return nil, err
-	}
-	s.bus, err = s.newBus(placeholder{}, o.Topic, reg)
+	s.tracing = otelevents.NewTracing(otelevents.WithTracerProvider(s.tp), otelevents.WithPropagator(s.prop), otelevents.WithSystem(string(o.Backend)))
+	s.bus, err = s.newBus(placeholder{}, o.Topic, eventmodels.NewRegistry())
 	if err != nil {
 		return nil, err
 	}
@@ -230,13 +226,12 @@ func newSDK(o Options, run RunID) (*sdkParts, error) {
 }
 
 // newBus returns a Bus over pub routing every event to topic.
-func (s *sdkParts) newBus(pub broker.Publisher, topic string, reg *eventmodels.Registry) (*broker.Bus, error) {
-	return broker.NewBus(pub,
-		broker.WithRegistry(reg),
-		broker.WithSource("eventbench"),
-		broker.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }),
-		broker.WithPropagator(s.prop),
-		broker.WithTracerProvider(s.tp))
+func (s *sdkParts) newBus(pub broker.Publisher, topic string, reg *eventmodels.Registry) (*events.Bus, error) {
+	return events.NewBus(pub,
+		events.WithRegistry(reg),
+		events.WithSource("eventbench"),
+		events.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }),
+		events.WithHooks(s.tracing, s.metrics))
 }
 
 // attach returns the bus over the backend's publisher.
@@ -252,24 +247,26 @@ func (s *sdkParts) attach(pub broker.Publisher, topic string) error {
 // publish builds events first … first+n-1 and publishes them through the
 // bus.
 func (s *sdkParts) publish(ctx context.Context, first uint64, n int, sent string) error {
-	events := make([]eventmodels.Event, n)
-	for i := range events {
-		events[i] = s.workload.Event(first + uint64(i))
+	evs := make([]eventmodels.Event, n)
+	for i := range evs {
+		evs[i] = s.workload.Event(first + uint64(i))
 	}
-	return s.bus.Publish(context.WithValue(ctx, sentKey{}, sent), events...)
+	return s.bus.Publish(context.WithValue(ctx, sentKey{}, sent), evs...)
 }
 
-// handler is the SDK consumer: decode and validate through HandleEvent,
-// then account for the event.
-func (s *sdkParts) handler(c *Collector) broker.Handler {
-	return broker.HandleEvent(s.dec, func(ctx context.Context, e eventmodels.Event) error {
+// subscribe is the SDK consumer: the Bus decodes and validates every
+// event, then the Router's handler accounts for it.
+func (s *sdkParts) subscribe(ctx context.Context, sub broker.Subscription, c *Collector) (broker.Consumer, error) {
+	r := events.NewRouter()
+	events.OnEvent(r, func(ctx context.Context, e eventmodels.Event) error {
 		sent := ""
-		if m, ok := broker.MessageFromContext(ctx); ok {
+		if m, ok := events.MessageFromContext(ctx); ok {
 			sent = m.Header(HeaderSent)
 		}
 		c.ConsumedID(e.Envelope().EventID, sent)
 		return nil
 	})
+	return s.bus.Subscribe(ctx, sub, r)
 }
 
 // rawHandler is the raw consumer on a broker.Message: two headers, no

@@ -66,7 +66,7 @@ func (d *kafkaDriver) rawConfig() *sarama.Config {
 }
 
 func (d *kafkaDriver) Start(ctx context.Context, c *Collector) error {
-	admin, err := kafkabus.NewAdmin(kafkabus.WithConfig(d.config()))
+	admin, err := kafkabus.NewAdmin(ctx, d.config())
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (d *kafkaDriver) Start(ctx context.Context, c *Collector) error {
 }
 
 func (d *kafkaDriver) startSDK(ctx context.Context, c *Collector) error {
-	kb, err := kafkabus.New(kafkabus.WithConfig(d.config()), kafkabus.Hooks(d.sdk.metrics), kafkabus.Middleware(d.sdk.tracing))
+	kb, err := kafkabus.New(ctx, d.config())
 	if err != nil {
 		return err
 	}
@@ -91,9 +91,9 @@ func (d *kafkaDriver) startSDK(ctx context.Context, c *Collector) error {
 		return err
 	}
 	for range d.o.Subscribers {
-		cons, err := kb.Subscribe(ctx, broker.Subscription{
+		cons, err := d.sdk.subscribe(ctx, broker.Subscription{
 			Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight,
-		}, d.sdk.handler(c))
+		}, c)
 		if err != nil {
 			return err
 		}

@@ -14,29 +14,31 @@ import (
 type memoryDriver struct {
 	o    Options
 	sdk  *sdkParts
-	br   *memory.Broker
+	br   *memory.Backend
 	cons []broker.Consumer
 }
 
 func newMemoryDriver(o Options, sdk *sdkParts) *memoryDriver { return &memoryDriver{o: o, sdk: sdk} }
 
 func (d *memoryDriver) Start(ctx context.Context, c *Collector) error {
-	opts := []memory.Option{memory.Topics(broker.TopicSpec{Name: d.o.Topic, Partitions: int32(d.o.Partitions)})}
-	h := rawHandler(c)
-	if d.o.Mode == ModeSDK {
-		opts = append(opts, memory.Hooks(d.sdk.metrics), memory.Middleware(d.sdk.tracing))
-		h = d.sdk.handler(c)
+	br, err := memory.New(ctx, memory.Config{Topics: []broker.TopicSpec{{Name: d.o.Topic, Partitions: int32(d.o.Partitions)}}})
+	if err != nil {
+		return err
 	}
-	d.br = memory.New(opts...)
+	d.br = br
 	if d.o.Mode == ModeSDK {
 		if err := d.sdk.attach(d.br, d.o.Topic); err != nil {
 			return err
 		}
 	}
 	for range d.o.Subscribers {
-		cons, err := d.br.Subscribe(ctx, broker.Subscription{
-			Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight,
-		}, h)
+		sub := broker.Subscription{Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight}
+		var cons broker.Consumer
+		if d.o.Mode == ModeSDK {
+			cons, err = d.sdk.subscribe(ctx, sub, c)
+		} else {
+			cons, err = d.br.Subscribe(ctx, sub, rawHandler(c))
+		}
 		if err != nil {
 			return err
 		}

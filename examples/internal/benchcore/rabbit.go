@@ -24,7 +24,7 @@ type rabbitDriver struct {
 	o   Options
 	sdk *sdkParts
 
-	admin *rabbitbus.Client // topology (both modes) and SDK traffic
+	admin *rabbitbus.Backend // topology (both modes) and SDK traffic
 	cons  []broker.Consumer
 
 	pubConn, subConn *amqp.Connection
@@ -38,10 +38,6 @@ func newRabbitDriver(o Options, sdk *sdkParts) *rabbitDriver { return &rabbitDri
 
 func (d *rabbitDriver) Start(ctx context.Context, c *Collector) error {
 	cfg := rabbitbus.Config{URLs: d.o.URLs, QueueType: d.o.QueueType, ConnectionName: "eventbench"}
-	if d.o.Mode == ModeSDK {
-		cfg.Hooks = []broker.Hook{d.sdk.metrics}
-		cfg.Middleware = []broker.Middleware{d.sdk.tracing}
-	}
 	cl, err := rabbitbus.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -56,7 +52,7 @@ func (d *rabbitDriver) Start(ctx context.Context, c *Collector) error {
 			return err
 		}
 		for range d.o.Subscribers {
-			cons, err := cl.Subscribe(ctx, sub, d.sdk.handler(c))
+			cons, err := d.sdk.subscribe(ctx, sub, c)
 			if err != nil {
 				return err
 			}

@@ -1,13 +1,13 @@
 package benchcore
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -119,9 +119,9 @@ type Workload struct {
 	metrics uint64 // events per 100 that are metrics
 }
 
-// NewWorkload sizes the events of each kind with bus's codec and keeps, for
+// NewWorkload sizes the bodies of each kind's events as bus encodes them and keeps, for
 // raw publishers, the message bus would send for each kind (Template).
-func NewWorkload(run RunID, cfg WorkloadConfig, bus *broker.Bus) (*Workload, error) {
+func NewWorkload(run RunID, cfg WorkloadConfig, bus *events.Bus) (*Workload, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -132,13 +132,15 @@ func NewWorkload(run RunID, cfg WorkloadConfig, bus *broker.Bus) (*Workload, err
 		w.users = append(w.users, fmt.Sprintf("astro-user-%03d", j%1000))
 		w.corr = append(w.corr, run.EventID(uint64(MaxSeq-j))) // any fixed non-nil IDs
 	}
-	codec := bus.Codec()
 	for k := range numKinds {
 		limit := padLimit(k)
 		size := func(n int) (int, error) {
 			w.pad[k] = strings.Repeat("x", n)
-			b, err := codec.Encode(w.event(k, 0))
-			return len(b), err
+			m, err := bus.Message(w.event(k, 0))
+			if err != nil {
+				return 0, err
+			}
+			return len(m.Body), nil
 		}
 		// The smallest pad whose body reaches BodySize (sizes grow with
 		// the pad), or the limit.
@@ -164,7 +166,7 @@ func NewWorkload(run RunID, cfg WorkloadConfig, bus *broker.Bus) (*Workload, err
 			return nil, fmt.Errorf("benchcore: encode %s: %w", k, err)
 		}
 		w.size[k] = n
-		m, err := bus.Message(context.Background(), w.event(k, 0))
+		m, err := bus.Message(w.event(k, 0))
 		if err != nil {
 			return nil, fmt.Errorf("benchcore: %s: %w", k, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
@@ -31,9 +32,6 @@ type Config struct {
 	// stripped: the page submits to /api/jobs and re-syncs from GET
 	// /api/jobs. Nil: /api/ answers 503 and the page hides the form.
 	JobsAPI http.Handler
-	// Decoder decodes what Subscribe consumes; default a decoder over the
-	// built-in registry.
-	Decoder *broker.Decoder
 	// MaxJobs bounds the jobs kept; the oldest seen is forgotten first.
 	// Default DefaultMaxJobs.
 	MaxJobs int
@@ -60,8 +58,9 @@ type Config struct {
 // Dashboard keeps the live state of every job and serves it. Safe for
 // concurrent use.
 type Dashboard struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	router *events.Router
 
 	mu        sync.Mutex
 	jobs      map[string]*JobState
@@ -83,13 +82,6 @@ const maxQueuedNotes = 50
 
 // New returns a dashboard.
 func New(cfg Config) (*Dashboard, error) {
-	if cfg.Decoder == nil {
-		d, err := broker.NewDecoder(nil, nil)
-		if err != nil {
-			return nil, fmt.Errorf("dashboard: %w", err)
-		}
-		cfg.Decoder = d
-	}
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = DefaultMaxJobs
 	}
@@ -111,22 +103,44 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Dashboard{cfg: cfg, log: cfg.Logger, jobs: map[string]*JobState{}, clients: map[*client]struct{}{},
-		noteSeen: map[uuid.UUID]struct{}{}}, nil
+	d := &Dashboard{cfg: cfg, log: cfg.Logger, jobs: map[string]*JobState{}, clients: map[*client]struct{}{},
+		noteSeen: map[uuid.UUID]struct{}{}}
+	d.router = d.newRouter()
+	return d, nil
+}
+
+// newRouter returns the dashboard's handlers: every job lifecycle event
+// updates its job, notifications are pushed.
+func (d *Dashboard) newRouter() *events.Router {
+	r := events.NewRouter()
+	job := func(_ context.Context, e eventmodels.Event) error {
+		d.observeJob(e)
+		return nil
+	}
+	events.On(r, func(ctx context.Context, e *eventmodels.JobSubmitted) error { return job(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobQueued) error { return job(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobStatusChanged) error { return job(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error { return job(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobFailed) error { return job(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCancelled) error { return job(ctx, e) })
+	events.On(r, func(_ context.Context, n *eventmodels.Notification) error {
+		d.pushNote(n)
+		return nil
+	})
+	return r
 }
 
 // Observe folds one event into the state and sends what changed to every
 // browser: job lifecycle events update their job, notifications are pushed
 // (once per event ID); other events are ignored.
-func (d *Dashboard) Observe(e eventmodels.Event) {
-	if n, ok := e.(*eventmodels.Notification); ok {
-		d.pushNote(n)
-		return
-	}
-	if !eventmodels.IsJobEvent(e) || e.Key() == "" {
-		return
-	}
+func (d *Dashboard) Observe(e eventmodels.Event) { _ = d.router.Dispatch(context.Background(), e) }
+
+// observeJob folds a job lifecycle event into its job's state.
+func (d *Dashboard) observeJob(e eventmodels.Event) {
 	id := e.Key()
+	if id == "" {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	j := d.jobs[id]
@@ -230,20 +244,16 @@ func (d *Dashboard) DropConnections() int {
 // now on; the page re-syncs the past from the API) to job-lifecycle and to
 // notifications, whose failures are discarded (a live view must never
 // stall). The consumers are returned and also closed by Close.
-func (d *Dashboard) Subscribe(ctx context.Context, realtime broker.Subscriber) ([]broker.Consumer, error) {
-	h := broker.HandleEvent(d.cfg.Decoder, func(_ context.Context, e eventmodels.Event) error {
-		d.Observe(e)
-		return nil
-	})
-	out, err := broker.SubscribeTopics(ctx, realtime, []string{eventmodels.TopicJobLifecycle, eventmodels.TopicNotifications},
-		broker.Subscription{Group: "dashboard", Ephemeral: true, OnFailure: broker.OnFailureDiscard, Retry: broker.RetryPolicy{MaxAttempts: 1}}, h)
+func (d *Dashboard) Subscribe(ctx context.Context, realtime *events.Bus) (broker.Consumer, error) {
+	c, err := realtime.Subscribe(ctx, broker.Subscription{Group: "dashboard", Ephemeral: true, OnFailure: broker.OnFailureDiscard, Retry: broker.RetryPolicy{MaxAttempts: 1}},
+		d.router)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
 	d.mu.Lock()
-	d.consumers = append(d.consumers, out...)
+	d.consumers = append(d.consumers, c)
 	d.mu.Unlock()
-	return out, nil
+	return c, nil
 }
 
 // Close stops the subscriptions started by Subscribe, closes every

@@ -1,8 +1,10 @@
 package dashboard
 
 import (
+	"context"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
 
@@ -61,60 +63,85 @@ func rank(s eventmodels.JobStatus) int {
 // apply folds a job event into j and reports whether j changed. The status
 // only moves forward; the first terminal status is final; progress only
 // grows; fields a late event carries (the submission's spec, a start time)
-// are filled in even when its status is behind.
+// are filled in even when its status is behind. An event of another type
+// changes nothing.
 func (j *JobState) apply(e eventmodels.Event) bool {
 	before := *j
 	env := e.Envelope()
-	at := env.Timestamp
 	if j.UserID == "" {
 		j.UserID = env.UserID
 	}
-	switch v := e.(type) {
-	case *eventmodels.JobSubmitted:
-		j.SubmittedAt = at
-		j.JobName, j.ProjectID, j.Queue = v.Spec.JobName, v.Spec.ProjectID, v.Spec.Queue
-		j.advance(eventmodels.StatusSubmitted)
-	case *eventmodels.JobQueued:
-		if j.Queue == "" {
-			j.Queue = v.Queue
-		}
-		j.advance(eventmodels.StatusQueued)
-	case *eventmodels.JobStatusChanged:
-		if v.ToStatus == eventmodels.StatusRunning && (j.StartedAt.IsZero() || at.Before(j.StartedAt)) {
-			j.StartedAt = at
-		}
-		if v.Node != "" && !j.Status.Terminal() {
-			j.Node = v.Node
-		}
-		if j.advance(v.ToStatus) && v.ToStatus == eventmodels.StatusRunning && v.Progress > j.Progress {
-			j.Progress = v.Progress
-		}
-	case *eventmodels.JobCompleted:
-		if j.finish(eventmodels.StatusCompleted, at) {
-			j.Progress = 100
-		}
-	case *eventmodels.JobFailed:
-		if j.finish(eventmodels.StatusFailed, at) {
-			j.Detail = string(v.ErrorClass) + ": " + v.ErrorMessage
-		}
-	case *eventmodels.JobCancelled:
-		if j.finish(eventmodels.StatusCancelled, at) {
-			j.Detail = "cancelled by " + v.CancelledBy
-			if v.Reason != "" {
-				j.Detail += ": " + v.Reason
-			}
-		}
-	default:
+	if folds.Dispatch(context.WithValue(context.Background(), stateKey{}, j), e) != nil {
+		*j = before
 		return false
 	}
 	if *j == before {
 		return false
 	}
-	if at.After(j.UpdatedAt) {
-		j.UpdatedAt = at
+	if env.Timestamp.After(j.UpdatedAt) {
+		j.UpdatedAt = env.Timestamp
 	}
 	return true
 }
+
+// stateKey carries the JobState an event folds into.
+type stateKey struct{}
+
+// folds folds each job event into the JobState in its ctx.
+var folds = func() *events.Router {
+	r := events.NewRouter()
+	state := func(ctx context.Context) *JobState { return ctx.Value(stateKey{}).(*JobState) }
+	events.On(r, func(ctx context.Context, e *eventmodels.JobSubmitted) error {
+		j := state(ctx)
+		j.SubmittedAt = e.Timestamp
+		j.JobName, j.ProjectID, j.Queue = e.Spec.JobName, e.Spec.ProjectID, e.Spec.Queue
+		j.advance(eventmodels.StatusSubmitted)
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobQueued) error {
+		j := state(ctx)
+		if j.Queue == "" {
+			j.Queue = e.Queue
+		}
+		j.advance(eventmodels.StatusQueued)
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobStatusChanged) error {
+		j, at := state(ctx), e.Timestamp
+		if e.ToStatus == eventmodels.StatusRunning && (j.StartedAt.IsZero() || at.Before(j.StartedAt)) {
+			j.StartedAt = at
+		}
+		if e.Node != "" && !j.Status.Terminal() {
+			j.Node = e.Node
+		}
+		if j.advance(e.ToStatus) && e.ToStatus == eventmodels.StatusRunning && e.Progress > j.Progress {
+			j.Progress = e.Progress
+		}
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error {
+		if j := state(ctx); j.finish(eventmodels.StatusCompleted, e.Timestamp) {
+			j.Progress = 100
+		}
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobFailed) error {
+		if j := state(ctx); j.finish(eventmodels.StatusFailed, e.Timestamp) {
+			j.Detail = string(e.ErrorClass) + ": " + e.ErrorMessage
+		}
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCancelled) error {
+		if j := state(ctx); j.finish(eventmodels.StatusCancelled, e.Timestamp) {
+			j.Detail = "cancelled by " + e.CancelledBy
+			if e.Reason != "" {
+				j.Detail += ": " + e.Reason
+			}
+		}
+		return nil
+	})
+	return r
+}()
 
 // advance moves the status to s unless that would move it back or out of a
 // terminal status; it reports whether the job is now in s.

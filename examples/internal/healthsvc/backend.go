@@ -19,7 +19,7 @@ type BackendReport struct {
 	Name string `json:"name"`
 	// Status is the worst of the backend's own status and what the service
 	// concluded (unreachable, fewer brokers than expected).
-	Status eventmodels.HealthStatus `json:"status"`
+	Status broker.HealthStatus `json:"status"`
 	// Down is true when the backend is unreachable: Health failed or timed
 	// out, or a broker or connection check is unhealthy. Degraded is true
 	// when it answers with part of its brokers missing. Problems say why,
@@ -33,7 +33,7 @@ type BackendReport struct {
 	Latency time.Duration `json:"latency"`
 	// Checks are the backend's checks, its lag checks replaced by one per
 	// group and topic (same shape for every backend).
-	Checks []eventmodels.HealthCheck `json:"checks"`
+	Checks []broker.HealthCheck `json:"checks"`
 	// Lag is the backlog per group and topic.
 	Lag []LagSummary `json:"lag,omitempty"`
 	// DeadLetters sums the dead-letter queue depths the backend reports
@@ -134,16 +134,16 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 	down := Alert{Kind: AlertBrokerDown, Backend: name, Subject: name, Severity: eventmodels.SeverityCritical}
 	if pr.err != nil {
 		br.Err = pr.err.Error()
-		br.Down, br.Status = true, eventmodels.HealthUnhealthy
+		br.Down, br.Status = true, broker.HealthUnhealthy
 		br.Problems = []string{"health check failed: " + pr.err.Error()}
-		br.Checks = []eventmodels.HealthCheck{{Name: "health", Status: eventmodels.HealthUnhealthy, Message: pr.err.Error()}}
+		br.Checks = []broker.HealthCheck{{Name: "health", Status: broker.HealthUnhealthy, Message: pr.err.Error()}}
 		down.Message = name + " unreachable: " + pr.err.Error()
 		return br, []observation{{alert: down, level: levelFire}}
 	}
 	rep := pr.rep
-	statuses := []eventmodels.HealthStatus{rep.Status}
+	statuses := []broker.HealthStatus{rep.Status}
 	for _, c := range rep.Checks {
-		if strings.HasPrefix(c.Name, prefixLag) && c.Status != eventmodels.HealthUnknown {
+		if strings.HasPrefix(c.Name, prefixLag) && c.Status != broker.HealthUnknown {
 			continue // replaced by the lag summaries below; unknown ones say why lag is missing
 		}
 		br.Checks = append(br.Checks, c)
@@ -152,26 +152,26 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 			br.DeadLetters = max(br.DeadLetters, 0) + int64(c.Value)
 		}
 		switch {
-		case availability(c.Name) && c.Status == eventmodels.HealthUnhealthy:
+		case availability(c.Name) && c.Status == broker.HealthUnhealthy:
 			br.Down = true
 			br.Problems = append(br.Problems, c.Name+": "+c.Message)
-		case c.Name == checkKafkaBrokers && c.Status == eventmodels.HealthDegraded:
+		case c.Name == checkKafkaBrokers && c.Status == broker.HealthDegraded:
 			br.Degraded = true
 			br.Problems = append(br.Problems, c.Name+": "+c.Message)
 		default:
 			obs = append(obs, checkObservation(name, c))
 		}
-		if c.Name == checkKafkaBrokers && expected > 0 && c.Status != eventmodels.HealthUnhealthy && int(c.Value) < expected {
+		if c.Name == checkKafkaBrokers && expected > 0 && c.Status != broker.HealthUnhealthy && int(c.Value) < expected {
 			br.Degraded = true
 			br.Problems = append(br.Problems, fmt.Sprintf("%s: %d of %d expected brokers answer (%s)", c.Name, int(c.Value), expected, c.Message))
-			statuses = append(statuses, eventmodels.HealthDegraded)
+			statuses = append(statuses, broker.HealthDegraded)
 		}
 	}
 	switch {
 	case br.Down:
 		down.Message = name + " unreachable: " + strings.Join(br.Problems, "; ")
 		obs = append(obs, observation{alert: down, level: levelFire})
-		statuses = append(statuses, eventmodels.HealthUnhealthy)
+		statuses = append(statuses, broker.HealthUnhealthy)
 	case br.Degraded:
 		down.Severity = eventmodels.SeverityError
 		down.Message = name + " degraded: " + strings.Join(br.Problems, "; ")
@@ -182,15 +182,15 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 	}
 	br.Lag = summariseLag(rep.Lag)
 	for _, l := range br.Lag {
-		st := eventmodels.HealthHealthy
+		st := broker.HealthHealthy
 		if l.Total > th.Lag {
-			st = eventmodels.HealthDegraded
+			st = broker.HealthDegraded
 		}
 		msg := fmt.Sprintf("total lag %d", l.Total)
 		if l.Partitions > 1 {
 			msg += fmt.Sprintf(" over %d partitions; worst partition %d lags %d", l.Partitions, l.WorstPartition, l.WorstLag)
 		}
-		br.Checks = append(br.Checks, eventmodels.HealthCheck{Name: "lag:" + l.Group + "/" + l.Topic, Status: st, Message: msg, Value: float64(l.Total)})
+		br.Checks = append(br.Checks, broker.HealthCheck{Name: "lag:" + l.Group + "/" + l.Topic, Status: st, Message: msg, Value: float64(l.Total)})
 		statuses = append(statuses, st)
 		a := Alert{Kind: AlertConsumerLag, Backend: name, Subject: l.Group + "/" + l.Topic, Severity: eventmodels.SeverityWarning,
 			Value: float64(l.Total), Threshold: float64(th.Lag),
@@ -203,7 +203,7 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 		a.Backend = name
 		obs = append(obs, observation{alert: a, level: lv})
 		if lv == levelFire {
-			statuses = append(statuses, eventmodels.HealthDegraded)
+			statuses = append(statuses, broker.HealthDegraded)
 		}
 	}
 	br.Status = broker.Worst(statuses...)
@@ -225,13 +225,13 @@ func stuckObservation(subject string, messages int, oldest, threshold time.Durat
 
 // checkObservation judges a check that is neither about reachability nor
 // lag: degraded or unhealthy fires, healthy clears, unknown holds.
-func checkObservation(backend string, c eventmodels.HealthCheck) observation {
+func checkObservation(backend string, c broker.HealthCheck) observation {
 	a := Alert{Kind: AlertCheckFailed, Backend: backend, Subject: c.Name, Severity: eventmodels.SeverityError, Value: c.Value,
 		Message: fmt.Sprintf("%s %s: %s: %s", backend, c.Name, c.Status, c.Message)}
 	switch c.Status {
-	case eventmodels.HealthHealthy:
+	case broker.HealthHealthy:
 		return observation{alert: a, level: levelClear}
-	case eventmodels.HealthDegraded, eventmodels.HealthUnhealthy:
+	case broker.HealthDegraded, broker.HealthUnhealthy:
 		return observation{alert: a, level: levelFire}
 	}
 	return observation{alert: a, level: levelHold}

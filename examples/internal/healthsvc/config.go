@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -54,7 +55,7 @@ type Config struct {
 	// (topic system-health) and an alert notification when an alert starts
 	// and when it clears (topic notifications). Nil: nothing is published;
 	// Check, Alerts and the HTTP handler still work.
-	Publisher *broker.Bus
+	Publisher *events.Bus
 	// Interval between rounds of Run; default 5s.
 	Interval time.Duration
 	// CheckTimeout bounds each checker's Health call, and separately the

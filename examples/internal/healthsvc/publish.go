@@ -53,62 +53,71 @@ func (s *Service) Notification(a Alert, resolved bool) *eventmodels.Notification
 func (s *Service) HealthEvents(rep *Report) []*eventmodels.SystemHealth {
 	opt := eventmodels.WithClock(s.cfg.Clock)
 	var out []*eventmodels.SystemHealth
-	var summary []eventmodels.HealthCheck
+	var summary []broker.HealthCheck
 	for _, b := range rep.Backends {
 		comp := componentPrefixBack + b.Name
 		ms := float64(b.Latency) / float64(time.Millisecond)
-		out = append(out, eventmodels.NewSystemHealth(s.cfg.UserID, truncate(comp, maxTitle), b.Status, max(ms, 0), capChecks(b.Checks), opt))
+		out = append(out, eventmodels.NewSystemHealth(s.cfg.UserID, truncate(comp, maxTitle), eventmodels.HealthStatus(b.Status), max(ms, 0), capChecks(b.Checks), opt))
 		msg := strings.Join(b.Problems, "; ")
 		if msg == "" {
 			msg = "ok"
 		}
-		summary = append(summary, eventmodels.HealthCheck{Name: comp, Status: b.Status, Message: msg, Value: ms})
+		summary = append(summary, broker.HealthCheck{Name: comp, Status: b.Status, Message: msg, Value: ms})
 	}
 	th := s.cfg.Thresholds
 	for _, sig := range rep.Services {
 		comp := componentPrefixSvc + sig.Service
 		judged := sig.Attempts() >= th.MinSamples
-		rateSt, p99St := eventmodels.HealthHealthy, eventmodels.HealthHealthy
+		rateSt, p99St := broker.HealthHealthy, broker.HealthHealthy
 		if judged && sig.ErrorRate() > th.ErrorRate {
-			rateSt = eventmodels.HealthDegraded
+			rateSt = broker.HealthDegraded
 		}
 		if judged && sig.P99 > th.P99 {
-			p99St = eventmodels.HealthDegraded
+			p99St = broker.HealthDegraded
 		}
 		p99ms := float64(sig.P99) / float64(time.Millisecond)
-		checks := []eventmodels.HealthCheck{
-			{Name: "attempts", Status: eventmodels.HealthHealthy, Value: float64(sig.Attempts()),
+		checks := []broker.HealthCheck{
+			{Name: "attempts", Status: broker.HealthHealthy, Value: float64(sig.Attempts()),
 				Message: fmt.Sprintf("%d handled, %d failed over %v", sig.Handled, sig.Failed, th.Window)},
 			{Name: "error_rate", Status: rateSt, Value: sig.ErrorRate(), Message: fmt.Sprintf("threshold %v", th.ErrorRate)},
 			{Name: "p99_ms", Status: p99St, Value: p99ms, Message: fmt.Sprintf("p50 %v, p99 %v; threshold %v", sig.P50, sig.P99, th.P99)},
-			{Name: "dead_letters", Status: eventmodels.HealthHealthy, Value: float64(sig.DeadLettered),
+			{Name: "dead_letters", Status: broker.HealthHealthy, Value: float64(sig.DeadLettered),
 				Message: fmt.Sprintf("%d over %v, %d in total; %d discarded", sig.DeadLettered, th.Window, sig.DeadLetteredTotal, sig.Discarded)},
 		}
 		st := broker.Worst(rateSt, p99St)
-		out = append(out, eventmodels.NewSystemHealth(s.cfg.UserID, truncate(comp, maxTitle), st, max(p99ms, 0), checks, opt))
-		summary = append(summary, eventmodels.HealthCheck{Name: comp, Status: st, Value: sig.ErrorRate(),
+		out = append(out, eventmodels.NewSystemHealth(s.cfg.UserID, truncate(comp, maxTitle), eventmodels.HealthStatus(st), max(p99ms, 0), capChecks(checks), opt))
+		summary = append(summary, broker.HealthCheck{Name: comp, Status: st, Value: sig.ErrorRate(),
 			Message: fmt.Sprintf("error rate %.4f, p99 %v", sig.ErrorRate(), sig.P99)})
 	}
 	for _, a := range rep.Active {
-		summary = append(summary, eventmodels.HealthCheck{Name: "alert " + a.ID(), Status: eventmodels.HealthDegraded,
+		summary = append(summary, broker.HealthCheck{Name: "alert " + a.ID(), Status: broker.HealthDegraded,
 			Message: a.Message, Value: a.Value})
 	}
 	for i := range summary {
 		summary[i].Name = truncate(summary[i].Name, maxTitle)
 	}
-	out = append(out, eventmodels.NewSystemHealth(s.cfg.UserID, componentSystem, rep.Status, 0, capChecks(summary), opt))
+	out = append(out, eventmodels.NewSystemHealth(s.cfg.UserID, componentSystem, eventmodels.HealthStatus(rep.Status), 0, capChecks(summary), opt))
 	return out
 }
 
-// capChecks keeps at most maxComponentChecks checks, the not healthy ones
-// first, replacing the rest with one check that counts them.
-func capChecks(cs []eventmodels.HealthCheck) []eventmodels.HealthCheck {
-	if len(cs) <= maxComponentChecks {
-		return cs
+// capChecks returns the checks of a system.health event: cs, converted,
+// at most maxComponentChecks of them.
+func capChecks(cs []broker.HealthCheck) []eventmodels.HealthCheck {
+	if len(cs) > maxComponentChecks {
+		cs = capped(cs)
 	}
-	var bad, good []eventmodels.HealthCheck
+	out := make([]eventmodels.HealthCheck, len(cs))
+	for i, c := range cs {
+		out[i] = eventmodels.HealthCheck{Name: c.Name, Status: eventmodels.HealthStatus(c.Status), Message: c.Message, Value: c.Value}
+	}
+	return out
+}
+
+// capped keeps the unhealthy checks first and says how many were left out.
+func capped(cs []broker.HealthCheck) []broker.HealthCheck {
+	var bad, good []broker.HealthCheck
 	for _, c := range cs {
-		if c.Status == eventmodels.HealthHealthy {
+		if c.Status == broker.HealthHealthy {
 			good = append(good, c)
 		} else {
 			bad = append(bad, c)
@@ -116,7 +125,7 @@ func capChecks(cs []eventmodels.HealthCheck) []eventmodels.HealthCheck {
 	}
 	kept := append(bad, good...)[:maxComponentChecks-1]
 	left := len(cs) - len(kept)
-	return append(kept, eventmodels.HealthCheck{Name: "more", Status: eventmodels.HealthUnknown, Value: float64(left),
+	return append(kept, broker.HealthCheck{Name: "more", Status: broker.HealthUnknown, Value: float64(left),
 		Message: fmt.Sprintf("%d more checks not listed", left)})
 }
 

@@ -58,7 +58,7 @@ type Report struct {
 	// Time is when the round started (Config.Clock).
 	Time time.Time `json:"time"`
 	// Status is the worst status of every backend and service.
-	Status eventmodels.HealthStatus `json:"status"`
+	Status broker.HealthStatus `json:"status"`
 	// Ready is false when a backend is unreachable; NotReady says why.
 	Ready    bool     `json:"ready"`
 	NotReady []string `json:"not_ready,omitempty"`
@@ -133,7 +133,7 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	statuses := []eventmodels.HealthStatus{eventmodels.HealthHealthy}
+	statuses := []broker.HealthStatus{broker.HealthHealthy}
 	for _, name := range names {
 		pr := probes[name]
 		expected := s.cfg.ExpectedBrokers[name]
@@ -196,7 +196,7 @@ func (s *Service) learnBrokers(name string, pr probeResult) {
 		return
 	}
 	for _, c := range pr.rep.Checks {
-		if c.Name == checkKafkaBrokers && c.Status != eventmodels.HealthUnhealthy {
+		if c.Name == checkKafkaBrokers && c.Status != broker.HealthUnhealthy {
 			s.expected[name] = max(s.expected[name], int(c.Value))
 		}
 	}
@@ -204,7 +204,7 @@ func (s *Service) learnBrokers(name string, pr probeResult) {
 
 // serviceObservations judges one service's signals and returns its
 // observations and status.
-func (s *Service) serviceObservations(sig ServiceSignals) ([]observation, eventmodels.HealthStatus) {
+func (s *Service) serviceObservations(sig ServiceSignals) ([]observation, broker.HealthStatus) {
 	th, ratio := s.cfg.Thresholds, s.cfg.Hysteresis.ClearRatio
 	rate, p99 := sig.ErrorRate(), float64(sig.P99)/float64(time.Millisecond)
 	judged := sig.Attempts() >= th.MinSamples
@@ -229,9 +229,9 @@ func (s *Service) serviceObservations(sig ServiceSignals) ([]observation, eventm
 	if sig.InFlight > 0 || sig.OldestInFlight > 0 {
 		obs = append(obs, observation{alert: stuck, level: stuckLevel})
 	}
-	st := eventmodels.HealthHealthy
+	st := broker.HealthHealthy
 	if rate > th.ErrorRate || p99 > p99Line || stuckLevel == levelFire && sig.InFlight > 0 {
-		st = eventmodels.HealthDegraded
+		st = broker.HealthDegraded
 	}
 	return obs, st
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
@@ -35,8 +36,6 @@ import (
 
 // Config wires the service.
 type Config struct {
-	// Decoder decodes the consumed messages. Required.
-	Decoder *broker.Decoder
 	// Health, if set, is polled by RefreshLag for consumer lag.
 	Health broker.HealthChecker
 	// Clock; default time.Now.
@@ -64,7 +63,8 @@ const DefaultDedupeWindow = 1 << 18
 
 // Service aggregates job events. Safe for concurrent use.
 type Service struct {
-	cfg Config
+	cfg    Config
+	router *events.Router
 
 	mu         sync.Mutex
 	seen       *recentSet[uuid.UUID]
@@ -112,9 +112,6 @@ type jobAgg struct {
 
 // New returns a service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Decoder == nil {
-		return nil, errors.New("metricsvc: Config.Decoder is required")
-	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -127,37 +124,80 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RetainJobs <= 0 {
 		cfg.RetainJobs = DefaultRetainJobs
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, seen: newRecentSet[uuid.UUID](cfg.DedupeWindow), byType: map[string]int64{}, jobs: map[string]*jobAgg{},
 		queueWait:      hdrhistogram.New(1, 30*24*3600*1000, 3),
 		runtime:        hdrhistogram.New(1, 30*24*3600*1000, 3),
 		rate:           newRateWindow(cfg.Window),
 		retiredByState: map[eventmodels.JobStatus]int{}, retiredHours: map[hoursKey]int64{}, retiredIDs: newRecentSet[string](cfg.RetainJobs),
-	}, nil
+	}
+	s.router = s.newRouter()
+	return s, nil
 }
 
-// Handler returns the handler to subscribe to job-lifecycle and job-metrics.
-// Messages that do not decode fail permanently (dead letter); other event
-// types are ignored.
-func (s *Service) Handler() broker.Handler {
-	return broker.HandleEvent(s.cfg.Decoder, func(ctx context.Context, e eventmodels.Event) error {
-		s.Observe(e)
+// Router returns the service's handlers: one per event type of
+// job-lifecycle and job-metrics.
+func (s *Service) Router() *events.Router { return s.router }
+
+func (s *Service) newRouter() *events.Router {
+	r := events.NewRouter()
+	on := func(e eventmodels.Event, apply func(j *jobAgg)) error {
+		s.observe(e, apply)
 		return nil
+	}
+	events.On(r, func(_ context.Context, e *eventmodels.JobSubmitted) error {
+		return on(e, func(j *jobAgg) {
+			j.project = e.Spec.ProjectID
+			s.setStatus(j, eventmodels.StatusSubmitted)
+		})
 	})
+	events.On(r, func(_ context.Context, e *eventmodels.JobQueued) error {
+		return on(e, func(j *jobAgg) { s.setStatus(j, eventmodels.StatusQueued) })
+	})
+	events.On(r, func(_ context.Context, e *eventmodels.JobStatusChanged) error {
+		return on(e, func(j *jobAgg) { s.setStatus(j, e.ToStatus) })
+	})
+	events.On(r, func(_ context.Context, e *eventmodels.JobCompleted) error {
+		return on(e, func(j *jobAgg) {
+			s.setStatus(j, eventmodels.StatusCompleted)
+			s.report(j, e.Usage)
+			s.sampleRuntime(j, e.Usage.RuntimeMS)
+		})
+	})
+	events.On(r, func(_ context.Context, e *eventmodels.JobFailed) error {
+		return on(e, func(j *jobAgg) {
+			s.setStatus(j, eventmodels.StatusFailed)
+			s.sampleRuntime(j, e.RuntimeMS)
+		})
+	})
+	events.On(r, func(_ context.Context, e *eventmodels.JobCancelled) error {
+		return on(e, func(j *jobAgg) { s.setStatus(j, eventmodels.StatusCancelled) })
+	})
+	events.On(r, func(_ context.Context, e *eventmodels.JobMetrics) error {
+		return on(e, func(j *jobAgg) {
+			j.project = e.ProjectID
+			s.report(j, e.Usage)
+		})
+	})
+	return r
 }
 
-// Subscribe subscribes Handler to job-lifecycle and job-metrics as group.
-func (s *Service) Subscribe(ctx context.Context, sub broker.Subscriber, group string, concurrency int) ([]broker.Consumer, error) {
-	cs, err := broker.SubscribeTopics(ctx, sub, []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics},
-		broker.Subscription{Group: group, Concurrency: concurrency}, s.Handler())
+// Subscribe runs the Router for group on job-lifecycle and job-metrics.
+func (s *Service) Subscribe(ctx context.Context, bus *events.Bus, group string, concurrency int) (broker.Consumer, error) {
+	c, err := bus.Subscribe(ctx, broker.Subscription{Group: group, Concurrency: concurrency}, s.router)
 	if err != nil {
 		return nil, fmt.Errorf("metricsvc: %w", err)
 	}
-	return cs, nil
+	return c, nil
 }
 
-// Observe counts one event (once per event ID).
-func (s *Service) Observe(e eventmodels.Event) {
+// Observe counts e as if it had been consumed (tests, replays); a type the
+// service does not consume is ignored.
+func (s *Service) Observe(e eventmodels.Event) { _ = s.router.Dispatch(context.Background(), e) }
+
+// observe counts one event of a job (once per event ID) and applies it to
+// the job's aggregate.
+func (s *Service) observe(e eventmodels.Event, apply func(j *jobAgg)) {
 	env := e.Envelope()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,9 +208,6 @@ func (s *Service) Observe(e eventmodels.Event) {
 	s.seen.add(env.EventID)
 	s.byType[env.EventType]++
 	s.rate.add(s.cfg.Clock())
-	if !eventmodels.IsJobEvent(e) && !eventmodels.IsJobMetrics(e) {
-		return
-	}
 	if s.retiredIDs.has(e.Key()) {
 		s.lateRetired++
 		return
@@ -181,37 +218,15 @@ func (s *Service) Observe(e eventmodels.Event) {
 		s.jobs[e.Key()] = j
 	}
 	wasFinished := j.statusSeen && rank(j.status) == rankFinished
-	defer func() {
-		if !wasFinished && j.statusSeen && rank(j.status) == rankFinished {
-			s.finish(e.Key())
-		}
-	}()
 	j.events++
 	// Every job event carries the job's owner as user_id except
 	// job.cancelled, whose user is the canceller.
-	if _, cancel := e.(*eventmodels.JobCancelled); !cancel || j.user == "" {
+	if env.EventType != eventmodels.TypeJobCancelled || j.user == "" {
 		j.user = env.UserID
 	}
-	switch v := e.(type) {
-	case *eventmodels.JobSubmitted:
-		j.project = v.Spec.ProjectID
-		s.setStatus(j, eventmodels.StatusSubmitted)
-	case *eventmodels.JobQueued:
-		s.setStatus(j, eventmodels.StatusQueued)
-	case *eventmodels.JobStatusChanged:
-		s.setStatus(j, v.ToStatus)
-	case *eventmodels.JobCompleted:
-		s.setStatus(j, eventmodels.StatusCompleted)
-		s.report(j, v.Usage)
-		s.sampleRuntime(j, v.Usage.RuntimeMS)
-	case *eventmodels.JobFailed:
-		s.setStatus(j, eventmodels.StatusFailed)
-		s.sampleRuntime(j, v.RuntimeMS)
-	case *eventmodels.JobCancelled:
-		s.setStatus(j, eventmodels.StatusCancelled)
-	case *eventmodels.JobMetrics:
-		j.project = v.ProjectID
-		s.report(j, v.Usage)
+	apply(j)
+	if !wasFinished && j.statusSeen && rank(j.status) == rankFinished {
+		s.finish(e.Key())
 	}
 }
 

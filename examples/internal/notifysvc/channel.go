@@ -5,7 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
-	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
 
@@ -101,7 +101,7 @@ func (c *BrowserChannel) Deliver(ctx context.Context, n *eventmodels.Notificatio
 // real-time bus, to which a dashboard in another process subscribes (its
 // Subscribe consumes the notifications topic there too).
 type BusPusher struct {
-	Bus *broker.Bus
+	Bus *events.Bus
 }
 
 // PushNotification publishes n on the bus.

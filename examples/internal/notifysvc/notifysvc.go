@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
@@ -19,12 +20,10 @@ import (
 
 // Config wires the service.
 type Config struct {
-	// Decoder decodes the consumed job events. Required.
-	Decoder *broker.Decoder
 	// Publisher emits the notification events to the notifications topic
 	// (the durable bus). Nil: nothing is emitted, notifications are only
 	// delivered.
-	Publisher *broker.Bus
+	Publisher *events.Bus
 	// Channels deliver notifications, at most one per Name. Required.
 	Channels []Channel
 	// Preferences choose the events and channels of each user; every
@@ -63,9 +62,10 @@ func NotificationID(channel eventmodels.Channel, trigger uuid.UUID) uuid.UUID {
 // Service turns terminal job events into notifications. Safe for
 // concurrent use.
 type Service struct {
-	cfg   Config
-	log   *slog.Logger
-	chans map[eventmodels.Channel]Channel
+	cfg    Config
+	log    *slog.Logger
+	chans  map[eventmodels.Channel]Channel
+	router *events.Router
 
 	mu        sync.Mutex
 	stats     Stats
@@ -113,9 +113,6 @@ func (s Stats) clone() Stats {
 // New returns a service, or an error naming each problem of cfg.
 func New(cfg Config) (*Service, error) {
 	var errs []error
-	if cfg.Decoder == nil {
-		errs = append(errs, errors.New("Config.Decoder is required"))
-	}
 	if len(cfg.Channels) == 0 {
 		errs = append(errs, errors.New("Config.Channels needs at least one channel"))
 	}
@@ -158,39 +155,63 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, chans: chans, stats: Stats{
+	s := &Service{cfg: cfg, log: cfg.Logger, chans: chans, stats: Stats{
 		Delivered: map[eventmodels.Channel]int64{}, DeadLettered: map[eventmodels.Channel]int64{},
 		Failed: map[eventmodels.Channel]int64{}, Duplicates: map[eventmodels.Channel]int64{},
-	}}, nil
+	}}
+	s.router = s.newRouter()
+	return s, nil
 }
 
-// Handler returns the handler to subscribe to job-lifecycle. Messages that
-// do not decode fail permanently (dead letter); events other than
-// job.completed, job.failed and job.cancelled are acknowledged and ignored.
-func (s *Service) Handler() broker.Handler {
-	return broker.HandleEvent(s.cfg.Decoder, s.Notify)
+// Router returns the service's handlers: job.completed, job.failed and
+// job.cancelled, each notifying (see Notify).
+func (s *Service) Router() *events.Router { return s.router }
+
+func (s *Service) newRouter() *events.Router {
+	r := events.NewRouter()
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error {
+		u := e.Usage
+		return s.notify(ctx, e, trigger{severity: eventmodels.SeverityInfo, title: "Job " + e.JobID + " completed",
+			message: fmt.Sprintf("Finished in %s after %s in the queue; %.2f CPU hours, %.2f GPU hours, peak memory %d MB.",
+				ms(u.RuntimeMS), ms(u.QueueWaitMS), u.CPUHours, u.GPUHours, u.MemoryPeakMB)})
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobFailed) error {
+		msg := fmt.Sprintf("Failed while %s after %s: %s (%s, exit code %d).", e.FromStatus, ms(e.RuntimeMS), e.ErrorMessage, e.ErrorClass, e.ExitCode)
+		if e.Retryable {
+			msg += " It can be resubmitted."
+		}
+		return s.notify(ctx, e, trigger{severity: eventmodels.SeverityError, title: "Job " + e.JobID + " failed", message: msg})
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCancelled) error {
+		msg := fmt.Sprintf("Cancelled by %s while %s.", e.CancelledBy, e.FromStatus)
+		if e.Reason != "" {
+			msg += " Reason: " + e.Reason
+		}
+		return s.notify(ctx, e, trigger{severity: eventmodels.SeverityWarning, title: "Job " + e.JobID + " cancelled", message: msg})
+	})
+	return r
 }
 
-// Subscribe subscribes Handler to job-lifecycle as group (filtered to the
-// terminal event types) with concurrency handler goroutines. The consumers
-// are returned and also closed by Close.
-func (s *Service) Subscribe(ctx context.Context, durable broker.Subscriber, group string, concurrency int) ([]broker.Consumer, error) {
+// Subscribe runs the Router for group on job-lifecycle (filtered to the
+// terminal event types at the broker) with concurrency handler goroutines.
+// The consumer is returned and also closed by Close.
+func (s *Service) Subscribe(ctx context.Context, bus *events.Bus, group string, concurrency int) (broker.Consumer, error) {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
 		return nil, errors.New("notifysvc: service is closed")
 	}
-	c, err := durable.Subscribe(ctx, broker.Subscription{
-		Topic: eventmodels.TopicJobLifecycle, Group: group, Concurrency: concurrency, EventTypes: NotifiableEvents(),
-	}, s.Handler())
+	c, err := bus.Subscribe(ctx, broker.Subscription{
+		Group: group, Concurrency: concurrency, EventTypes: NotifiableEvents(),
+	}, s.router)
 	if err != nil {
-		return nil, fmt.Errorf("notifysvc: subscribe %s: %w", eventmodels.TopicJobLifecycle, err)
+		return nil, fmt.Errorf("notifysvc: %w", err)
 	}
 	s.mu.Lock()
 	s.consumers = append(s.consumers, c)
 	s.mu.Unlock()
-	return []broker.Consumer{c}, nil
+	return c, nil
 }
 
 // Stats returns a copy of the counters.
@@ -236,16 +257,21 @@ func (s *Service) Close() error {
 	return errors.Join(errs...)
 }
 
-// Notify handles one job event: for a terminal one, it notifies the job's
-// user through every channel their preference names (concurrently), once
-// per channel. It returns nil when every channel delivered or dead-lettered
-// (or had done so before), else the failures joined; call it again with the
-// same event to retry the channels that failed. Other events return nil.
+// Notify handles one job event as the Router does: for a terminal one, it
+// notifies the job's user through every channel their preference names
+// (concurrently), once per channel. It returns nil when every channel
+// delivered or dead-lettered (or had done so before), else the failures
+// joined; call it again with the same event to retry the channels that
+// failed. Other events return nil.
 func (s *Service) Notify(ctx context.Context, e eventmodels.Event) error {
-	t, ok := describe(e)
-	if !ok {
-		return nil
+	if err := s.router.Dispatch(ctx, e); !errors.Is(err, broker.ErrSkipped) {
+		return err
 	}
+	return nil
+}
+
+// notify notifies the user of the job event e, described by t.
+func (s *Service) notify(ctx context.Context, e eventmodels.Event, t trigger) error {
 	env := e.Envelope()
 	pref := s.cfg.Preferences.For(env.UserID)
 	s.mu.Lock()
@@ -355,29 +381,6 @@ func (s *Service) count(f func(*Stats)) {
 type trigger struct {
 	severity       eventmodels.Severity
 	title, message string
-}
-
-func describe(e eventmodels.Event) (trigger, bool) {
-	switch v := e.(type) {
-	case *eventmodels.JobCompleted:
-		u := v.Usage
-		return trigger{severity: eventmodels.SeverityInfo, title: "Job " + v.JobID + " completed",
-			message: fmt.Sprintf("Finished in %s after %s in the queue; %.2f CPU hours, %.2f GPU hours, peak memory %d MB.",
-				ms(u.RuntimeMS), ms(u.QueueWaitMS), u.CPUHours, u.GPUHours, u.MemoryPeakMB)}, true
-	case *eventmodels.JobFailed:
-		msg := fmt.Sprintf("Failed while %s after %s: %s (%s, exit code %d).", v.FromStatus, ms(v.RuntimeMS), v.ErrorMessage, v.ErrorClass, v.ExitCode)
-		if v.Retryable {
-			msg += " It can be resubmitted."
-		}
-		return trigger{severity: eventmodels.SeverityError, title: "Job " + v.JobID + " failed", message: msg}, true
-	case *eventmodels.JobCancelled:
-		msg := fmt.Sprintf("Cancelled by %s while %s.", v.CancelledBy, v.FromStatus)
-		if v.Reason != "" {
-			msg += " Reason: " + v.Reason
-		}
-		return trigger{severity: eventmodels.SeverityWarning, title: "Job " + v.JobID + " cancelled", message: msg}, true
-	}
-	return trigger{}, false
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.

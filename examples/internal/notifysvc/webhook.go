@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 )
@@ -263,12 +264,12 @@ func (f DeadLetterFunc) DeadLetter(ctx context.Context, n *eventmodels.Notificat
 // group, HeaderDLQPermanent), so the usual dead-letter tooling reads and
 // replays it. bus encodes (any bus over the registry; it publishes
 // nothing); pub is the durable backend.
-func TopicDeadLetters(bus *broker.Bus, pub broker.Publisher, group string) DeadLetterSink {
+func TopicDeadLetters(bus *events.Bus, pub broker.Publisher, group string) DeadLetterSink {
 	return DeadLetterFunc(func(ctx context.Context, n *eventmodels.Notification, cause error, attempts int) error {
 		if bus == nil || pub == nil {
 			return errors.New("notifysvc: TopicDeadLetters needs a bus and a publisher")
 		}
-		m, err := bus.Message(ctx, n)
+		m, err := bus.Message(n)
 		if err != nil {
 			return err
 		}

@@ -2,11 +2,13 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
 )
@@ -69,32 +71,93 @@ func (j *job) opts(clock func() time.Time) []eventmodels.Option {
 	return []eventmodels.Option{eventmodels.WithCorrelationID(j.corr), eventmodels.WithClock(clock)}
 }
 
-// apply records a published (or replayed) transition.
-func (j *job) apply(e eventmodels.Event) {
+// errDoesNotFollow refuses an event that is not a transition the job's
+// status allows.
+var errDoesNotFollow = errors.New("orchestrator: event does not follow the job's status")
+
+// apply records a published (or replayed) transition, if j's status allows
+// it (eventmodels.CanTransition, and from_status must match; a
+// job.submitted only starts a job), else returns errDoesNotFollow.
+func (j *job) apply(e eventmodels.Event) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if err := transitions.Dispatch(context.WithValue(context.Background(), jobKey{}, j), e); err != nil {
+		return err
+	}
 	j.events++
 	j.updatedAt = e.Envelope().Timestamp
 	j.corr = e.Envelope().CorrelationID
-	switch v := e.(type) {
-	case *eventmodels.JobSubmitted:
-		j.status, j.submittedAt = eventmodels.StatusSubmitted, v.Timestamp
-		j.spec, j.user = v.Spec, v.UserID
-	case *eventmodels.JobQueued:
-		j.status = eventmodels.StatusQueued
-	case *eventmodels.JobStatusChanged:
-		j.status, j.progress = v.ToStatus, v.Progress
-		if v.Node != "" {
-			j.node = v.Node
-		}
-	case *eventmodels.JobCompleted:
-		j.status, j.progress = eventmodels.StatusCompleted, 100
-	case *eventmodels.JobFailed:
-		j.status, j.reason = eventmodels.StatusFailed, v.ErrorMessage
-	case *eventmodels.JobCancelled:
-		j.status, j.reason = eventmodels.StatusCancelled, v.Reason
-	}
+	return nil
 }
+
+// jobKey carries the job a transition applies to.
+type jobKey struct{}
+
+// transitions applies each lifecycle event to the job in its ctx, whose
+// mu the caller holds.
+var transitions = func() *events.Router {
+	r := events.NewRouter()
+	job := func(ctx context.Context) *job { return ctx.Value(jobKey{}).(*job) }
+	allow := func(ok bool) error {
+		if !ok {
+			return errDoesNotFollow
+		}
+		return nil
+	}
+	events.On(r, func(ctx context.Context, e *eventmodels.JobSubmitted) error {
+		j := job(ctx)
+		if j.status != "" {
+			return errDoesNotFollow // a job is submitted once
+		}
+		j.status, j.submittedAt = eventmodels.StatusSubmitted, e.Timestamp
+		j.spec, j.user = e.Spec, e.UserID
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobQueued) error {
+		j := job(ctx)
+		if err := allow(eventmodels.CanTransition(j.status, eventmodels.StatusQueued)); err != nil {
+			return err
+		}
+		j.status = eventmodels.StatusQueued
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobStatusChanged) error {
+		j := job(ctx)
+		if err := allow(e.FromStatus == j.status && eventmodels.CanTransition(j.status, e.ToStatus)); err != nil {
+			return err
+		}
+		j.status, j.progress = e.ToStatus, e.Progress
+		if e.Node != "" {
+			j.node = e.Node
+		}
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error {
+		j := job(ctx)
+		if err := allow(eventmodels.CanTransition(j.status, eventmodels.StatusCompleted)); err != nil {
+			return err
+		}
+		j.status, j.progress = eventmodels.StatusCompleted, 100
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobFailed) error {
+		j := job(ctx)
+		if err := allow(e.FromStatus == j.status && eventmodels.CanTransition(j.status, eventmodels.StatusFailed)); err != nil {
+			return err
+		}
+		j.status, j.reason = eventmodels.StatusFailed, e.ErrorMessage
+		return nil
+	})
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCancelled) error {
+		j := job(ctx)
+		if err := allow(e.FromStatus == j.status && eventmodels.CanTransition(j.status, eventmodels.StatusCancelled)); err != nil {
+			return err
+		}
+		j.status, j.reason = eventmodels.StatusCancelled, e.Reason
+		return nil
+	})
+	return r
+}()
 
 // abandon ends the job as failed without an event: its job.failed could
 // not be published. The job stays degraded (the last publish error).
@@ -102,27 +165,6 @@ func (j *job) abandon(reason string, now time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.status, j.reason, j.updatedAt = eventmodels.StatusFailed, reason, eventmodels.NormalizeTime(now)
-}
-
-// follows reports whether e is a transition j's current status allows (a
-// job.submitted never follows: a job is submitted once).
-func (j *job) follows(e eventmodels.Event) bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	from := j.status
-	switch v := e.(type) {
-	case *eventmodels.JobQueued:
-		return eventmodels.CanTransition(from, eventmodels.StatusQueued)
-	case *eventmodels.JobStatusChanged:
-		return v.FromStatus == from && eventmodels.CanTransition(from, v.ToStatus)
-	case *eventmodels.JobCompleted:
-		return eventmodels.CanTransition(from, eventmodels.StatusCompleted)
-	case *eventmodels.JobFailed:
-		return v.FromStatus == from && eventmodels.CanTransition(from, eventmodels.StatusFailed)
-	case *eventmodels.JobCancelled:
-		return v.FromStatus == from && eventmodels.CanTransition(from, eventmodels.StatusCancelled)
-	}
-	return false
 }
 
 // setStep records the progress step reached while running.
@@ -206,7 +248,7 @@ func (s *Service) run(ctx context.Context, j *job) {
 				s.giveUp(ctx, j, ev, err, opts)
 				return false
 			}
-			j.apply(ev)
+			s.record(j, ev)
 		}
 		return true
 	}

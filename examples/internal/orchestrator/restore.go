@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
@@ -38,38 +39,51 @@ func (s *Service) Restore(ctx context.Context) (RestoreReport, error) {
 	found := map[string]*job{}
 	seen := map[uuid.UUID]struct{}{}
 	order := []string{}
-	err := s.cfg.Replayer.Replay(ctx, eventmodels.TopicJobLifecycle, func(ctx context.Context, m *broker.Message) error {
-		e, err := s.dec.Decode(m)
+	// seenOnce drops an event replayed twice (same event ID).
+	seenOnce := func(e eventmodels.Event) bool {
+		if _, dup := seen[e.Envelope().EventID]; dup {
+			rep.Ignored++
+			return false
+		}
+		seen[e.Envelope().EventID] = struct{}{}
+		return true
+	}
+	r := events.NewRouter()
+	events.On(r, func(_ context.Context, e *eventmodels.JobSubmitted) error {
+		if !seenOnce(e) {
+			return nil
+		}
+		if found[e.JobID] == nil {
+			found[e.JobID] = newJob(e.JobID, e.UserID, e.Spec, e.CorrelationID)
+			order = append(order, e.JobID)
+		}
+		s.restoreApply(&rep, found[e.JobID], e)
+		return nil
+	})
+	events.OnEvent(r, func(_ context.Context, e eventmodels.Event) error {
+		if !seenOnce(e) {
+			return nil
+		}
+		j := found[e.Key()]
+		if j == nil {
+			rep.Skipped++
+			s.log.Warn("restore: event of a job whose submission is no longer retained", "job", e.Key(), "type", e.Envelope().EventType)
+			return nil
+		}
+		s.restoreApply(&rep, j, e)
+		return nil
+	})
+	h, err := s.cfg.Durable.Handler(r)
+	if err != nil {
+		return rep, err
+	}
+	err = s.cfg.Replayer.Replay(ctx, eventmodels.TopicJobLifecycle, func(ctx context.Context, m *broker.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil {
+		if err := h(ctx, m); err != nil {
 			rep.Skipped++
 			s.log.Warn("restore: undecodable lifecycle message skipped", "partition", m.Delivery.Partition, "offset", m.Delivery.Offset, "error", err)
-			return nil
 		}
-		env := e.Envelope()
-		if _, dup := seen[env.EventID]; dup {
-			rep.Ignored++
-			return nil
-		}
-		seen[env.EventID] = struct{}{}
-		id := e.Key()
-		j := found[id]
-		if sub, ok := e.(*eventmodels.JobSubmitted); ok && j == nil {
-			j = newJob(id, sub.UserID, sub.Spec, sub.CorrelationID)
-			found[id] = j
-			order = append(order, id)
-		} else if j == nil {
-			rep.Skipped++
-			s.log.Warn("restore: event of a job whose submission is no longer retained", "job", id, "type", env.EventType)
-			return nil
-		} else if !j.follows(e) {
-			rep.Ignored++
-			s.log.Warn("restore: event does not follow the job's status, ignored", "job", id, "type", env.EventType, "event_id", env.EventID)
-			return nil
-		}
-		rep.Events++
-		j.apply(e)
 		return nil
 	})
 	if err != nil {
@@ -98,4 +112,15 @@ func (s *Service) Restore(ctx context.Context) (RestoreReport, error) {
 		s.start(j)
 	}
 	return rep, nil
+}
+
+// restoreApply applies a replayed event to its job, or counts it ignored
+// when the job's status does not allow it.
+func (s *Service) restoreApply(rep *RestoreReport, j *job, e eventmodels.Event) {
+	if err := j.apply(e); err != nil {
+		rep.Ignored++
+		s.log.Warn("restore: event does not follow the job's status, ignored", "job", j.id, "type", e.Envelope().EventType, "event_id", e.Envelope().EventID)
+		return
+	}
+	rep.Events++
 }

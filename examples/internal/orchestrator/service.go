@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
@@ -20,15 +21,14 @@ import (
 
 // Config wires the service.
 type Config struct {
-	// Durable publishes job-lifecycle and job-metrics events. Required.
-	Durable *broker.Bus
+	// Durable publishes job-lifecycle and job-metrics events, and decodes
+	// what Restore replays. Required.
+	Durable *events.Bus
 	// Realtime publishes the lifecycle events for live views; optional.
-	Realtime *broker.Bus
+	Realtime *events.Bus
 	// Replayer reads job-lifecycle back for Restore; optional (Restore
 	// then does nothing).
 	Replayer broker.Replayer
-	// Decoder decodes replayed messages; default over Durable's registry.
-	Decoder *broker.Decoder
 	// Sim shapes the simulated executor.
 	Sim SimConfig
 	// RetryMin and RetryMax bound the backoff between attempts to publish a
@@ -63,7 +63,6 @@ type Config struct {
 // the next instance's Restore resumes it.
 type Service struct {
 	cfg Config
-	dec *broker.Decoder
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -114,15 +113,17 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Sim = cfg.Sim.withDefaults()
-	dec := cfg.Decoder
-	if dec == nil {
-		var err error
-		if dec, err = broker.NewDecoder(cfg.Durable.Registry(), nil); err != nil {
-			return nil, err
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, dec: dec, log: cfg.Logger, jobs: map[string]*job{}, next: 1, ctx: ctx, cancel: cancel}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, next: 1, ctx: ctx, cancel: cancel}, nil
+}
+
+// record applies a transition the service published to its job. It always
+// follows (the runner makes only allowed transitions); if it did not, that
+// is a bug, logged.
+func (s *Service) record(j *job, ev eventmodels.Event) {
+	if err := j.apply(ev); err != nil {
+		s.log.Error("a published transition does not follow the job's status", "job", j.id, "type", ev.Envelope().EventType, "error", err)
+	}
 }
 
 // Stats returns the service's counters.
@@ -171,7 +172,7 @@ func (s *Service) Submit(ctx context.Context, userID string, spec eventmodels.Jo
 	}
 	s.stats.Published.Add(1)
 	s.publishRealtime(ev)
-	j.apply(ev)
+	s.record(j, ev)
 	s.mu.Lock()
 	s.jobs[id] = j
 	s.mu.Unlock()
@@ -358,7 +359,7 @@ func (s *Service) giveUp(ctx context.Context, j *job, ev eventmodels.Event, err 
 	failed.Retryable = !errors.Is(err, broker.ErrInvalidMessage)
 	perr := s.publish(ctx, j, failed)
 	if perr == nil {
-		j.apply(failed)
+		s.record(j, failed)
 		return
 	}
 	if ctx.Err() != nil {

@@ -4,7 +4,7 @@
 //
 // With no addresses configured it runs on an embedded default that needs no
 // server: an in-process Kafka cluster speaking the real wire protocol
-// (testkit/kafkatest, on kfake) for the durable path and the in-memory bus
+// (devkafka, on kfake) for the durable path and the in-memory bus
 // (broker/memory) for the real-time path. --kafka-brokers and --amqp-urls
 // (or KAFKA_BROKERS and AMQP_URLS) switch each path to real servers.
 package platform
@@ -23,11 +23,11 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/devkafka"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
-	"github.com/cosmic-horizons/events/internal/envconf"
+	"github.com/cosmic-horizons/events/examples/internal/listflag"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/rabbitbus"
-	"github.com/cosmic-horizons/events/testkit/kafkatest"
 )
 
 // Options select the brokers of both paths.
@@ -45,6 +45,9 @@ type Options struct {
 	// Hooks observe every backend's pipelines (e.g. the health service's
 	// signal recorder, OpenTelemetry metrics).
 	Hooks []broker.Hook
+	// BusHooks are given to both Buses (events.WithHooks), e.g.
+	// otelevents' tracing, which needs to see publishing as a Bus does.
+	BusHooks []any
 	// Source is the ce_source of the events this process publishes.
 	Source string
 	// Logger; default discard.
@@ -55,36 +58,34 @@ type Options struct {
 // the KAFKA_BROKERS and AMQP_URLS environment variables.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("kafka-brokers", "comma-separated Kafka bootstrap addresses (env KAFKA_BROKERS); empty: an embedded in-process Kafka cluster", func(s string) error {
-		o.KafkaBrokers = envconf.Split(s)
+		o.KafkaBrokers = listflag.Split(s)
 		return nil
 	})
 	fs.Func("amqp-urls", "comma-separated RabbitMQ node URLs (env AMQP_URLS); empty: the in-memory bus", func(s string) error {
-		o.AMQPURLs = envconf.Split(s)
+		o.AMQPURLs = listflag.Split(s)
 		return nil
 	})
 	if o.KafkaBrokers == nil {
-		o.KafkaBrokers = envconf.Split(os.Getenv("KAFKA_BROKERS"))
+		o.KafkaBrokers = listflag.Split(os.Getenv("KAFKA_BROKERS"))
 	}
 	if o.AMQPURLs == nil {
-		o.AMQPURLs = envconf.Split(os.Getenv("AMQP_URLS"))
+		o.AMQPURLs = listflag.Split(os.Getenv("AMQP_URLS"))
 	}
 }
 
 // Platform holds both paths, ready for services.
 type Platform struct {
-	// Registry of the event types; Decoder reads every codec over it.
+	// Registry of the event types both Buses know.
 	Registry *eventmodels.Registry
-	Decoder  *broker.Decoder
 
-	// Durable publishes to and Subscriber consumes from the durable path;
-	// Replayer reads its log back.
-	Durable        *broker.Bus
+	// Durable publishes to and subscribes on the durable path; Replayer
+	// reads its log back.
+	Durable        *events.Bus
 	DurableBackend broker.Backend
 	Replayer       broker.Replayer
 
-	// Realtime publishes to and RealtimeSub consumes from the real-time
-	// path.
-	Realtime        *broker.Bus
+	// Realtime publishes to and subscribes on the real-time path.
+	Realtime        *events.Bus
 	RealtimeBackend broker.Backend
 
 	// Signals records every consumer's handler outcomes and latency (it is
@@ -97,7 +98,7 @@ type Platform struct {
 
 	// Embedded is the in-process Kafka cluster when no brokers were given,
 	// else nil. Its Addrs let other processes join it.
-	Embedded *kafkatest.Cluster
+	Embedded *devkafka.Cluster
 	// KafkaAddrs are the durable path's bootstrap addresses (embedded or
 	// given); RealtimeDesc says what the real-time path is.
 	KafkaAddrs   []string
@@ -122,12 +123,11 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 			_ = p.Close()
 		}
 	}()
-	if p.Decoder, err = broker.NewDecoder(p.Registry, nil); err != nil {
-		return nil, err
-	}
-
 	if o.MemoryOnly {
-		mb := memory.New(memory.Hooks(o.Hooks...))
+		mb, err := memory.New(ctx, memory.Config{Topics: events.PlatformTopics(), Hooks: o.Hooks})
+		if err != nil {
+			return nil, err
+		}
 		p.closers = append(p.closers, mb.Close)
 		p.DurableBackend, p.Health["memory-durable"] = mb, mb
 		if r, ok := any(mb).(broker.Replayer); ok {
@@ -138,13 +138,16 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	}
 
 	if len(o.AMQPURLs) == 0 {
-		mb := memory.New(memory.Hooks(o.Hooks...))
+		mb, err := memory.New(ctx, memory.Config{Topics: events.PlatformTopics(), Hooks: o.Hooks})
+		if err != nil {
+			return nil, err
+		}
 		p.closers = append(p.closers, mb.Close)
 		p.RealtimeBackend, p.Health["memory"] = mb, mb
 		p.RealtimeDesc = "in-memory bus"
 	} else {
-		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq")}
-		rc, err := rabbitbus.New(ctx, cfg, rabbitbus.WithHooks(o.Hooks...))
+		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq"), Hooks: o.Hooks}
+		rc, err := rabbitbus.New(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("platform: RabbitMQ: %w", err)
 		}
@@ -153,11 +156,11 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		p.RealtimeDesc = "RabbitMQ " + strings.Join(redact(o.AMQPURLs), ",")
 	}
 
-	busOpts := []broker.BusOption{broker.WithRegistry(p.Registry), broker.WithSource(o.Source)}
-	if p.Durable, err = broker.NewBus(p.DurableBackend, busOpts...); err != nil {
+	busOpts := []events.Option{events.WithRegistry(p.Registry), events.WithSource(o.Source), events.WithHooks(o.BusHooks...)}
+	if p.Durable, err = events.NewBus(p.DurableBackend, busOpts...); err != nil {
 		return nil, err
 	}
-	if p.Realtime, err = broker.NewBus(p.RealtimeBackend, busOpts...); err != nil {
+	if p.Realtime, err = events.NewBus(p.RealtimeBackend, busOpts...); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -167,7 +170,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 func (p *Platform) openKafka(ctx context.Context, o Options) error {
 	p.KafkaAddrs = o.KafkaBrokers
 	if len(p.KafkaAddrs) == 0 {
-		c, err := kafkatest.Start(kafkatest.Topics(events.PlatformTopics()...))
+		c, err := devkafka.Start(3)
 		if err != nil {
 			return fmt.Errorf("platform: embedded Kafka: %w", err)
 		}
@@ -175,8 +178,8 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 		p.closers = append(p.closers, func() error { c.Close(); return nil })
 		p.KafkaAddrs = c.Addrs()
 	}
-	kafkaOpts := []kafkabus.Option{kafkabus.Brokers(p.KafkaAddrs...), kafkabus.Logger(o.Logger.With("path", "kafka")), kafkabus.Hooks(o.Hooks...)}
-	admin, err := kafkabus.NewAdmin(kafkaOpts...)
+	cfg := kafkabus.Config{Brokers: p.KafkaAddrs, Logger: o.Logger.With("path", "kafka"), Hooks: o.Hooks}
+	admin, err := kafkabus.NewAdmin(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka admin: %w", err)
 	}
@@ -190,7 +193,7 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 	if err != nil {
 		o.Logger.Warn("Kafka topics differ from the platform's specification", "error", err)
 	}
-	kb, err := kafkabus.New(kafkaOpts...)
+	kb, err := kafkabus.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka: %w", err)
 	}

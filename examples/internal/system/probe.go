@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/google/uuid"
@@ -42,35 +43,44 @@ func NewProbe() *Probe {
 	}
 }
 
-// Subscribe consumes job-lifecycle and job-metrics as group.
-func (p *Probe) Subscribe(ctx context.Context, sub broker.Subscriber, dec *broker.Decoder, group string) ([]broker.Consumer, error) {
-	cs, err := broker.SubscribeTopics(ctx, sub, []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics},
-		broker.Subscription{Group: group, Concurrency: 8},
-		broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
-			m, _ := broker.MessageFromContext(ctx)
-			p.observe(m.Topic, e, m)
-			return nil
-		}))
+// Subscribe consumes job-lifecycle and job-metrics as group: every event
+// type of the two topics goes to observe.
+func (p *Probe) Subscribe(ctx context.Context, bus *events.Bus, group string) (broker.Consumer, error) {
+	r := events.NewRouter()
+	observe := func(ctx context.Context, e eventmodels.Event) error {
+		m, _ := events.MessageFromContext(ctx)
+		p.observe(m.Topic, e, m)
+		return nil
+	}
+	events.On(r, func(ctx context.Context, e *eventmodels.JobSubmitted) error { return observe(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobQueued) error { return observe(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobStatusChanged) error { return observe(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCompleted) error { return observe(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobFailed) error { return observe(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobCancelled) error { return observe(ctx, e) })
+	events.On(r, func(ctx context.Context, e *eventmodels.JobMetrics) error { return observe(ctx, e) })
+	c, err := bus.Subscribe(ctx, broker.Subscription{Group: group, Concurrency: 8}, r)
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
-	return cs, nil
+	return c, nil
 }
 
 // SubscribeRealtime counts the lifecycle events of the real-time path with
 // an ephemeral subscription, as a live dashboard does.
-func (p *Probe) SubscribeRealtime(ctx context.Context, sub broker.Subscriber, dec *broker.Decoder, group string) (broker.Consumer, error) {
-	c, err := sub.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicJobLifecycle, Group: group, Ephemeral: true, Concurrency: 4},
-		broker.HandleEvent(dec, func(ctx context.Context, e eventmodels.Event) error {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if _, dup := p.live[e.Envelope().EventID]; dup {
-				p.liveDups++
-			} else {
-				p.live[e.Envelope().EventID] = struct{}{}
-			}
-			return nil
-		}))
+func (p *Probe) SubscribeRealtime(ctx context.Context, bus *events.Bus, group string) (broker.Consumer, error) {
+	r := events.NewRouter()
+	events.OnEvent(r, func(ctx context.Context, e eventmodels.Event) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if _, dup := p.live[e.Envelope().EventID]; dup {
+			p.liveDups++
+		} else {
+			p.live[e.Envelope().EventID] = struct{}{}
+		}
+		return nil
+	})
+	c, err := bus.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicJobLifecycle, Group: group, Ephemeral: true, Concurrency: 4}, r)
 	if err != nil {
 		return nil, fmt.Errorf("probe: subscribe to the real-time path: %w", err)
 	}
@@ -102,7 +112,7 @@ func (p *Probe) observe(topic string, e eventmodels.Event, m *broker.Message) {
 		p.violation = append(p.violation, fmt.Sprintf("job %s: event %s (%s) arrived after the later event %s", job, env.EventID, env.EventType, last))
 	}
 	p.lastID[job] = env.EventID
-	to, ok := StatusAfter(e)
+	to, ok := eventmodels.StatusAfter(e)
 	if !ok {
 		return
 	}
@@ -114,26 +124,6 @@ func (p *Probe) observe(topic string, e eventmodels.Event, m *broker.Message) {
 		p.violation = append(p.violation, fmt.Sprintf("job %s: illegal transition %s → %s (%s)", job, from, to, env.EventType))
 	}
 	p.status[job] = to
-}
-
-// StatusAfter is the status a lifecycle event moves its job to; false for
-// other events.
-func StatusAfter(e eventmodels.Event) (eventmodels.JobStatus, bool) {
-	switch v := e.(type) {
-	case *eventmodels.JobSubmitted:
-		return eventmodels.StatusSubmitted, true
-	case *eventmodels.JobQueued:
-		return eventmodels.StatusQueued, true
-	case *eventmodels.JobStatusChanged:
-		return v.ToStatus, true
-	case *eventmodels.JobCompleted:
-		return eventmodels.StatusCompleted, true
-	case *eventmodels.JobFailed:
-		return eventmodels.StatusFailed, true
-	case *eventmodels.JobCancelled:
-		return eventmodels.StatusCancelled, true
-	}
-	return "", false
 }
 
 // ProbeReport is what the probe saw.

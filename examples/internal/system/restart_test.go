@@ -101,7 +101,7 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 		defer mu.Unlock()
 		id := e.Key()
 		step := e.Envelope().EventType
-		to, _ := system.StatusAfter(e)
+		to, _ := eventmodels.StatusAfter(e)
 		if sc, ok := e.(*eventmodels.JobStatusChanged); ok {
 			step = fmt.Sprintf("%s %s→%s %.1f", step, sc.FromStatus, sc.ToStatus, sc.Progress)
 		}

@@ -98,39 +98,40 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 	}()
 	if s.Services.Orchestrator, err = orchestrator.New(orchestrator.Config{
-		Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Decoder: p.Decoder, Sim: cfg.Sim,
+		Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Sim: cfg.Sim,
 		Logger: cfg.Logger.With("service", "orchestrator"),
 	}); err != nil {
 		return nil, err
 	}
-	if s.Services.Metrics, err = metricsvc.New(metricsvc.Config{Decoder: p.Decoder, Health: p.Health["kafka"]}); err != nil {
+	if s.Services.Metrics, err = metricsvc.New(metricsvc.Config{Health: p.Health["kafka"]}); err != nil {
 		return nil, err
 	}
-	cs, err := s.Services.Metrics.Subscribe(ctx, p.DurableBackend, "metrics-service", 8)
+	c, err := s.Services.Metrics.Subscribe(ctx, p.Durable, "metrics-service", 8)
+	if err != nil {
+		return nil, err
+	}
+	s.consumers = append(s.consumers, c)
+	if s.Services.Audit, err = auditsvc.New(auditsvc.Config{Dir: cfg.AuditDir, Bus: p.Durable, Logger: cfg.Logger.With("service", "audit")}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Services.Audit.Close)
+	cs, err := s.Services.Audit.Subscribe(ctx, p.DurableBackend, "compliance-auditor", 8)
 	if err != nil {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, cs...)
-	if s.Services.Audit, err = auditsvc.New(auditsvc.Config{Dir: cfg.AuditDir, Decoder: p.Decoder, Logger: cfg.Logger.With("service", "audit")}); err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, s.Services.Audit.Close)
-	if cs, err = s.Services.Audit.Subscribe(ctx, p.DurableBackend, "compliance-auditor", 8); err != nil {
-		return nil, err
-	}
-	s.consumers = append(s.consumers, cs...)
 	if s.Services.Dashboard, err = dashboard.New(dashboard.Config{
-		JobsAPI: s.Services.Orchestrator.Handler(), Decoder: p.Decoder, Logger: cfg.Logger.With("service", "dashboard"),
+		JobsAPI: s.Services.Orchestrator.Handler(), Logger: cfg.Logger.With("service", "dashboard"),
 	}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Services.Dashboard.Close)
-	if cs, err = s.Services.Dashboard.Subscribe(ctx, p.RealtimeBackend); err != nil {
+	if c, err = s.Services.Dashboard.Subscribe(ctx, p.Realtime); err != nil {
 		return nil, err
 	}
-	s.consumers = append(s.consumers, cs...)
+	s.consumers = append(s.consumers, c)
 	if s.Services.Notify, err = notifysvc.New(notifysvc.Config{
-		Decoder: p.Decoder, Publisher: p.Durable, Logger: cfg.Logger.With("service", "notifications"),
+		Publisher: p.Durable, Logger: cfg.Logger.With("service", "notifications"),
 		Channels: []notifysvc.Channel{
 			notifysvc.NewLogChannel(cfg.Logger.With("service", "notifications")),
 			notifysvc.NewBrowserChannel(s.Services.Dashboard),
@@ -139,16 +140,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Services.Notify.Close)
-	if cs, err = s.Services.Notify.Subscribe(ctx, p.DurableBackend, "notification-service", 8); err != nil {
+	if c, err = s.Services.Notify.Subscribe(ctx, p.Durable, "notification-service", 8); err != nil {
 		return nil, err
 	}
-	s.consumers = append(s.consumers, cs...)
+	s.consumers = append(s.consumers, c)
 	s.Services.Probe = NewProbe()
-	if cs, err = s.Services.Probe.Subscribe(ctx, p.DurableBackend, p.Decoder, "demo-probe"); err != nil {
+	if c, err = s.Services.Probe.Subscribe(ctx, p.Durable, "demo-probe"); err != nil {
 		return nil, err
 	}
-	s.consumers = append(s.consumers, cs...)
-	live, err := s.Services.Probe.SubscribeRealtime(ctx, p.RealtimeBackend, p.Decoder, "demo-live-probe")
+	s.consumers = append(s.consumers, c)
+	live, err := s.Services.Probe.SubscribeRealtime(ctx, p.Realtime, "demo-live-probe")
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,48 @@
+package devkafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cosmic-horizons/events"
+	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/examples/internal/devkafka"
+	"github.com/cosmic-horizons/events/kafkabus"
+)
+
+// TestKafkabusTalksToIt: the platform's topics are created over the wire
+// and a message published is consumed back, as on a real cluster.
+func TestKafkabusTalksToIt(t *testing.T) {
+	_, err := devkafka.Start(0)
+	require.Error(t, err)
+	c, err := devkafka.Start(3)
+	require.NoError(t, err)
+	defer c.Close()
+	require.Len(t, c.Addrs(), 3)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := kafkabus.New(ctx, kafkabus.Config{Brokers: c.Addrs()})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = b.Admin().EnsureTopics(ctx, events.PlatformTopics(), kafkabus.WithDeadLetterTopics())
+	require.NoError(t, err)
+
+	got := make(chan string, 1)
+	cons, err := b.Subscribe(ctx, broker.Subscription{Topic: "job-lifecycle", Group: "g"}, func(_ context.Context, m *broker.Message) error {
+		got <- string(m.Body)
+		return nil
+	})
+	require.NoError(t, err)
+	defer cons.Close()
+	require.NoError(t, b.Publish(ctx, &broker.Message{Topic: "job-lifecycle", Key: "job-1", Body: []byte("hello")}))
+	select {
+	case body := <-got:
+		require.Equal(t, "hello", body)
+	case <-ctx.Done():
+		t.Fatal("the message published was never consumed")
+	}
+}
