@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
-	"github.com/cosmic-horizons/events/examples/internal/platform"
 	"github.com/cosmic-horizons/events/examples/internal/listflag"
+	"github.com/cosmic-horizons/events/examples/internal/platform"
 )
 
 func main() {
