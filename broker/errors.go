@@ -32,7 +32,8 @@ var (
 	// authorization, AMQP access-refused).
 	ErrNotAuthorized = errors.New("broker: not authorized")
 	// ErrSkipped is returned by a handler that deliberately did not handle
-	// a message (HandleEvent for a known event type it does not take). The
+	// a message (an events.Router, for a known event type it has no handler
+	// for). The
 	// pipeline acknowledges the message, does not retry it, and tells
 	// HookSkipped; outside a pipeline it is an ordinary error.
 	ErrSkipped = errors.New("broker: message skipped")

@@ -42,8 +42,8 @@ type Delivery struct {
 	ReceivedAt time.Time
 	// Group is the subscription group the message was delivered to.
 	Group string
-	// Decoded caches what a decoder made of the Body (HandleEvent stores
-	// the event or its decoding error on the first attempt), so that
+	// Decoded caches what a decoder made of the Body (an events.Router
+	// stores the event or its decoding error on the first attempt), so that
 	// retries do not decode again: the Body of a delivery never changes.
 	Decoded any
 }

@@ -52,25 +52,6 @@ var (
 // that part of [Event].
 func (b *Base) Envelope() *Base { return b }
 
-// ValidateEnvelope checks the envelope's rules (IDs set, event type and
-// user well formed, timestamp within RFC 3339's range, schema version
-// positive) and returns a *ValidationError naming the event type and the
-// broken fields, if any. It is where the Validate method of a type of your
-// own starts:
-//
-//	func (e *SiteCalibrated) Validate() error {
-//		ve := e.ValidateEnvelope()
-//		if e.Site == "" {
-//			ve.Add("site", "must not be empty")
-//		}
-//		return ve.Err()
-//	}
-func (b *Base) ValidateEnvelope() *ValidationError {
-	var v validator
-	b.validate(&v)
-	return &ValidationError{EventType: b.EventType, Fields: v.ve.Fields}
-}
-
 func (b *Base) validate(v *validator) {
 	if b.EventID == uuid.Nil {
 		v.add("event_id", "must be a non-nil UUID")

@@ -10,6 +10,7 @@ import (
 
 // The README's quick start: build, validate, encode and decode an event.
 func ExampleNewCodecs() {
+	// [codecs]
 	reg := eventmodels.NewRegistry()
 	codecs, err := schemas.NewCodecs(reg, 0)
 	if err != nil {
@@ -34,6 +35,7 @@ func ExampleNewCodecs() {
 		fmt.Println(s.JobID, s.Spec.Queue, s.Timestamp.Format(time.RFC3339))
 	}
 	fmt.Println(codecs.Default().ContentType(), codecs.Default().DataSchema(e.EventType))
+	// [/codecs]
 	// Output:
 	// job-42 gpu-large 2026-03-01T00:00:00Z
 	// application/avro job-lifecycle/v1

@@ -182,7 +182,7 @@ type siteCalibrated struct {
 
 func (e *siteCalibrated) Key() string { return e.Site }
 func (e *siteCalibrated) Validate() error {
-	ve := e.ValidateEnvelope()
+	ve := eventmodels.ValidateBase(&e.Base)
 	if e.Site == "" {
 		ve.Add("site", "must not be empty")
 	}

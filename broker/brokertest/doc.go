@@ -26,7 +26,7 @@
 // Close fails with ErrClosed; oversized messages fail with
 // ErrMessageTooLarge; a late subscriber sees old messages; ephemeral
 // subscribers see only new ones; event-type filters; invalid subscriptions;
-// typed events through Bus and HandleEvent; a poison message just under the
+// typed events through events.Bus and events.Router; a poison message just under the
 // size limit is dead-lettered whole (its error header bounded) without
 // wedging its key or Close; an oversized message from a foreign producer is
 // dead-lettered without its body; an unknown event type is dead-lettered by

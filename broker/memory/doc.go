@@ -1,7 +1,7 @@
 // Package memory is the embedded, in-process backend of the broker
 // contract: the SDK's default, and the backend unit tests run against.
 //
-// A [Broker] keeps topics as partitioned, append-only logs in memory, with
+// A [Backend] keeps topics as partitioned, append-only logs in memory, with
 // the semantics of a real log broker: a non-empty key always lands on the
 // same partition, so one key keeps its order; consumer groups each receive
 // every message, and the members of one group share the partitions (they are
@@ -13,7 +13,7 @@
 // policies, handler timeouts and panic recovery behave exactly as on the
 // Kafka and RabbitMQ backends.
 //
-// Each partition buffers a bounded number of messages (see [BufferSize]).
+// Each partition buffers a bounded number of messages (see [Config].BufferSize).
 // While a durable group reads a topic, a message is trimmed as soon as every
 // group registered on it (durable groups, and ephemeral subscriptions while
 // they run) has committed it, so a group that joins later with
@@ -21,7 +21,7 @@
 // partition no durable group reads keeps its newest messages, for groups
 // that subscribe later. A partition full of messages some group still needs
 // applies backpressure: Publish blocks until a consumer frees room (or fails
-// fast with [ErrBufferFull], see [BlockWhenFull]). A durable group stays
+// fast with [ErrBufferFull], see [Config].FailWhenFull). A durable group stays
 // registered when its last member leaves, so a group that is never
 // resubscribed eventually holds its topic's publishers up, as an
 // unconsumed Kafka group would hold its lag. Nothing is persisted:

@@ -23,9 +23,9 @@ import (
 // Body is shared, never modified. msgs are not modified.
 //
 // When a partition is full of messages some group still needs, Publish
-// waits for room (BlockWhenFull(true), the default). If ctx ends first it
+// waits for room (the default). If ctx ends first it
 // returns ctx's error, and if the broker closes first a *broker.PublishError
-// matching broker.ErrClosed; with BlockWhenFull(false) it returns at once a
+// matching broker.ErrClosed; with Config.FailWhenFull it returns at once a
 // *broker.PublishError matching ErrBufferFull. In each case the messages of
 // the call before the one that waited stay appended and are delivered; the
 // PublishError lists the ones that were not.

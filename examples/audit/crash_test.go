@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cosmic-horizons/events"
-	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/examples/internal/audittrail"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/testkit"
@@ -47,12 +46,12 @@ func TestKillNineThenRestart(t *testing.T) {
 	defer cancel()
 	cluster := kafkatest.NewCluster(t, kafkatest.Topics(events.PlatformTopics()...))
 	brokers := strings.Join(cluster.Addrs(), ",")
-	kb, err := kafkabus.New(kafkabus.Brokers(cluster.Addrs()...))
+	kb, err := kafkabus.New(ctx, kafkabus.Config{Brokers: cluster.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = kb.Close() })
-	bus, err := broker.NewBus(kb)
+	bus, err := events.NewBus(kb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func TestKillNineThenRestart(t *testing.T) {
 	// for as long as the test lets it: the audit program is killed while
 	// it is still receiving them.
 	const total = 1500
-	evs := testkit.NewBuilder(11).Events(total)
+	evs := testkit.NewEventBuilder(11).Events(total)
 	published := make(chan error, 1)
 	resume := make(chan struct{})
 	paused := make(chan struct{})

@@ -20,7 +20,7 @@ func TestVerifySubcommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	codec := eventmodels.NewJSONCodec(eventmodels.NewRegistry(), 0)
-	for _, e := range testkit.NewBuilder(7).Events(20) {
+	for _, e := range testkit.NewEventBuilder(7).Events(20) {
 		entry, err := audittrail.NewEntry("job-lifecycle", e, codec)
 		if err != nil {
 			t.Fatal(err)

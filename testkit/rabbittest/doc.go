@@ -6,17 +6,13 @@
 //
 //  1. AMQP_URL from the environment (it must answer, or the test fails);
 //  2. the local server on amqp://guest:guest@127.0.0.1:5672/;
-//  3. a throwaway container of [DockerImage], only if a Docker engine answers
-//     (checked without spawning anything when no engine is configured, so this
-//     step costs microseconds on a machine without Docker);
+//  3. a throwaway container of [DockerImage], started with
+//     github.com/ory/dockertest/v3, only if a Docker engine answers (checked
+//     without any connection when no engine is configured, so this step
+//     costs microseconds on a machine without Docker);
 //  4. otherwise the test is skipped with a message saying how to get a
 //     broker, except when the CI environment variable is non-empty: then it
 //     fails, because integration tests must not silently skip in CI.
-//
-// The container path drives the docker CLI through os/exec instead of
-// github.com/ory/dockertest/v3: dockertest v3.12.0 adds 27 modules to the
-// module graph of every user of this module (docker/docker, runc, logrus,
-// pkg/errors, gojsonschema, ...) for three CLI calls.
 //
 // A typical test:
 //

@@ -32,7 +32,7 @@ func TestCrashMidStreamThenRestart(t *testing.T) {
 	// waits for the subscription's stop and returns its ctx's error, so the
 	// backend never commits those messages.
 	const crashAt = 30
-	s1, err := auditsvc.New(auditsvc.Config{Dir: e.dir, Decoder: e.dec})
+	s1, err := auditsvc.New(auditsvc.Config{Dir: e.dir, Bus: e.bus})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/auditsvc"
@@ -22,17 +22,16 @@ func Example() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	b := memory.New()
+	b, err := memory.New(context.Background(), memory.Config{Topics: events.PlatformTopics()})
+	if err != nil {
+		panic(err)
+	}
 	defer b.Close()
-	bus, err := broker.NewBus(b)
+	bus, err := events.NewBus(b)
 	if err != nil {
 		panic(err)
 	}
-	dec, err := broker.NewDecoder(nil, nil)
-	if err != nil {
-		panic(err)
-	}
-	svc, err := auditsvc.New(auditsvc.Config{Dir: dir, Decoder: dec})
+	svc, err := auditsvc.New(auditsvc.Config{Dir: dir, Bus: bus})
 	if err != nil {
 		panic(err)
 	}

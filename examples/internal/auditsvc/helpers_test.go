@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -26,27 +27,26 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // timeout bounds every wait; nothing sleeps to synchronise.
 const timeout = 30 * time.Second
 
-// env is a memory broker with a Bus publishing Avro through it.
+// env is a memory broker (platform topics with their partition counts)
+// with a Bus publishing Avro through it.
 type env struct {
-	b   *memory.Broker
-	bus *broker.Bus
-	dec *broker.Decoder
+	b   *memory.Backend
+	bus *events.Bus
 	dir string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	b := memory.New()
+	b, err := memory.New(context.Background(), memory.Config{Topics: events.PlatformTopics()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = b.Close() })
-	bus, err := broker.NewBus(b)
+	bus, err := events.NewBus(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := broker.NewDecoder(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{b: b, bus: bus, dec: dec, dir: t.TempDir()}
+	return &env{b: b, bus: bus, dir: t.TempDir()}
 }
 
 // service opens a Service on the env's directory, closed at the end of the
@@ -56,8 +56,8 @@ func (e *env) service(t *testing.T, cfg auditsvc.Config) *auditsvc.Service {
 	if cfg.Dir == "" {
 		cfg.Dir = e.dir
 	}
-	if cfg.Decoder == nil {
-		cfg.Decoder = e.dec
+	if cfg.Bus == nil {
+		cfg.Bus = e.bus
 	}
 	s, err := auditsvc.New(cfg)
 	if err != nil {
@@ -96,18 +96,18 @@ func (e *env) publish(t *testing.T, evs ...eventmodels.Event) {
 // lifecycles with metrics, notifications and audit events about the jobs,
 // and system health reports.
 func platformEvents(seed int64, jobs int) []eventmodels.Event {
-	b := testkit.NewBuilder(seed)
+	b := testkit.NewEventBuilder(seed)
 	var out []eventmodels.Event
 	outcomes := []eventmodels.JobStatus{eventmodels.StatusCompleted, eventmodels.StatusFailed, eventmodels.StatusCancelled}
 	for i := range jobs {
 		job := b.NewJobID()
 		life := b.JobLifecycle(job, outcomes[i%len(outcomes)], 2)
 		out = append(out, life[:3]...)
-		out = append(out, b.JobMetrics().WithJobID(job).Build())
+		out = append(out, b.JobMetrics().With(func(m *eventmodels.JobMetrics) { m.JobID = job }).Build())
 		out = append(out, life[3:]...)
-		out = append(out, b.JobMetrics().WithJobID(job).Build())
+		out = append(out, b.JobMetrics().With(func(m *eventmodels.JobMetrics) { m.JobID = job }).Build())
 		out = append(out, b.Notification().With(func(n *eventmodels.Notification) { n.JobID = job }).Build())
-		out = append(out, b.Audit().WithResource("job", job).Build())
+		out = append(out, b.Audit().With(func(a *eventmodels.Audit) { a.Resource = eventmodels.Resource{Type: "job", ID: job} }).Build())
 		out = append(out, b.SystemHealth().Build())
 	}
 	return out

@@ -226,7 +226,7 @@ func TestUndecodableIsDeadLettered(t *testing.T) {
 	if err := e.b.Publish(context.Background(), bad...); err != nil {
 		t.Fatal(err)
 	}
-	good := testkit.NewBuilder(3).JobSubmitted().Build()
+	good := testkit.NewEventBuilder(3).JobSubmitted().Build()
 	e.publish(t, good)
 
 	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "two dead letters", func() bool { return dlq.Count() == 2 })
@@ -266,7 +266,7 @@ func TestStorageFailureRetriedNotDeadLettered(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	e.subscribe(t, s, "audit")
-	b := testkit.NewBuilder(4)
+	b := testkit.NewEventBuilder(4)
 	first := b.JobSubmitted().Build()
 	e.publish(t, first)
 	testkit.Eventually(testkit.TimeoutContext(t, timeout), t, "first event recorded", func() bool { return s.Consumed() == 1 })
@@ -307,7 +307,7 @@ func TestStorageFailureRetriedNotDeadLettered(t *testing.T) {
 func TestHandlerAfterClose(t *testing.T) {
 	e := newEnv(t)
 	s := e.service(t, auditsvc.Config{})
-	msg, err := e.bus.Message(context.Background(), testkit.NewBuilder(5).JobSubmitted().Build())
+	msg, err := e.bus.Message(testkit.NewEventBuilder(5).JobSubmitted().Build())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestHandlerAfterClose(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	dec, err := broker.NewDecoder(nil, nil)
+	bus, err := events.NewBus(nil) // decode-only
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,9 +335,9 @@ func TestConfigValidate(t *testing.T) {
 		cfg  auditsvc.Config
 		want []string
 	}{
-		{"empty", auditsvc.Config{}, []string{"Dir", "Decoder"}},
-		{"negative", auditsvc.Config{Dir: "x", Decoder: dec, Retention: -time.Hour, FailureBackoff: -1}, []string{"Retention", "FailureBackoff"}},
-		{"topics", auditsvc.Config{Dir: "x", Decoder: dec, Topics: []string{"a", "a", " "}}, []string{"twice", "empty topic"}},
+		{"empty", auditsvc.Config{}, []string{"Dir", "Bus"}},
+		{"negative", auditsvc.Config{Dir: "x", Bus: bus, Retention: -time.Hour, FailureBackoff: -1}, []string{"Retention", "FailureBackoff"}},
+		{"topics", auditsvc.Config{Dir: "x", Bus: bus, Topics: []string{"a", "a", " "}}, []string{"twice", "empty topic"}},
 	} {
 		_, err := auditsvc.New(tc.cfg)
 		if err == nil {
@@ -354,7 +354,7 @@ func TestConfigValidate(t *testing.T) {
 func TestDirectoryLocked(t *testing.T) {
 	e := newEnv(t)
 	e.service(t, auditsvc.Config{})
-	if _, err := auditsvc.New(auditsvc.Config{Dir: e.dir, Decoder: e.dec}); !errors.Is(err, audittrail.ErrLocked) {
+	if _, err := auditsvc.New(auditsvc.Config{Dir: e.dir, Bus: e.bus}); !errors.Is(err, audittrail.ErrLocked) {
 		t.Fatalf("second New on the same dir: %v, want ErrLocked", err)
 	}
 }
@@ -398,7 +398,7 @@ func TestControlCharactersDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testkit.NewBuilder(5)
+	b := testkit.NewEventBuilder(5)
 	forged := []*eventmodels.Audit{
 		b.Audit().With(func(a *eventmodels.Audit) { a.UserID = "alice\n\x1b[31mroot" }).Build(),
 		b.Audit().With(func(a *eventmodels.Audit) { a.Resource.ID = "job-1\r\x1b[2K" }).Build(),

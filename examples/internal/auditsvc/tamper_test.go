@@ -25,7 +25,7 @@ func recordDirect(t *testing.T, e *env, s *auditsvc.Service, evs []eventmodels.E
 	t.Helper()
 	h := s.Handler()
 	for _, ev := range evs {
-		m, err := e.bus.Message(context.Background(), ev)
+		m, err := e.bus.Message(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +42,7 @@ func TestFlipAnyByteNamesTheRecord(t *testing.T) {
 	e := newEnv(t)
 	clock := func() time.Time { return time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC) }
 	s := e.service(t, auditsvc.Config{Clock: clock})
-	evs := testkit.NewBuilder(11).Events(8)
+	evs := testkit.NewEventBuilder(11).Events(8)
 	recordDirect(t, e, s, evs)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

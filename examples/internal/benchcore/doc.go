@@ -1,7 +1,7 @@
 // Package benchcore is the engine of eventbench (examples/bench): it drives
 // a chosen rate of realistic events from N publishers to M consumer-group
 // members on one backend (memory, Kafka, RabbitMQ), through the SDK
-// (broker.Bus, Avro, headers, middleware) or through the raw client alone
+// (events.Bus, Avro, headers, hooks) or through the raw client alone
 // (sarama, amqp091), and accounts for every event.
 //
 // Every event carries a sequence number in its event ID (RunID.EventID) and

@@ -19,10 +19,11 @@ import (
 
 // Modes: through the SDK or the raw client.
 const (
-	// ModeSDK publishes typed events through broker.Bus (validation, Avro,
-	// CloudEvents and trace headers, publish hooks) and consumes them
-	// through the backend's pipeline (retry, dead letter, tracing and
-	// metrics middleware) into broker.HandleEvent (decode, validate).
+	// ModeSDK publishes typed events through events.Bus (validation, Avro,
+	// CloudEvents and trace headers, tracing and metrics hooks) and
+	// consumes them through Bus.Subscribe (the backend's pipeline: retry,
+	// dead letter, the same hooks) into an events.Router (decode once,
+	// validate).
 	ModeSDK = "sdk"
 	// ModeRaw publishes the same bytes with the underlying client alone
 	// (sarama, amqp091; for memory, broker.Message straight to the

@@ -16,8 +16,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cosmic-horizons/events/broker"
-	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/dashboard"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
@@ -69,16 +67,8 @@ type stack struct {
 
 func newStack(t *testing.T, sim orchestrator.SimConfig) *stack {
 	t.Helper()
-	durable, realtime := memory.New(), memory.New()
-	t.Cleanup(func() { _ = durable.Close(); _ = realtime.Close() })
-	dbus, err := broker.NewBus(durable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rbus, err := broker.NewBus(realtime)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dbus := memoryBus(t)
+	_, rbus := memoryBus(t)
 	orch, err := orchestrator.New(orchestrator.Config{Durable: dbus, Realtime: rbus, Sim: sim})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +78,7 @@ func newStack(t *testing.T, sim orchestrator.SimConfig) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Subscribe(context.Background(), realtime); err != nil {
+	if _, err := d.Subscribe(context.Background(), rbus); err != nil {
 		t.Fatal(err)
 	}
 	g := &wsGate{next: d.Handler()}

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -47,6 +48,22 @@ func newDashboard(t *testing.T, cfg dashboard.Config) (*dashboard.Dashboard, *ht
 		srv.Close()
 	})
 	return d, srv
+}
+
+// memoryBus returns an in-memory backend and a Bus over it, both closed
+// when the test ends.
+func memoryBus(t *testing.T) (*memory.Backend, *events.Bus) {
+	t.Helper()
+	mem, err := memory.New(context.Background(), memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mem.Close() })
+	bus, err := events.NewBus(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mem, bus
 }
 
 func dial(ctx context.Context, t *testing.T, srv *httptest.Server) *websocket.Conn {
@@ -234,14 +251,9 @@ func TestMaxClients(t *testing.T) {
 // it cannot decode.
 func TestSubscribeRealtime(t *testing.T) {
 	ctx := testkit.TimeoutContext(t, deadline)
-	mem := memory.New()
-	t.Cleanup(func() { _ = mem.Close() })
-	bus, err := broker.NewBus(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, bus := memoryBus(t)
 	d, srv := newDashboard(t, dashboard.Config{})
-	cs, err := d.Subscribe(ctx, mem)
+	cs, err := d.Subscribe(ctx, bus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,10 +273,8 @@ func TestSubscribeRealtime(t *testing.T) {
 		j, ok := findJob(m.Jobs, "job-7")
 		return gotNote && ok && j.Status == eventmodels.StatusCompleted
 	})
-	for _, c := range cs {
-		if c.Err() != nil {
-			t.Errorf("consumer stopped: %v", c.Err())
-		}
+	if cs.Err() != nil {
+		t.Errorf("consumer stopped: %v", cs.Err())
 	}
 }
 
@@ -327,12 +337,19 @@ func TestCloseWithoutClients(t *testing.T) {
 func TestCloseEndsGoroutines(t *testing.T) {
 	ctx := testkit.TimeoutContext(t, deadline)
 	ignore := goleak.IgnoreCurrent()
-	mem := memory.New()
+	mem, err := memory.New(ctx, memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := events.NewBus(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d, err := dashboard.New(dashboard.Config{FlushInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Subscribe(ctx, mem); err != nil {
+	if _, err := d.Subscribe(ctx, bus); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(d.Handler())

@@ -29,7 +29,7 @@ func TestBrokerDownOnError(t *testing.T) {
 	if rep.Ready || len(rep.NotReady) != 1 || !strings.Contains(rep.NotReady[0], "connection refused") {
 		t.Fatalf("ready %v, reasons %q; want not ready because of the refused connection", rep.Ready, rep.NotReady)
 	}
-	if rep.Status != eventmodels.HealthUnhealthy || rep.Backends[0].Err == "" {
+	if rep.Status != broker.HealthUnhealthy || rep.Backends[0].Err == "" {
 		t.Errorf("status %s, backend %+v; want unhealthy with the error", rep.Status, rep.Backends[0])
 	}
 	check(t, s)
@@ -56,8 +56,7 @@ func (h hangingChecker) Health(context.Context) (*broker.HealthReport, error) {
 func TestCheckTimeout(t *testing.T) {
 	h := hangingChecker{release: make(chan struct{})}
 	t.Cleanup(func() { close(h.release) })
-	good := memory.New()
-	t.Cleanup(func() { _ = good.Close() })
+	good := newMemory(t, memory.Config{})
 	s, _ := newService(t, healthsvc.Config{
 		Checkers:     map[string]broker.HealthChecker{"stuck": h, "memory": good},
 		CheckTimeout: 100 * time.Millisecond,
@@ -68,7 +67,7 @@ func TestCheckTimeout(t *testing.T) {
 	if len(down) != 1 || down[0].Backend != "stuck" || !strings.Contains(down[0].Message, "no answer within") {
 		t.Fatalf("raised %+v, want broker_down for stuck (no answer)", rep.Raised)
 	}
-	if len(rep.Backends) != 2 || rep.Backends[0].Name != "memory" || rep.Backends[0].Status != eventmodels.HealthHealthy {
+	if len(rep.Backends) != 2 || rep.Backends[0].Name != "memory" || rep.Backends[0].Status != broker.HealthHealthy {
 		t.Fatalf("backends %+v, want memory healthy first", rep.Backends)
 	}
 }
@@ -76,8 +75,7 @@ func TestCheckTimeout(t *testing.T) {
 // TestCancelledRoundChangesNothing: a round whose ctx ends returns the
 // error and raises nothing, even though every probe failed.
 func TestCancelledRoundChangesNothing(t *testing.T) {
-	b := memory.New()
-	t.Cleanup(func() { _ = b.Close() })
+	b := newMemory(t, memory.Config{})
 	s, pub := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"memory": b}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -95,7 +93,7 @@ func TestCancelledRoundChangesNothing(t *testing.T) {
 // TestMemoryClosed: a closed memory broker reports itself unhealthy, which
 // is broker_down.
 func TestMemoryClosed(t *testing.T) {
-	b := memory.New()
+	b := newMemory(t, memory.Config{})
 	s, _ := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"memory": b}}, nil)
 	if rep := check(t, s); len(rep.Raised) != 0 || !rep.Ready {
 		t.Fatalf("open broker: raised %+v, ready %v", rep.Raised, rep.Ready)
@@ -113,13 +111,13 @@ func TestMemoryClosed(t *testing.T) {
 // checks); dead-letter queue depths are summed.
 func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	fc := &checker{}
-	rep := &broker.HealthReport{Backend: "rabbitmq", Status: eventmodels.HealthDegraded, Checks: []eventmodels.HealthCheck{
-		{Name: "rabbitmq publisher connection", Status: eventmodels.HealthDegraded, Message: "connected to n1; publishing blocked by the broker: low on disk"},
-		{Name: "rabbitmq subscriber connection", Status: eventmodels.HealthHealthy},
-		{Name: "rabbitmq queue q1", Status: eventmodels.HealthUnhealthy, Message: "NOT_FOUND"},
-		{Name: "rabbitmq dead letters q1.dlq", Status: eventmodels.HealthHealthy, Value: 3},
-		{Name: "rabbitmq dead letters q2.dlq", Status: eventmodels.HealthHealthy, Value: 4},
-		{Name: "rabbitmq queues", Status: eventmodels.HealthUnknown, Message: "timeout"},
+	rep := &broker.HealthReport{Backend: "rabbitmq", Status: broker.HealthDegraded, Checks: []broker.HealthCheck{
+		{Name: "rabbitmq publisher connection", Status: broker.HealthDegraded, Message: "connected to n1; publishing blocked by the broker: low on disk"},
+		{Name: "rabbitmq subscriber connection", Status: broker.HealthHealthy},
+		{Name: "rabbitmq queue q1", Status: broker.HealthUnhealthy, Message: "NOT_FOUND"},
+		{Name: "rabbitmq dead letters q1.dlq", Status: broker.HealthHealthy, Value: 3},
+		{Name: "rabbitmq dead letters q2.dlq", Status: broker.HealthHealthy, Value: 4},
+		{Name: "rabbitmq queues", Status: broker.HealthUnknown, Message: "timeout"},
 	}}
 	fc.set(rep, nil)
 	s, _ := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"rabbitmq": fc}}, nil)
@@ -131,12 +129,12 @@ func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	if !strings.Contains(failed[0].Message, "low on disk") {
 		t.Errorf("alert message %q does not say why", failed[0].Message)
 	}
-	if !got.Ready || got.Backends[0].DeadLetters != 7 || got.Backends[0].Status != eventmodels.HealthUnhealthy || got.Backends[0].Down {
+	if !got.Ready || got.Backends[0].DeadLetters != 7 || got.Backends[0].Status != broker.HealthUnhealthy || got.Backends[0].Down {
 		t.Fatalf("ready %v, backend %+v; want ready (reachable), 7 dead letters, unhealthy (the queue)", got.Ready, got.Backends[0])
 	}
 	// The unknown check neither starts nor clears anything; the healthy
 	// connection and queue clear their alerts.
-	rep.Checks[0].Status, rep.Checks[2].Status = eventmodels.HealthHealthy, eventmodels.HealthHealthy
+	rep.Checks[0].Status, rep.Checks[2].Status = broker.HealthHealthy, broker.HealthHealthy
 	check(t, s)
 	if got := check(t, s); len(got.Cleared) != 2 || len(got.Active) != 0 {
 		t.Fatalf("cleared %+v, active %+v; want both check_failed cleared", got.Cleared, got.Active)
@@ -158,7 +156,7 @@ func TestExpectedBrokers(t *testing.T) {
 	if len(down) != 1 || down[0].Severity != eventmodels.SeverityError || !strings.Contains(down[0].Message, "2 of 3 expected brokers") {
 		t.Fatalf("raised %+v, want broker_down (error) for 2 of 3 brokers", rep.Raised)
 	}
-	if !rep.Ready || rep.Backends[0].Status != eventmodels.HealthDegraded || !rep.Backends[0].Degraded {
+	if !rep.Ready || rep.Backends[0].Status != broker.HealthDegraded || !rep.Backends[0].Degraded {
 		t.Fatalf("ready %v, backend %+v; want ready but degraded", rep.Ready, rep.Backends[0])
 	}
 	if r := s.Readiness(); !r.Ready || len(r.Degraded) != 1 {

@@ -42,7 +42,7 @@ var ErrInvalidConfig = errors.New("healthsvc: invalid config")
 // means its default.
 type Config struct {
 	// Checkers are the backends to probe, by name ("kafka", "rabbitmq",
-	// "memory"): kafkabus.Backend, rabbitbus.Client and memory.Broker all
+	// "memory"): kafkabus.Backend, rabbitbus.Backend and memory.Backend all
 	// implement broker.HealthChecker. The name appears in alerts, health
 	// events and /readyz. At least one checker or a Signals source is
 	// required.

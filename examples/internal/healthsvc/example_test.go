@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
@@ -13,10 +14,10 @@ import (
 // alerts through a Bus on the same broker. A closed broker is an outage.
 func ExampleService_Check() {
 	ctx := context.Background()
-	b := memory.New()
-	events := memory.New() // where health events and alerts go
-	defer events.Close()
-	bus, _ := broker.NewBus(events)
+	b, _ := memory.New(ctx, memory.Config{})
+	sink, _ := memory.New(ctx, memory.Config{}) // where health events and alerts go
+	defer sink.Close()
+	bus, _ := events.NewBus(sink)
 	svc, err := healthsvc.New(healthsvc.Config{
 		Checkers:  map[string]broker.HealthChecker{"memory": b},
 		Signals:   healthsvc.NewRecorder(healthsvc.RecorderConfig{}),

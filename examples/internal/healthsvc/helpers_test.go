@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/testkit"
@@ -65,16 +67,27 @@ func (c *checker) set(rep *broker.HealthReport, err error) {
 // lag on one topic spread over two partitions.
 func healthyReport(brokers int, group, topic string, lag int64) *broker.HealthReport {
 	return &broker.HealthReport{
-		Backend: "fake", Status: eventmodels.HealthHealthy,
-		Checks: []eventmodels.HealthCheck{
-			{Name: "brokers", Status: eventmodels.HealthHealthy, Value: float64(brokers), Message: "all reachable"},
-			{Name: "controller", Status: eventmodels.HealthHealthy, Value: 1},
+		Backend: "fake", Status: broker.HealthHealthy,
+		Checks: []broker.HealthCheck{
+			{Name: "brokers", Status: broker.HealthHealthy, Value: float64(brokers), Message: "all reachable"},
+			{Name: "controller", Status: broker.HealthHealthy, Value: 1},
 		},
 		Lag: []broker.GroupLag{
 			{Group: group, Topic: topic, Partition: 0, Lag: lag / 2},
 			{Group: group, Topic: topic, Partition: 1, Lag: lag - lag/2},
 		},
 	}
+}
+
+// newMemory returns an embedded broker of cfg, closed when the test ends.
+func newMemory(t *testing.T, cfg memory.Config) *memory.Backend {
+	t.Helper()
+	b, err := memory.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }
 
 // signals is a SignalSource whose figures the test sets.
@@ -100,7 +113,7 @@ func (s *signals) set(sig ...healthsvc.ServiceSignals) {
 func newService(t *testing.T, cfg healthsvc.Config, c *clock) (*healthsvc.Service, *testkit.MockPublisher) {
 	t.Helper()
 	pub := testkit.NewMockPublisher()
-	bus, err := broker.NewBus(pub)
+	bus, err := events.NewBus(pub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,9 +90,9 @@ func TestHealthEvents(t *testing.T) {
 	fc := &checker{}
 	rep := healthyReport(3, "g", "t", 5000)
 	for i := range 100 {
-		rep.Checks = append(rep.Checks, eventmodels.HealthCheck{Name: fmt.Sprintf("topic:t%03d", i), Status: eventmodels.HealthHealthy, Value: 1})
+		rep.Checks = append(rep.Checks, broker.HealthCheck{Name: fmt.Sprintf("topic:t%03d", i), Status: broker.HealthHealthy, Value: 1})
 	}
-	rep.Checks = append(rep.Checks, eventmodels.HealthCheck{Name: "topic:gone", Status: eventmodels.HealthUnhealthy, Message: "missing"})
+	rep.Checks = append(rep.Checks, broker.HealthCheck{Name: "topic:gone", Status: broker.HealthUnhealthy, Message: "missing"})
 	fc.set(rep, nil)
 	src := &signals{}
 	src.set(healthsvc.ServiceSignals{Service: "billing", Handled: 950, Failed: 50, DeadLettered: 5, DeadLetteredTotal: 9, P50: time.Millisecond, P99: 3 * time.Millisecond})

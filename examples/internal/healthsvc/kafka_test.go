@@ -1,6 +1,7 @@
 package healthsvc_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,9 +20,11 @@ import (
 // ready). Adding a broker back clears it once.
 func TestKafkaBrokerRemoved(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
-	b, err := kafkabus.New(kafkabus.WithConfig(kafkabus.Config{
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	b, err := kafkabus.New(ctx, kafkabus.Config{
 		Brokers: cluster.Addrs(), ClientID: "healthsvc-test", RetryBackoff: 50 * time.Millisecond,
-	}))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

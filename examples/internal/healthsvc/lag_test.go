@@ -19,8 +19,7 @@ import (
 // opens and the backlog is handled, the alert clears exactly once (after
 // the two good rounds of the default hysteresis).
 func TestLagAlertPausedConsumer(t *testing.T) {
-	b := memory.New()
-	t.Cleanup(func() { _ = b.Close() })
+	b := newMemory(t, memory.Config{})
 	const topic, group, total = "health-lag", "paused", 1500
 
 	gate := make(chan struct{})

@@ -60,8 +60,8 @@ func TestRabbitConnectionCut(t *testing.T) {
 	client, err := rabbitbus.New(ctx, rabbitbus.Config{
 		URLs: []string{proxy.URL(base)}, QueueType: rabbitbus.QueueClassic,
 		ReconnectBackoffMin: 20 * time.Millisecond, ReconnectBackoffMax: 200 * time.Millisecond,
-		ConnectionName: "healthsvc-test",
-	}, rabbitbus.WithHooks(events))
+		ConnectionName: "healthsvc-test", Hooks: []broker.Hook{events},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

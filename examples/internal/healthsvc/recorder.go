@@ -45,8 +45,8 @@ type RecorderConfig struct {
 // Recorder is a broker hook that keeps, per service and per time slot,
 // handler attempts (succeeded and failed), dead letters, discards and a
 // histogram of handler durations, and is the SignalSource over them. Pass
-// it with the backend's hooks — memory.Hooks(rec), kafkabus.Hooks(rec),
-// rabbitbus.WithHooks(rec) — next to (or instead of) broker.Metrics, and
+// it with the backend's hooks — memory.Config.Hooks, kafkabus.Config.Hooks,
+// rabbitbus.Config.Hooks — next to (or instead of) otelevents.Metrics, and
 // every subscription of that backend feeds it; use Middleware for handlers
 // run outside a backend's pipeline. It is safe for concurrent use; the
 // hook methods take one short per-service lock.

@@ -11,15 +11,13 @@ import (
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
-	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 )
 
 // TestConfigValidate lists every problem of a bad Config in one error that
 // matches ErrInvalidConfig.
 func TestConfigValidate(t *testing.T) {
-	b := memory.New()
-	t.Cleanup(func() { _ = b.Close() })
+	b := newMemory(t, memory.Config{})
 	ok := map[string]broker.HealthChecker{"memory": b}
 	cases := []struct {
 		name string
@@ -69,7 +67,7 @@ func (c signalledChecker) Health(ctx context.Context) (*broker.HealthReport, err
 	case c.calls <- struct{}{}:
 	default:
 	}
-	return &broker.HealthReport{Backend: "fake", Status: eventmodels.HealthHealthy}, nil
+	return &broker.HealthReport{Backend: "fake", Status: broker.HealthHealthy}, nil
 }
 
 // TestRun runs rounds until ctx ends, then returns nil and leaves no

@@ -37,7 +37,7 @@ func TestErrorRateAndLatencyAlerts(t *testing.T) {
 	if len(lat) != 1 || lat[0].Subject != "billing" || lat[0].Value != 800 || lat[0].Threshold != 500 {
 		t.Fatalf("p99_latency raised %+v, want one for billing at 800ms over 500ms", lat)
 	}
-	if rep.Status != eventmodels.HealthDegraded {
+	if rep.Status != broker.HealthDegraded {
 		t.Errorf("status %s, want degraded", rep.Status)
 	}
 
@@ -147,8 +147,7 @@ func TestRecorderHooks(t *testing.T) {
 	// Hooks run in order: when the counter has seen everything, so has
 	// the Recorder.
 	counter := &hookCounter{wantHandled: total, wantDead: total / 10, done: make(chan struct{})}
-	b := memory.New(memory.Hooks(rec, counter))
-	t.Cleanup(func() { _ = b.Close() })
+	b := newMemory(t, memory.Config{Hooks: []broker.Hook{rec, counter}})
 	var seen atomic.Int64
 	c, err := b.Subscribe(context.Background(), broker.Subscription{Topic: "rec", Group: "workers"},
 		func(ctx context.Context, m *broker.Message) error {

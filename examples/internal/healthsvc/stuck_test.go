@@ -13,7 +13,7 @@ import (
 // stuckSubscription starts a memory subscription whose handler holds its
 // first message until release is closed, and returns once the handler
 // holds it.
-func stuckSubscription(t *testing.T, b *memory.Broker, topic, group string) (release chan struct{}) {
+func stuckSubscription(t *testing.T, b *memory.Backend, topic, group string) (release chan struct{}) {
 	t.Helper()
 	release = make(chan struct{})
 	entered := make(chan struct{}, 1)
@@ -47,7 +47,7 @@ func stuckSubscription(t *testing.T, b *memory.Broker, topic, group string) (rel
 
 // heldLongerThan waits until b's Health shows group holding a message for
 // longer than d.
-func heldLongerThan(t *testing.T, b *memory.Broker, group string, d time.Duration) {
+func heldLongerThan(t *testing.T, b *memory.Backend, group string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -73,8 +73,7 @@ func heldLongerThan(t *testing.T, b *memory.Broker, group string, d time.Duratio
 // consumer_stuck for its group and topic (while the backend reports no
 // lag at all), and the alert clears once it returns.
 func TestStuckConsumerAlert(t *testing.T) {
-	b := memory.New()
-	t.Cleanup(func() { _ = b.Close() })
+	b := newMemory(t, memory.Config{})
 	release := stuckSubscription(t, b, "health-stuck", "slow")
 	const threshold = 30 * time.Millisecond
 	s, pub := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"memory": b},
@@ -104,8 +103,7 @@ func TestStuckConsumerAlert(t *testing.T) {
 // over its backend, read through /signals) raise consumer_stuck for the
 // service.
 func TestStuckConsumerFromSignals(t *testing.T) {
-	b := memory.New()
-	t.Cleanup(func() { _ = b.Close() })
+	b := newMemory(t, memory.Config{})
 	release := stuckSubscription(t, b, "health-stuck-remote", "audit")
 	defer close(release)
 	heldLongerThan(t, b, "audit", 20*time.Millisecond)

@@ -3,7 +3,6 @@ package metricsvc_test
 import (
 	"fmt"
 
-	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
 )
@@ -12,8 +11,7 @@ import (
 // twice. In a program, Subscribe feeds it from job-lifecycle and
 // job-metrics, and HTTPHandler serves the same figures.
 func Example() {
-	dec, _ := broker.NewDecoder(nil, nil)
-	svc, err := metricsvc.New(metricsvc.Config{Decoder: dec})
+	svc, err := metricsvc.New(metricsvc.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return

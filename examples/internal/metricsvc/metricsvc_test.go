@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -28,13 +29,6 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func newService(t *testing.T, cfg metricsvc.Config) (*metricsvc.Service, *time.Time) {
 	t.Helper()
 	now := t0
-	if cfg.Decoder == nil {
-		dec, err := broker.NewDecoder(nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Decoder = dec
-	}
 	cfg.Clock = func() time.Time { return now }
 	svc, err := metricsvc.New(cfg)
 	if err != nil {
@@ -143,12 +137,14 @@ func TestDuplicatesAndWindow(t *testing.T) {
 	}
 }
 
-func TestOtherEventsCountedOnly(t *testing.T) {
+// TestOtherEventsIgnored: the service consumes the job events only; an
+// event of another type is neither counted nor makes a job.
+func TestOtherEventsIgnored(t *testing.T) {
 	svc, _ := newService(t, metricsvc.Config{})
 	n := eventmodels.NewNotification("alice", "alice@example.org", eventmodels.ChannelEmail, eventmodels.SeverityInfo, "done", "your job finished")
 	svc.Observe(n)
 	s := svc.Summary()
-	if s.Events != 1 || s.EventsByType[eventmodels.TypeNotification] != 1 || s.Jobs != 0 {
+	if s.Events != 0 || len(s.EventsByType) != 0 || s.Jobs != 0 || s.Duplicates != 0 {
 		t.Errorf("%+v", s)
 	}
 }
@@ -181,16 +177,20 @@ func TestRate(t *testing.T) {
 
 func TestHandler(t *testing.T) {
 	svc, _ := newService(t, metricsvc.Config{})
-	bus, err := broker.NewBus(memory.New())
+	bus, err := events.NewBus(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev := oneJob("job-1", "alice", "p1")[0]
-	m, err := bus.Message(context.Background(), ev)
+	m, err := bus.Message(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := svc.Handler()
+	// The service's Router as a broker.Handler, as a subscription runs it.
+	h, err := bus.Handler(svc.Router())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := h(context.Background(), m); err != nil {
 		t.Fatalf("valid message: %v", err)
 	}
@@ -205,9 +205,6 @@ func TestHandler(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	if _, err := metricsvc.New(metricsvc.Config{}); err == nil {
-		t.Error("New without a Decoder: no error")
-	}
 	svc, _ := newService(t, metricsvc.Config{})
 	if err := svc.PollLag(context.Background(), 0, nil); err == nil {
 		t.Error("PollLag(0): no error")
@@ -215,10 +212,17 @@ func TestConfigErrors(t *testing.T) {
 	if err := svc.RefreshLag(context.Background()); err != nil {
 		t.Errorf("RefreshLag without Health: %v", err)
 	}
-	mem := memory.New()
+	mem, err := memory.New(context.Background(), memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	_ = mem.Close()
-	if cs, err := svc.Subscribe(context.Background(), mem, "g", 1); err == nil || cs != nil {
-		t.Errorf("Subscribe on a closed broker: %v, %v", cs, err)
+	bus, err := events.NewBus(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := svc.Subscribe(context.Background(), bus, "g", 1); err == nil || c != nil {
+		t.Errorf("Subscribe on a closed broker: %v, %v", c, err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -183,18 +184,18 @@ func checkPercentiles(t *testing.T, what string, p metricsvc.Percentiles, values
 
 func TestOrchestratorRun(t *testing.T) {
 	ctx := testkit.TimeoutContext(t, deadline)
-	mem := memory.New()
-	t.Cleanup(func() { _ = mem.Close() })
-	dec, err := broker.NewDecoder(nil, nil)
+	// The platform's partition counts (10 on each job topic), as on Kafka.
+	mem, err := memory.New(ctx, memory.Config{Topics: events.PlatformTopics()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = mem.Close() })
 
 	// The test's own view of both topics, and the service under test: all
 	// groups join before anything is published.
 	captures := map[string]*testkit.MessageCapture{}
 	for _, topic := range []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics} {
-		captures[topic] = testkit.NewMessageCapture(testkit.WithDecoder(dec))
+		captures[topic] = testkit.NewMessageCapture()
 		c, err := mem.Subscribe(ctx, broker.Subscription{Topic: topic, Group: "truth"}, captures[topic].Handle)
 		if err != nil {
 			t.Fatal(err)
@@ -202,24 +203,24 @@ func TestOrchestratorRun(t *testing.T) {
 		t.Cleanup(func() { _ = c.Close() })
 	}
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	svc, err := metricsvc.New(metricsvc.Config{Decoder: dec, Health: mem, Clock: func() time.Time { return clock }})
+	svc, err := metricsvc.New(metricsvc.Config{Health: mem, Clock: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	consumers, err := svc.Subscribe(ctx, mem, "metricsvc", 3)
+	consumeBus, err := events.NewBus(mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, c := range consumers {
-			_ = c.Close()
-		}
-	})
+	consumer, err := svc.Subscribe(ctx, consumeBus, "metricsvc", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = consumer.Close() })
 
 	// The orchestrator run: 40 jobs, some failing; job 1 cancelled while
 	// queued, job 2 while running (after its first usage report), by "ops".
 	g := &gate{inner: mem, holds: map[string]*hold{}}
-	bus, err := broker.NewBus(g)
+	bus, err := events.NewBus(g)
 	if err != nil {
 		t.Fatal(err)
 	}

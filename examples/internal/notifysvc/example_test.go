@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/notifysvc"
 )
@@ -16,7 +15,6 @@ import (
 // A failed job notifies its user through the log channel; handling the
 // same job event again (a redelivery) notifies nobody.
 func Example() {
-	dec, _ := broker.NewDecoder(nil, nil)
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey || a.Key == "notification_id" || a.Key == "correlation_id" {
@@ -30,7 +28,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	svc, err := notifysvc.New(notifysvc.Config{Decoder: dec, Preferences: prefs,
+	svc, err := notifysvc.New(notifysvc.Config{Preferences: prefs,
 		Channels: []notifysvc.Channel{notifysvc.NewLogChannel(logger)}})
 	if err != nil {
 		fmt.Println(err)

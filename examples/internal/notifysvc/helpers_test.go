@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -21,34 +22,30 @@ import (
 // deadline bounds every wait; generous, because the machine is shared.
 const deadline = 30 * time.Second
 
-// env is a memory broker with a durable bus and a decoder over it.
+// env is a memory broker (platform topics with their partition counts)
+// with a durable bus over it.
 type env struct {
-	mem *memory.Broker
-	bus *broker.Bus
-	dec *broker.Decoder
+	mem *memory.Backend
+	bus *events.Bus
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	mem := memory.New()
+	mem, err := memory.New(context.Background(), memory.Config{Topics: events.PlatformTopics()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = mem.Close() })
-	bus, err := broker.NewBus(mem)
+	bus, err := events.NewBus(mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := broker.NewDecoder(bus.Registry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{mem: mem, bus: bus, dec: dec}
+	return &env{mem: mem, bus: bus}
 }
 
 // newService builds a service over e and closes it at the end of the test.
 func (e *env) newService(t *testing.T, cfg notifysvc.Config) *notifysvc.Service {
 	t.Helper()
-	if cfg.Decoder == nil {
-		cfg.Decoder = e.dec
-	}
 	if cfg.Publisher == nil {
 		cfg.Publisher = e.bus
 	}

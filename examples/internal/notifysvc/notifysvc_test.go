@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/notifysvc"
@@ -31,7 +32,7 @@ func TestTwoHundredJobs(t *testing.T) {
 
 	// Observers subscribe before the first job: every notification event,
 	// and every terminal job event (to redeliver them later).
-	notes := testkit.NewMessageCapture(testkit.WithDecoder(e.dec))
+	notes := testkit.NewMessageCapture()
 	if _, err := e.mem.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicNotifications, Group: "check"}, notes.Handle); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestTwoHundredJobs(t *testing.T) {
 	logs := &logRecorder{}
 	push := &recordPusher{}
 	svc := e.newService(t, notifysvc.Config{Channels: []notifysvc.Channel{wh, notifysvc.NewLogChannel(slog.New(logs)), notifysvc.NewBrowserChannel(push)}})
-	if _, err := svc.Subscribe(ctx, e.mem, "notify", 4); err != nil {
+	if _, err := svc.Subscribe(ctx, e.bus, "notify", 4); err != nil {
 		t.Fatal(err)
 	}
 
@@ -210,7 +211,7 @@ func TestChannelFailureRetriesOnlyThatChannel(t *testing.T) {
 	sms := &flaky{tries: map[string]int{}, ok: map[string]int{}}
 	push := &recordPusher{}
 	svc := e.newService(t, notifysvc.Config{Channels: []notifysvc.Channel{sms, notifysvc.NewBrowserChannel(push)}})
-	if _, err := svc.Subscribe(ctx, e.mem, "notify", 2); err != nil {
+	if _, err := svc.Subscribe(ctx, e.bus, "notify", 2); err != nil {
 		t.Fatal(err)
 	}
 	evs := terminalEvents("ann", "ben")
@@ -256,7 +257,7 @@ func TestWebhookDeadLetter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testkit.TimeoutContext(t, deadline)
 			e := newEnv(t)
-			dlq := testkit.NewMessageCapture(testkit.WithDecoder(e.dec))
+			dlq := testkit.NewMessageCapture()
 			if _, err := e.mem.Subscribe(ctx, broker.Subscription{Topic: broker.DeadLetterTopic(eventmodels.TopicNotifications), Group: "check"}, dlq.Handle); err != nil {
 				t.Fatal(err)
 			}
@@ -267,7 +268,7 @@ func TestWebhookDeadLetter(t *testing.T) {
 				t.Fatal(err)
 			}
 			svc := e.newService(t, notifysvc.Config{Channels: []notifysvc.Channel{wh, notifysvc.NewLogChannel(nil)}})
-			cs, err := svc.Subscribe(ctx, e.mem, "notify", 1)
+			c, err := svc.Subscribe(ctx, e.bus, "notify", 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,10 +313,8 @@ func TestWebhookDeadLetter(t *testing.T) {
 			if len(jobs) != len(evs) {
 				t.Errorf("dead letters cover %d jobs, want %d", len(jobs), len(evs))
 			}
-			for _, c := range cs {
-				if c.Err() != nil {
-					t.Errorf("consumer stopped: %v", c.Err())
-				}
+			if c.Err() != nil {
+				t.Errorf("consumer stopped: %v", c.Err())
 			}
 		})
 	}
@@ -381,7 +380,7 @@ func TestEmitFailure(t *testing.T) {
 	ctx := testkit.TimeoutContext(t, deadline)
 	e := newEnv(t)
 	mock := testkit.NewMockPublisher()
-	bus, err := broker.NewBus(mock)
+	bus, err := events.NewBus(mock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,16 +411,15 @@ func TestEmitFailure(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	e := newEnv(t)
 	prefs := &notifysvc.Preferences{Default: notifysvc.Preference{Events: []string{"#"}, Channels: []eventmodels.Channel{eventmodels.ChannelWebhook}}}
 	for _, tc := range []struct {
 		name string
 		cfg  notifysvc.Config
 		want []string
 	}{
-		{"empty", notifysvc.Config{}, []string{"Decoder is required", "at least one channel"}},
-		{"twice", notifysvc.Config{Decoder: e.dec, Channels: []notifysvc.Channel{notifysvc.NewLogChannel(nil), notifysvc.NewLogChannel(nil)}}, []string{`two channels named "log"`}},
-		{"unconfigured", notifysvc.Config{Decoder: e.dec, Channels: []notifysvc.Channel{notifysvc.NewLogChannel(nil)}, Preferences: prefs}, []string{`channel "webhook", which is not configured`}},
+		{"empty", notifysvc.Config{}, []string{"at least one channel"}},
+		{"twice", notifysvc.Config{Channels: []notifysvc.Channel{notifysvc.NewLogChannel(nil), notifysvc.NewLogChannel(nil)}}, []string{`two channels named "log"`}},
+		{"unconfigured", notifysvc.Config{Channels: []notifysvc.Channel{notifysvc.NewLogChannel(nil)}, Preferences: prefs}, []string{`channel "webhook", which is not configured`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := notifysvc.New(tc.cfg)
@@ -442,7 +440,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func TestBusPusherAndStatsHTTP(t *testing.T) {
 	ctx := testkit.TimeoutContext(t, deadline)
 	e := newEnv(t)
-	realtime := testkit.NewMessageCapture(testkit.WithDecoder(e.dec))
+	realtime := testkit.NewMessageCapture()
 	if _, err := e.mem.Subscribe(ctx, broker.Subscription{Topic: eventmodels.TopicNotifications, Ephemeral: true}, realtime.Handle); err != nil {
 		t.Fatal(err)
 	}

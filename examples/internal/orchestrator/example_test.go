@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -14,9 +15,13 @@ import (
 // simulator in its deterministic mode (Speed 0): the seed fixes the outcome.
 func Example() {
 	ctx := context.Background()
-	mem := memory.New()
+	mem, err := memory.New(ctx, memory.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer mem.Close()
-	durable, _ := broker.NewBus(mem)
+	durable, _ := events.NewBus(mem)
 	svc, err := orchestrator.New(orchestrator.Config{
 		Durable: durable,
 		Sim:     orchestrator.SimConfig{Seed: 1, Speed: 0, ProgressSteps: 2},
@@ -38,9 +43,8 @@ func Example() {
 	_ = svc.Wait(ctx)
 
 	// Every transition is on job-lifecycle, keyed by the job ID.
-	dec, _ := broker.NewDecoder(nil, nil)
 	_ = mem.Replay(ctx, eventmodels.TopicJobLifecycle, func(_ context.Context, m *broker.Message) error {
-		e, err := dec.Decode(m)
+		e, err := durable.Decode(m)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/broker/memory"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -85,7 +86,7 @@ func (p *recPublisher) messages(topic string) []*broker.Message {
 }
 
 // decodeAll decodes msgs, failing the test on any error.
-func decodeAll(t *testing.T, dec *broker.Decoder, msgs []*broker.Message) []eventmodels.Event {
+func decodeAll(t *testing.T, dec *events.Bus, msgs []*broker.Message) []eventmodels.Event {
 	t.Helper()
 	out := make([]eventmodels.Event, 0, len(msgs))
 	for _, m := range msgs {
@@ -102,26 +103,26 @@ func decodeAll(t *testing.T, dec *broker.Decoder, msgs []*broker.Message) []even
 // recPublisher) and a real-time memory broker whose job-lifecycle is
 // captured.
 type rig struct {
-	durableBroker *memory.Broker
+	durableBroker *memory.Backend
 	durable       *recPublisher
 	realtime      *testkit.MessageCapture
 	rtPub         *testkit.MockPublisher // nil unless the rig was built with one
 	svc           *orchestrator.Service
-	dec           *broker.Decoder
+	dec           *events.Bus // decodes only
 }
 
 type rigOption func(*rigConfig)
 
 type rigConfig struct {
 	cfg           orchestrator.Config
-	durableBroker *memory.Broker
+	durableBroker *memory.Backend
 	durable       *recPublisher
 	rtPub         *testkit.MockPublisher
 	noRealtime    bool
 }
 
 // withDurable reuses a durable broker and recorder (a restarted instance).
-func withDurable(b *memory.Broker, p *recPublisher) rigOption {
+func withDurable(b *memory.Backend, p *recPublisher) rigOption {
 	return func(c *rigConfig) { c.durableBroker, c.durable = b, p }
 }
 
@@ -142,15 +143,15 @@ func newRig(t *testing.T, sim orchestrator.SimConfig, opts ...rigOption) *rig {
 	}
 	r := &rig{durableBroker: rc.durableBroker, durable: rc.durable, rtPub: rc.rtPub}
 	if r.durableBroker == nil {
-		r.durableBroker = memory.New()
-		t.Cleanup(func() { _ = r.durableBroker.Close() })
+		// The platform's partition counts, as the durable Kafka log has them.
+		r.durableBroker = newMemory(t, memory.Config{Topics: events.PlatformTopics()})
 		r.durable = newRecPublisher(r.durableBroker)
 	}
 	var err error
-	if r.dec, err = broker.NewDecoder(nil, nil); err != nil {
+	if r.dec, err = events.NewBus(nil); err != nil {
 		t.Fatal(err)
 	}
-	durable, err := broker.NewBus(r.durable)
+	durable, err := events.NewBus(r.durable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,9 +162,8 @@ func newRig(t *testing.T, sim orchestrator.SimConfig, opts ...rigOption) *rig {
 	if !rc.noRealtime {
 		var pub broker.Publisher = r.rtPub
 		if r.rtPub == nil {
-			rtBroker := memory.New()
-			t.Cleanup(func() { _ = rtBroker.Close() })
-			r.realtime = testkit.NewMessageCapture(testkit.WithDecoder(r.dec))
+			rtBroker := newMemory(t, memory.Config{})
+			r.realtime = testkit.NewMessageCapture()
 			c, err := rtBroker.Subscribe(context.Background(), broker.Subscription{Topic: eventmodels.TopicJobLifecycle, Ephemeral: true}, r.realtime.Handle)
 			if err != nil {
 				t.Fatal(err)
@@ -171,7 +171,7 @@ func newRig(t *testing.T, sim orchestrator.SimConfig, opts ...rigOption) *rig {
 			t.Cleanup(func() { _ = c.Close() })
 			pub = rtBroker
 		}
-		if rc.cfg.Realtime, err = broker.NewBus(pub); err != nil {
+		if rc.cfg.Realtime, err = events.NewBus(pub); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,6 +186,17 @@ func newRig(t *testing.T, sim orchestrator.SimConfig, opts ...rigOption) *rig {
 		}
 	})
 	return r
+}
+
+// newMemory returns an in-memory backend closed when the test ends.
+func newMemory(t *testing.T, cfg memory.Config) *memory.Backend {
+	t.Helper()
+	b, err := memory.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }
 
 // lifecycle returns the confirmed job-lifecycle events of every job, in

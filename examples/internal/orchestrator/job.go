@@ -156,6 +156,12 @@ var transitions = func() *events.Router {
 		j.status, j.reason = eventmodels.StatusCancelled, e.Reason
 		return nil
 	})
+	// job.metrics moves no status, but it is one of the job's published
+	// events (counted, and it stamps UpdatedAt); it is published only
+	// while the job runs.
+	events.On(r, func(ctx context.Context, e *eventmodels.JobMetrics) error {
+		return allow(job(ctx).status == eventmodels.StatusRunning)
+	})
 	return r
 }()
 

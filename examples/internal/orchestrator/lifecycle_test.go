@@ -19,7 +19,7 @@ func TestLifecycle(t *testing.T) {
 	// capture per topic: order holds per topic and key).
 	durableSeen := map[string]*testkit.MessageCapture{}
 	for _, topic := range []string{eventmodels.TopicJobLifecycle, eventmodels.TopicJobMetrics} {
-		durableSeen[topic] = testkit.NewMessageCapture(testkit.WithDecoder(r.dec))
+		durableSeen[topic] = testkit.NewMessageCapture()
 		c, err := r.durableBroker.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "test"}, durableSeen[topic].Handle)
 		if err != nil {
 			t.Fatal(err)
@@ -62,6 +62,9 @@ func TestLifecycle(t *testing.T) {
 		// job.metrics: same key and correlation ID; the last one is the
 		// final usage, equal to job.completed's.
 		ms := metrics[v.JobID]
+		if v.Events != len(evs)+len(ms) {
+			t.Errorf("%s: API counts %d events published, the log has %d lifecycle and %d job.metrics", v.JobID, v.Events, len(evs), len(ms))
+		}
 		if len(ms) == 0 {
 			t.Errorf("%s: no job.metrics", v.JobID)
 			continue

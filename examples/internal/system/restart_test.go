@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
-	"github.com/cosmic-horizons/events/examples/internal/system"
 	"github.com/cosmic-horizons/events/testkit"
 )
 
@@ -32,7 +31,7 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 	}
 	newOrch := func(speed float64) *orchestrator.Service {
 		o, err := orchestrator.New(orchestrator.Config{
-			Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Decoder: p.Decoder,
+			Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer,
 			Sim: orchestrator.SimConfig{Seed: 9, FailureRatio: 0.2, Speed: speed, QueueDelay: 2 * time.Second, RunTime: time.Hour},
 		})
 		if err != nil {
@@ -96,7 +95,8 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string][]string{}
 	status := map[string]eventmodels.JobStatus{}
-	err = p.Replayer.Replay(ctx, eventmodels.TopicJobLifecycle, broker.HandleEvent(p.Decoder, func(ctx context.Context, e eventmodels.Event) error {
+	r := events.NewRouter()
+	events.OnEvent(r, func(ctx context.Context, e eventmodels.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		id := e.Key()
@@ -116,8 +116,12 @@ func TestOrchestratorRestartResumesFromKafka(t *testing.T) {
 		}
 		status[id] = to
 		return nil
-	}))
+	})
+	h, err := p.Durable.Handler(r)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Replayer.Replay(ctx, eventmodels.TopicJobLifecycle, h); err != nil {
 		t.Fatal(err)
 	}
 	if len(seen) != n+1 {
