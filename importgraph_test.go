@@ -23,9 +23,14 @@ func TestArchitectureImportGraph(t *testing.T) {
 		}
 		t.Skip("no go command on PATH")
 	}
-	out, err := exec.Command(gobin, "list", "-f", `{{.ImportPath}}:{{join .Imports " "}}`, "./...", "./examples/...").CombinedOutput()
+	// Standard output only: on a fresh module cache go list also writes
+	// "go: downloading …" lines, to standard error.
+	cmd := exec.Command(gobin, "list", "-f", `{{.ImportPath}}:{{join .Imports " "}}`, "./...", "./examples/...")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list (the examples module is reached through go.work): %v\n%s", err, out)
+		t.Fatalf("go list (the examples module is reached through go.work): %v\n%s", err, stderr.String())
 	}
 	actual := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
