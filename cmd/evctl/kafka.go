@@ -294,13 +294,18 @@ func (k *kafkaBackend) redrive(ctx context.Context, src string, p *redrivePlan) 
 // committed returns the offsets group committed on topic's partitions (-1
 // where none).
 func (k *kafkaBackend) committed(group, topic string, parts []int32) (map[int32]int64, error) {
-	resp, err := k.admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
-	if err != nil {
-		return nil, fmt.Errorf("committed offsets of %q: %w", group, err)
-	}
 	out := make(map[int32]int64, len(parts))
 	for _, p := range parts {
 		out[p] = -1
+	}
+	resp, err := k.admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return out, nil // a group that never committed
+	}
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of %q: %w", group, err)
+	}
+	for _, p := range parts {
 		if b := resp.GetBlock(topic, p); b != nil && (b.Err == sarama.ErrNoError) {
 			out[p] = b.Offset
 		}

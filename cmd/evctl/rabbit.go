@@ -343,8 +343,8 @@ func (r *rabbitBackend) tail(ctx context.Context, topic string, _ bool, ready fu
 func (r *rabbitBackend) topics(ctx context.Context, o *options) (*topicsReport, error) {
 	rep := &topicsReport{Broker: brokerRabbit, Ensured: o.ensure}
 	if o.ensure {
-		for _, s := range events.PlatformTopics() {
-			for _, t := range []string{s.Name, broker.DeadLetterTopic(s.Name)} {
+		for _, name := range topicNames(o) {
+			for _, t := range []string{name, broker.DeadLetterTopic(name)} {
 				if err := r.ensureTopic(rep, t); err != nil {
 					return nil, err
 				}

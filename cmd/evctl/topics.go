@@ -50,7 +50,7 @@ func cmdTopics(ctx context.Context, args []string, e *env) error {
 	fs := newFlags("topics", &o, e.stderr)
 	fs.BoolVar(&o.ensure, "ensure", true, "create the missing platform topics and their dead-letter topics, and compare the others with their specs (existing topics are never changed); --ensure=false only reports lag")
 	fs.Var(&o.groups, "group", "consumer groups whose lag to show (Kafka default: every group; RabbitMQ: required for queue depths)")
-	fs.Var(&o.topics, "topic", "only show lag on these topics")
+	fs.Var(&o.topics, "topic", "Kafka: only show lag on these topics; RabbitMQ: the topics to ensure and whose group queues to show (default: the platform topics)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
