@@ -203,7 +203,7 @@ func (k *kafkaBackend) readRange(ctx context.Context, consumer sarama.Consumer, 
 
 func kafkaRecord(cm *sarama.ConsumerMessage) *record {
 	m := &broker.Message{Topic: cm.Topic, Key: string(cm.Key), Body: cm.Value,
-		Headers: make(broker.Headers, 0, len(cm.Headers)),
+		Headers:  make(broker.Headers, 0, len(cm.Headers)),
 		Delivery: broker.Delivery{Partition: cm.Partition, Offset: cm.Offset, ReceivedAt: time.Now()}}
 	for _, h := range cm.Headers {
 		if h != nil {
@@ -246,8 +246,8 @@ func (k *kafkaBackend) redrive(ctx context.Context, src string, p *redrivePlan) 
 			return res, err
 		}
 		start := max(committed[part], oldest) // -1: nothing committed yet
-		done := start                          // committed progress
-		next := start                          // progress to commit
+		done := start                         // committed progress
+		next := start                         // progress to commit
 		err = k.readRange(ctx, consumer, src, part, start, newest, func(r *record) error {
 			res.Read++
 			next = r.offset + 1

@@ -401,4 +401,3 @@ func (r *rabbitBackend) ensureTopic(rep *topicsReport, topic string) error {
 	}
 	return nil
 }
-

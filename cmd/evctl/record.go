@@ -66,18 +66,18 @@ func newDecoder() (*decoder, error) {
 
 // messageView is how a message is printed, in JSON or as a block.
 type messageView struct {
-	Source      string            `json:"source"`
-	Position    string            `json:"position"`
-	Partition   *int32            `json:"partition,omitempty"`
-	Offset      *int64            `json:"offset,omitempty"`
-	Key         string            `json:"key,omitempty"`
-	Type        string            `json:"type,omitempty"`
-	ID          string            `json:"id,omitempty"`
-	ContentType string            `json:"content_type,omitempty"`
-	DeadLetter  *deadLetterView   `json:"dead_letter,omitempty"`
+	Source      string          `json:"source"`
+	Position    string          `json:"position"`
+	Partition   *int32          `json:"partition,omitempty"`
+	Offset      *int64          `json:"offset,omitempty"`
+	Key         string          `json:"key,omitempty"`
+	Type        string          `json:"type,omitempty"`
+	ID          string          `json:"id,omitempty"`
+	ContentType string          `json:"content_type,omitempty"`
+	DeadLetter  *deadLetterView `json:"dead_letter,omitempty"`
 	// RedrivenTo is where dlq redrive put the message back.
-	RedrivenTo string `json:"redriven_to,omitempty"`
-	Headers     map[string]string `json:"headers"`
+	RedrivenTo string            `json:"redriven_to,omitempty"`
+	Headers    map[string]string `json:"headers"`
 	// Event is the decoded event; Body a JSON body evctl could not decode
 	// as an event; BodyBase64 any other body, raw.
 	Event       json.RawMessage `json:"event,omitempty"`
