@@ -44,7 +44,9 @@ func TestBrokerFromEnvironment(t *testing.T) {
 	t.Setenv("AMQP_URLS", "")
 	t.Setenv("KAFKA_BROKERS", "k:9092")
 	var o options
-	if k, err := o.kind(func(s string) (string, bool) { return map[string]string{"KAFKA_BROKERS": "k:9092"}[s], s == "KAFKA_BROKERS" }); err != nil || k != brokerKafka {
+	if k, err := o.kind(func(s string) (string, bool) {
+		return map[string]string{"KAFKA_BROKERS": "k:9092"}[s], s == "KAFKA_BROKERS"
+	}); err != nil || k != brokerKafka {
 		t.Fatalf("kind = %q, %v", k, err)
 	}
 	if k, err := o.kind(func(s string) (string, bool) { return "amqp://h", s == "AMQP_URLS" }); err != nil || k != brokerRabbit {
