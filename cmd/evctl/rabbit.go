@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -182,13 +183,15 @@ func (r *rabbitBackend) scan(ctx context.Context, src string, limit int, fn func
 	// Closing the channel gives every message read back, in front of the
 	// queue and in order.
 	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(src, false, false, false, false, nil)
-	if err != nil {
+	if _, err := ch.QueueDeclarePassive(src, false, false, false, false, nil); err != nil {
 		return fmt.Errorf("queue %q: %w", src, err)
 	}
-	n := q.Messages
+	// Until the queue has nothing ready: what this channel took stays
+	// unacknowledged, so nothing is read twice. (Messages another reader
+	// is giving back at this moment are not ready yet and may be missed.)
+	n := math.MaxInt
 	if limit > 0 {
-		n = min(n, limit)
+		n = limit
 	}
 	err = getAll(ctx, ch, src, n, func(_ *amqp.Delivery, rec *record) error { return fn(rec) })
 	if errors.Is(err, errStop) {

@@ -132,6 +132,9 @@ func TestRabbitDeadLetters(t *testing.T) {
 	t.Run("show leaves the queue as it was", func(t *testing.T) {
 		args := append([]string{"dlq", "show", "--json", "--group", "billing"}, base...)
 		first := jsonLines(t, mustRun(t, args...).stdout)
+		// Closing its channel gave the messages back; the broker makes them
+		// ready again asynchronously.
+		waitFor(t, "the messages back in the queue", func() bool { return r.depth(t, r.dlq("billing")) == 5 })
 		second := jsonLines(t, mustRun(t, args...).stdout)
 		if len(first) != 5 || len(second) != 5 || r.depth(t, r.dlq("billing")) != 5 {
 			t.Fatalf("show: %d then %d messages, queue holds %d", len(first), len(second), r.depth(t, r.dlq("billing")))
@@ -144,6 +147,7 @@ func TestRabbitDeadLetters(t *testing.T) {
 				t.Fatalf("message %d: %+v", i, first[i])
 			}
 		}
+		waitFor(t, "the messages back in the queue", func() bool { return r.depth(t, r.dlq("billing")) == 5 })
 		one := jsonLines(t, mustRun(t, append(args, "--key", "j-3")...).stdout)
 		if len(one) != 1 || one[0].Key != "j-3" {
 			t.Fatalf("--key j-3: %+v", one)
@@ -151,6 +155,7 @@ func TestRabbitDeadLetters(t *testing.T) {
 	})
 
 	t.Run("crash after an ack", func(t *testing.T) {
+		waitFor(t, "the messages back in the queue", func() bool { return r.depth(t, r.dlq("billing")) == 5 })
 		args := append([]string{"dlq", "redrive", "--group", "billing"}, base...)
 		crashed := evctl(t, faults{afterCommit: func(n int) error {
 			if n == 2 {
