@@ -129,6 +129,53 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 	if err != nil {
 		return err
 	}
+	return p.send(ctx, msgs, out, topics)
+}
+
+// PublishAsync implements broker.AsyncPublisher: the messages are checked
+// in the caller's goroutine (an invalid or oversized one, or Close, is
+// returned at once and done is not called), then sent and confirmed as by
+// Publish on a goroutine of the call's own, which calls done with Publish's
+// result. Calls are independent, as concurrent Publish calls are: each goes
+// out on a channel of the pool, so order across calls is not kept (order
+// within a call is). Close waits for calls in flight as it waits for
+// Publish calls.
+func (p *Publisher) PublishAsync(ctx context.Context, done func(error), msgs ...*broker.Message) error {
+	if done == nil {
+		return fmt.Errorf("rabbitbus: PublishAsync: nil done func: %w", broker.ErrInvalidMessage)
+	}
+	if !p.enter() {
+		return broker.ErrClosed
+	}
+	if len(msgs) == 0 {
+		p.calls.Done()
+		done(nil)
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		p.calls.Done()
+		return err
+	}
+	out, topics, err := p.prepare(msgs, pubOptions{mandatory: true})
+	if err != nil {
+		p.calls.Done()
+		return err
+	}
+	start := time.Now()
+	go func() {
+		defer p.calls.Done()
+		err := p.send(ctx, msgs, out, topics)
+		if len(p.hooks) > 0 {
+			p.hooks.Published(ctx, msgs, time.Since(start), err)
+		}
+		done(err)
+	}()
+	return nil
+}
+
+// send publishes the prepared messages out until every one is confirmed or
+// failed (Publish's loop).
+func (p *Publisher) send(ctx context.Context, msgs []*broker.Message, out []outMsg, topics []string) error {
 	// Waits for a connection also end when Close is called, waits for
 	// confirms when Close gives up.
 	wctx, stop := mergeDone(ctx, p.closing)
