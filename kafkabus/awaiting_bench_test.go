@@ -118,3 +118,61 @@ func BenchmarkPublishAwaiting(b *testing.B) {
 		fmt.Printf("%-22s %10.0f msgs/s %8.0f cpu-ns/msg %6.0f p50-µs\n", a.name, med(rates[a.name]), med(cpus[a.name]), med(p50s[a.name]))
 	}
 }
+
+// BenchmarkPublishAsync is one caller that does not wait a round trip per
+// event: PublishAsync for every message, one per call, then the
+// completions. It reports the rate, the CPU per message, and the loss
+// accounting: messages confirmed by done, failed, and then found on the
+// topic (read back whole: lost = confirmed but absent, dup = found twice).
+//
+//	go test ./kafkabus/ -run '^$' -bench PublishAsync -benchtime 200000x
+func BenchmarkPublishAsync(b *testing.B) {
+	c, kb, topic := benchCluster(b)
+	value := benchValue()
+	n := b.N
+	var wg sync.WaitGroup
+	var ok, failed atomic.Int64
+	ctx := context.Background()
+	b.ResetTimer()
+	cpu0, start := cpuTime(), time.Now()
+	for i := range n {
+		wg.Add(1)
+		m := &broker.Message{Topic: topic, Key: "key-" + strconv.Itoa(i%100), Body: value,
+			Headers: broker.Headers{{Key: "seq", Value: strconv.Itoa(i)}}}
+		if err := kb.PublishAsync(ctx, func(err error) {
+			if err != nil {
+				failed.Add(1)
+			} else {
+				ok.Add(1)
+			}
+			wg.Done()
+		}, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	el, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	found := map[string]int{}
+	for _, m := range readAll(b, c, topic) {
+		for _, h := range m.Headers {
+			if string(h.Key) == "seq" {
+				found[string(h.Value)]++
+			}
+		}
+	}
+	dups := 0
+	for _, k := range found {
+		dups += k - 1
+	}
+	lost := int(ok.Load()) - len(found)
+	b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/msg")
+	b.ReportMetric(float64(ok.Load()), "confirmed")
+	b.ReportMetric(float64(failed.Load()), "failed")
+	b.ReportMetric(float64(max(lost, 0)), "lost")
+	b.ReportMetric(float64(dups), "dup")
+	if lost > 0 || dups > 0 || failed.Load() > 0 {
+		b.Fatalf("%d confirmed, %d failed, %d found: %d lost, %d duplicates", ok.Load(), failed.Load(), len(found), lost, dups)
+	}
+}
