@@ -182,16 +182,9 @@ func (b *Bus) Publish(ctx context.Context, events ...eventmodels.Event) (err err
 	if len(events) == 0 {
 		return nil
 	}
-	if b.pub == nil {
-		return errors.New("events: this Bus has no publisher")
-	}
-	msgs := make([]*broker.Message, len(events))
-	for i, e := range events {
-		m, err := b.Message(e)
-		if err != nil {
-			return err
-		}
-		msgs[i] = m
+	msgs, err := b.messages(events)
+	if err != nil {
+		return err
 	}
 	for _, h := range b.pubHks {
 		var end func(error)
@@ -209,6 +202,90 @@ func (b *Bus) Publish(ctx context.Context, events ...eventmodels.Event) (err err
 		}()
 	}
 	return b.pub.Publish(ctx, msgs...)
+}
+
+// messages returns the messages of events, or the first event's error.
+func (b *Bus) messages(events []eventmodels.Event) ([]*broker.Message, error) {
+	if b.pub == nil {
+		return nil, errors.New("events: this Bus has no publisher")
+	}
+	msgs := make([]*broker.Message, len(events))
+	for i, e := range events {
+		m, err := b.Message(e)
+		if err != nil {
+			return nil, err
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
+// PublishAsync is Publish without the wait: it validates and encodes
+// events, hands them to the backend and returns; done is called exactly
+// once, later, with what Publish would have returned (nil when the backend
+// confirmed every event; else a *broker.PublishError naming each failed
+// one, or ctx's error when ctx ended first). It is the way for one caller to
+// keep many events in flight: a loop of PublishAsync calls does not wait a
+// round trip per event, and each completion says which events are safe.
+//
+// When PublishAsync returns an error, done is never called: an invalid
+// event (matching broker.ErrInvalidMessage; nothing was sent),
+// broker.ErrClosed, or ctx's error during the hand-off (part of the events
+// may have been handed over: publish them again). Events with equal keys
+// keep their order within a call, and across calls made one after another
+// on backends whose hand-off is ordered (memory and kafkabus; rabbitbus
+// sends each call independently, like concurrent Publish calls).
+// PublishAsync blocks while the backend's buffers are full, bounded by ctx.
+// done may run on any goroutine, possibly before PublishAsync returns, and
+// must not block. Publish hooks see the call; its duration ends at done.
+// On a backend that is not a broker.AsyncPublisher, PublishAsync publishes
+// synchronously and then calls done.
+func (b *Bus) PublishAsync(ctx context.Context, done func(error), events ...eventmodels.Event) error {
+	if done == nil {
+		return fmt.Errorf("%w: PublishAsync needs a done func", broker.ErrInvalidMessage)
+	}
+	if len(events) == 0 {
+		done(nil)
+		return nil
+	}
+	msgs, err := b.messages(events)
+	if err != nil {
+		return err
+	}
+	var ends []func(error)
+	for _, h := range b.pubHks {
+		var end func(error)
+		ctx, end = h.BeforePublish(ctx, msgs)
+		if end != nil {
+			ends = append(ends, end)
+		}
+	}
+	start := time.Now()
+	complete := func(err error) {
+		for i := len(ends) - 1; i >= 0; i-- { // as Publish's deferred calls
+			ends[i](err)
+		}
+		for _, o := range b.pubObs {
+			o.OnPublished(ctx, msgs, time.Since(start), err)
+		}
+	}
+	finish := func(err error) { complete(err); done(err) }
+	ap, ok := b.pub.(broker.AsyncPublisher)
+	if !ok {
+		err := b.pub.Publish(ctx, msgs...)
+		var pe *broker.PublishError
+		if err != nil && !errors.As(err, &pe) {
+			complete(err)
+			return err
+		}
+		finish(err)
+		return nil
+	}
+	if err := ap.PublishAsync(ctx, finish, msgs...); err != nil {
+		complete(err)
+		return err
+	}
+	return nil
 }
 
 // ceTime is the layout of ce_time: RFC 3339 with milliseconds, UTC.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
@@ -51,4 +53,55 @@ func Example() {
 	<-handled
 	// [/quick-start]
 	// Output: job-42 used 12.5 CPU hours
+}
+
+// Publishing many events: one Publish call per batch waits one round trip
+// for the whole batch; PublishAsync keeps events in flight without waiting
+// and reports each call's outcome to its done func.
+func ExampleBus_PublishAsync() {
+	ctx := context.Background()
+	backend, err := memory.New(ctx, memory.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	bus, err := events.NewBus(backend)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// [publish-many]
+	// A batch: one call, one wait; a *broker.PublishError names any event
+	// that failed (the others are confirmed).
+	batch := make([]eventmodels.Event, 0, 100)
+	for i := range 100 {
+		batch = append(batch, eventmodels.NewJobQueued("astro-user-7", fmt.Sprintf("job-%03d", i), "gpu", i))
+	}
+	if err := bus.Publish(ctx, batch...); err != nil {
+		log.Fatal(err)
+	}
+
+	// A stream: PublishAsync returns once the events are handed over; done
+	// runs once per call with what Publish would have returned. Keep the
+	// failed ones to publish again (at-least-once); events of one key keep
+	// their order on Kafka and memory.
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 1000 {
+		e := eventmodels.NewJobQueued("astro-user-7", fmt.Sprintf("job-%03d", i%100), "gpu", i)
+		wg.Add(1)
+		err := bus.PublishAsync(ctx, func(err error) {
+			if err != nil {
+				failed.Add(1) // or log it, or queue e for a retry
+			}
+			wg.Done()
+		}, e)
+		if err != nil { // refused before the hand-off (invalid event, closed backend): done will not run
+			wg.Done()
+			log.Fatal(err)
+		}
+	}
+	wg.Wait() // before exiting, as Close waits only for the backend
+	fmt.Println("failed:", failed.Load())
+	// [/publish-many]
+	// Output: failed: 0
 }

@@ -26,6 +26,30 @@ type Publisher interface {
 	Close() error
 }
 
+// AsyncPublisher is a Publisher that can also hand messages over without
+// waiting for their confirmation, so that one caller keeps many messages in
+// flight. memory, kafkabus and rabbitbus backends implement it.
+type AsyncPublisher interface {
+	Publisher
+	// PublishAsync checks msgs as Publish does and hands them to the
+	// backend, then returns; done is called exactly once, later, with what
+	// Publish would have returned (nil when every message was confirmed,
+	// else a *PublishError naming each failed one, or ctx's error when ctx
+	// ended before the confirmations: the messages may or may not have been
+	// delivered). When PublishAsync returns an error instead (an invalid or
+	// oversized message, ErrClosed, ctx ended during the hand-off), done is
+	// never called and nothing, or only part of msgs, was handed over
+	// (at-least-once: publish them again).
+	//
+	// Hand-off keeps argument order, and on backends that say so (memory,
+	// kafkabus) order across calls made one after another: messages with
+	// equal keys are delivered in the order they were handed over.
+	// PublishAsync may block while the backend's buffers are full, bounded
+	// by ctx. done may run on any goroutine, possibly before PublishAsync
+	// returns; it must not block. Hooks see each call when it completes.
+	PublishAsync(ctx context.Context, done func(error), msgs ...*Message) error
+}
+
 // Handler handles one message. Returning nil acknowledges it (commits its
 // offset once every earlier message of the partition is done, or acks it on
 // AMQP). A returned error is retried in place, then dead-lettered, as the

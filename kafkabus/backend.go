@@ -96,6 +96,16 @@ func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
 	return b.pub.Publish(ctx, msgs...)
 }
 
+var _ broker.AsyncPublisher = (*Backend)(nil)
+
+// PublishAsync implements broker.AsyncPublisher: the messages are handed to
+// the producer in order (equal keys keep their order across calls made one
+// after another) and done is called once every one is acknowledged or
+// failed.
+func (b *Backend) PublishAsync(ctx context.Context, done func(error), msgs ...*broker.Message) error {
+	return b.pub.PublishAsync(ctx, done, msgs...)
+}
+
 // Subscribe implements broker.Subscriber.
 //
 // A durable subscription is a member of the consumer group sub.Group;

@@ -53,9 +53,9 @@ func rawProducerConfig() *sarama.Config {
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Retry.Max = 10
 	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-	sc.Producer.Flush.Frequency = kafkabus.DefaultFlushFrequency
-	sc.Producer.Flush.Messages = kafkabus.DefaultFlushMessages
-	sc.Producer.Flush.Bytes = kafkabus.DefaultFlushBytes
+	// kafkabus's default flush: every trigger off (sarama's zeros), so a
+	// batch goes as soon as the broker's previous request is answered.
+	sc.Producer.Flush.Frequency, sc.Producer.Flush.Messages, sc.Producer.Flush.Bytes = 0, 0, 0
 	return sc
 }
 

@@ -42,6 +42,10 @@ func TestCloseGivesUpAfterCloseTimeout(t *testing.T) {
 	if err := hold.Wait(ctx, 1); err != nil {
 		t.Fatalf("the produce request never reached the cluster: %v", err)
 	}
+	asyncDone := make(chan error, 2)
+	if err := b.PublishAsync(ctx, func(err error) { asyncDone <- err }, &broker.Message{Topic: topic, Key: "held-async"}); err != nil {
+		t.Fatalf("PublishAsync: %v", err)
+	}
 
 	start := time.Now()
 	closed := make(chan error, 1)
@@ -70,6 +74,14 @@ func TestCloseGivesUpAfterCloseTimeout(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting Publish did not return after Close")
 	}
+	select {
+	case err := <-asyncDone:
+		if !errors.Is(err, broker.ErrClosed) {
+			t.Fatalf("the waiting PublishAsync's done = %v, want broker.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting PublishAsync's done was not called after Close")
+	}
 	if err := b.Publish(ctx, &broker.Message{Topic: topic, Key: "late"}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Publish after Close = %v, want broker.ErrClosed", err)
 	}
@@ -84,5 +96,50 @@ func TestCloseGivesUpAfterCloseTimeout(t *testing.T) {
 func TestConfigValidateRefusesNegativeCloseTimeout(t *testing.T) {
 	if err := (kafkabus.Config{Brokers: []string{"k:9092"}, CloseTimeout: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "CloseTimeout") {
 		t.Errorf("negative CloseTimeout: Validate = %v, want it refused", err)
+	}
+}
+
+// TestPublishAsyncContextEnds: while the cluster holds the produce request,
+// the caller's ctx ends; done is called once, with ctx's error, and not
+// again when the request is answered later.
+func TestPublishAsyncContextEnds(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	b := newBackend(t, cluster)
+	topic := newTopic(t, b, "async-ctx", 1)
+	hold := cluster.Delay(kmsg.Produce, time.Hour, -1)
+	t.Cleanup(hold.Remove)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	if err := b.PublishAsync(ctx, func(err error) { done <- err }, &broker.Message{Topic: topic, Key: "k"}); err != nil {
+		t.Fatalf("PublishAsync: %v", err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer wcancel()
+	if err := hold.Wait(wctx, 1); err != nil {
+		t.Fatalf("the produce request never reached the cluster: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("done called before the acknowledgement or ctx's end: %v", err)
+	default:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("done = %v, want context.Canceled", err)
+		}
+	case <-wctx.Done():
+		t.Fatal("done not called after ctx ended")
+	}
+	hold.Remove() // the request is answered now; done must not run again
+	if err := b.Publish(wctx, &broker.Message{Topic: topic, Key: "k"}); err != nil {
+		t.Fatalf("Publish after the hold: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("done called a second time: %v", err)
+	default:
 	}
 }

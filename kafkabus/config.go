@@ -21,9 +21,6 @@ const (
 	DefaultClientID          = "cosmic-horizons-events"
 	DefaultVersion           = "3.6.0"
 	DefaultMaxMessageBytes   = 1 << 20
-	DefaultFlushFrequency    = time.Millisecond
-	DefaultFlushMessages     = 500
-	DefaultFlushBytes        = 512 << 10
 	DefaultProducerRetries   = 10
 	DefaultRetryBackoff      = 100 * time.Millisecond
 	DefaultCloseTimeout      = 30 * time.Second
@@ -75,17 +72,21 @@ type Config struct {
 	// sarama.CompressionNone. LZ4 or Zstd pay off for bodies that
 	// compress (JSON); Avro bodies of a few hundred bytes barely do.
 	Compression sarama.CompressionCodec
-	// FlushFrequency, FlushMessages and FlushBytes decide when the
-	// producer sends a batch to a broker: when any is reached, and only
-	// once the previous request to that broker was answered (the
-	// idempotent producer keeps one request in flight per broker). The
-	// defaults (1ms, 500 messages, 512 KiB) keep latency near a
-	// millisecond at low rates and send large batches at high rates; a
-	// negative value turns that trigger off, and with all three off every
-	// message is sent at once. Without the time trigger a batch that never
-	// reaches FlushMessages or FlushBytes would never be sent, so Validate
-	// accepts FlushFrequency off only with the other two off as well, or
-	// with FlushMessages 1.
+	// FlushFrequency, FlushMessages and FlushBytes add triggers that hold
+	// messages back to build larger batches (a linger). By default all
+	// three are zero (off) and the producer sends to each broker as soon
+	// as it may: at once when no request to that broker is in flight, and
+	// otherwise everything that arrived meanwhile in one batch as soon as
+	// the answer comes (the idempotent producer keeps one request in
+	// flight per broker). Latency stays at one round trip at low rates and
+	// batches grow with the load (docs/decisions/0006-send-at-once.md).
+	// A positive value sends a batch only when that trigger is reached
+	// (FlushFrequency after the batch's first message, or FlushMessages
+	// messages, or FlushBytes bytes), trading latency for fewer, larger
+	// requests. Without the time trigger a batch that never reaches
+	// FlushMessages or FlushBytes would never be sent, so Validate accepts
+	// a size trigger only with FlushFrequency positive too, or with
+	// FlushMessages 1. Negative values are invalid.
 	FlushFrequency time.Duration
 	FlushMessages  int
 	FlushBytes     int
@@ -209,15 +210,6 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = DefaultVersion
 	}
-	if c.FlushFrequency == 0 {
-		c.FlushFrequency = DefaultFlushFrequency
-	}
-	if c.FlushMessages == 0 {
-		c.FlushMessages = DefaultFlushMessages
-	}
-	if c.FlushBytes == 0 {
-		c.FlushBytes = DefaultFlushBytes
-	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -322,7 +314,10 @@ func (c Config) Validate() error {
 // FlushMessages 1 makes every batch reach a size trigger. c has its
 // defaults applied.
 func (c Config) checkFlush() error {
-	freq, msgs, bytes := flushValue(c.FlushFrequency), flushValue(c.FlushMessages), flushValue(c.FlushBytes)
+	freq, msgs, bytes := c.FlushFrequency, c.FlushMessages, c.FlushBytes
+	if freq < 0 || msgs < 0 || bytes < 0 {
+		return fmt.Errorf("FlushFrequency %v, FlushMessages %d, FlushBytes %d: negative values are invalid (zero turns a trigger off)", freq, msgs, bytes)
+	}
 	if freq > 0 || msgs == 1 || (msgs == 0 && bytes == 0) {
 		return nil
 	}
@@ -333,19 +328,10 @@ func (c Config) checkFlush() error {
 	if bytes > 0 {
 		on = append(on, fmt.Sprintf("FlushBytes is %d", bytes))
 	}
-	return fmt.Errorf("FlushFrequency %v turns the time trigger off while %s: a batch that never fills up would never be sent "+
-		"(a lone Publish would wait for ever, and Close for it); keep FlushFrequency positive (0 means the default %v), "+
-		"set FlushMessages to 1, or turn all three triggers off (negative) to send every message at once",
-		c.FlushFrequency, strings.Join(on, " and "), DefaultFlushFrequency)
-}
-
-// flushValue maps a Config flush setting to sarama's: negative turns the
-// trigger off (sarama's zero).
-func flushValue[T int | time.Duration](v T) T {
-	if v < 0 {
-		return 0
-	}
-	return v
+	return fmt.Errorf("FlushFrequency is off while %s: a batch that never fills up would never be sent "+
+		"(a lone Publish would wait for ever, and Close for it); set FlushFrequency too (a linger, e.g. 1ms), "+
+		"set FlushMessages to 1, or leave all three at zero (the default) to send as soon as the broker allows",
+		strings.Join(on, " and "))
 }
 
 // sarama returns the sarama configuration for c (already defaulted and
@@ -382,9 +368,9 @@ func (c Config) sarama() *sarama.Config {
 	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
 	sc.Producer.Compression = c.Compression
 	sc.Producer.MaxMessageBytes = c.MaxMessageBytes
-	sc.Producer.Flush.Frequency = flushValue(c.FlushFrequency)
-	sc.Producer.Flush.Messages = flushValue(c.FlushMessages)
-	sc.Producer.Flush.Bytes = flushValue(c.FlushBytes)
+	sc.Producer.Flush.Frequency = c.FlushFrequency
+	sc.Producer.Flush.Messages = c.FlushMessages
+	sc.Producer.Flush.Bytes = c.FlushBytes
 	sc.Producer.Retry.Max = c.ProducerRetries
 	sc.Producer.Retry.Backoff = c.RetryBackoff
 	sc.Producer.Return.Successes = true

@@ -104,6 +104,23 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	}
 }
 
+// TestConfigValidateRefusesNegativeFlush: zero turns a trigger off, so a
+// negative value is a mistake, reported with the three values.
+func TestConfigValidateRefusesNegativeFlush(t *testing.T) {
+	for _, set := range []func(*kafkabus.Config){
+		func(c *kafkabus.Config) { c.FlushFrequency = -1 },
+		func(c *kafkabus.Config) { c.FlushMessages = -1 },
+		func(c *kafkabus.Config) { c.FlushBytes = -1 },
+	} {
+		c := kafkabus.Config{Brokers: []string{"k:9092"}}
+		set(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "negative values are invalid") {
+			t.Errorf("Validate(%+v flush) = %v, want negative refused", c, err)
+		}
+	}
+}
+
 // TestConfigValidateRefusesFlushThatHoldsMessages: with the time trigger
 // off, a batch below FlushMessages and FlushBytes is never sent, so a lone
 // Publish would wait for ever. Validate refuses such a configuration and
@@ -115,14 +132,15 @@ func TestConfigValidateRefusesFlushThatHoldsMessages(t *testing.T) {
 		set  func(*kafkabus.Config)
 		ok   bool
 	}{
-		{"defaults", func(*kafkabus.Config) {}, true},
-		{"time trigger off, others default", func(c *kafkabus.Config) { c.FlushFrequency = -1 }, false},
-		{"time trigger off, bytes off", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushBytes = -1, -1 }, false},
-		{"time trigger off, messages off", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages = -1, -1 }, false},
-		{"time trigger off, 2 messages", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages = -1, 2 }, false},
-		{"every trigger off (send at once)", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages, c.FlushBytes = -1, -1, -1 }, true},
-		{"time trigger off, 1 message", func(c *kafkabus.Config) { c.FlushFrequency, c.FlushMessages = -1, 1 }, true},
-		{"time trigger on, others off", func(c *kafkabus.Config) { c.FlushMessages, c.FlushBytes = -1, -1 }, true},
+		{"defaults (send at once)", func(*kafkabus.Config) {}, true},
+		{"time trigger off, 500 messages", func(c *kafkabus.Config) { c.FlushMessages = 500 }, false},
+		{"time trigger off, 512 KiB", func(c *kafkabus.Config) { c.FlushBytes = 512 << 10 }, false},
+		{"time trigger off, 2 messages and bytes", func(c *kafkabus.Config) { c.FlushMessages, c.FlushBytes = 2, 1024 }, false},
+		{"time trigger off, 1 message", func(c *kafkabus.Config) { c.FlushMessages = 1 }, true},
+		{"time trigger only", func(c *kafkabus.Config) { c.FlushFrequency = time.Millisecond }, true},
+		{"linger with size triggers", func(c *kafkabus.Config) {
+			c.FlushFrequency, c.FlushMessages, c.FlushBytes = time.Millisecond, 500, 512<<10
+		}, true},
 		{"long time trigger", func(c *kafkabus.Config) { c.FlushFrequency = time.Second }, true},
 	}
 	for _, tc := range cases {
@@ -139,7 +157,7 @@ func TestConfigValidateRefusesFlushThatHoldsMessages(t *testing.T) {
 			if err == nil {
 				t.Fatal("Validate accepted a flush configuration that can hold a message for ever")
 			}
-			for _, want := range []string{"FlushFrequency", "never", "FlushMessages to 1"} {
+			for _, want := range []string{"FlushFrequency", "never", "FlushMessages to 1", "zero"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("Validate error lacks %q:\n%v", want, err)
 				}

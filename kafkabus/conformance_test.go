@@ -28,6 +28,7 @@ func TestConformance(t *testing.T) {
 		Persistent:      true,
 		ConsumerGroups:  true,
 		KeyAffinity:     true,
+		AsyncOrdered:    true,
 		Ephemeral:       true,
 		MaxMessageBytes: kafkabus.DefaultMaxMessageBytes,
 		NewTopic: func(t *testing.T, name string, partitions int32) {

@@ -34,6 +34,8 @@ type publisher struct {
 	// Config.CloseTimeout): hand-offs and waits for acknowledgements still
 	// in progress end, their messages failed with broker.ErrClosed.
 	gaveUp     chan struct{}
+	gaveUpCtx  context.Context // done with gaveUp, for PublishAsync's waits
+	giveUpCtx  context.CancelFunc
 	giveUpOnce sync.Once
 	// results is done when the Successes and Errors readers have exited.
 	results sync.WaitGroup
@@ -52,6 +54,7 @@ func newPublisher(cfg Config, sc *sarama.Config) (*publisher, error) {
 		return nil, fmt.Errorf("kafkabus: start producer: %w", err)
 	}
 	pub := &publisher{cfg: cfg, client: client, producer: p, hooks: broker.Hooks(cfg.Hooks), version: 2, gaveUp: make(chan struct{})}
+	pub.gaveUpCtx, pub.giveUpCtx = context.WithCancel(context.Background())
 	pub.results.Add(2)
 	go pub.readSuccesses()
 	go pub.readErrors()
@@ -68,6 +71,9 @@ type call struct {
 	remaining int
 	settled   []bool
 	failed    []broker.FailedMessage
+	// onSettled, when set, runs once every message is settled, after mu
+	// is released (PublishAsync's completion).
+	onSettled func()
 }
 
 func newCall(msgs []*broker.Message) *call {
@@ -84,23 +90,31 @@ type entry struct {
 // already settled (failed by failRest) stays as it is.
 func (c *call) resolve(idx int, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.settle(idx, err)
+	last := c.settle(idx, err)
+	c.mu.Unlock()
+	if last && c.onSettled != nil {
+		c.onSettled()
+	}
 }
 
 // failRest fails with err every message not settled yet.
 func (c *call) failRest(err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	last := false
 	for i := range c.settled {
-		c.settle(i, err)
+		last = c.settle(i, err) || last
+	}
+	c.mu.Unlock()
+	if last && c.onSettled != nil {
+		c.onSettled()
 	}
 }
 
-// settle does resolve's work; the caller holds mu.
-func (c *call) settle(idx int, err error) {
+// settle does resolve's work and reports whether it settled the last
+// message; the caller holds mu.
+func (c *call) settle(idx int, err error) bool {
 	if c.settled[idx] {
-		return
+		return false
 	}
 	c.settled[idx] = true
 	if err != nil {
@@ -108,7 +122,9 @@ func (c *call) settle(idx int, err error) {
 	}
 	if c.remaining--; c.remaining == 0 {
 		close(c.done)
+		return true
 	}
+	return false
 }
 
 // result returns nil when every message was acknowledged, else a
@@ -177,14 +193,9 @@ func (p *publisher) Publish(ctx context.Context, msgs ...*broker.Message) (err e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c := newCall(msgs)
-	pms := make([]sarama.ProducerMessage, len(msgs))
-	for i, m := range msgs {
-		if err := p.encode(&pms[i], m, i); err != nil {
-			return err
-		}
-		c.entries[i] = entry{c: c, idx: i}
-		pms[i].Metadata = &c.entries[i]
+	c, pms, err := p.prepare(msgs)
+	if err != nil {
+		return err
 	}
 	if err := p.handOff(ctx, c, pms); err != nil {
 		return err
@@ -197,6 +208,116 @@ func (p *publisher) Publish(ctx context.Context, msgs ...*broker.Message) (err e
 		c.failRest(p.errGaveUp())
 	}
 	return c.result()
+}
+
+// prepare encodes msgs for the producer, each tracked by the returned call.
+func (p *publisher) prepare(msgs []*broker.Message) (*call, []sarama.ProducerMessage, error) {
+	c := newCall(msgs)
+	pms := make([]sarama.ProducerMessage, len(msgs))
+	for i, m := range msgs {
+		if err := p.encode(&pms[i], m, i); err != nil {
+			return nil, nil, err
+		}
+		c.entries[i] = entry{c: c, idx: i}
+		pms[i].Metadata = &c.entries[i]
+	}
+	return c, pms, nil
+}
+
+// PublishAsync implements broker.AsyncPublisher: Publish's checks and
+// hand-off, in the caller's goroutine and in order (so messages with equal
+// keys keep their order across calls too), then done with what Publish
+// would have returned once every message is acknowledged or failed. No
+// goroutine waits per call: the producer's result readers complete it.
+func (p *publisher) PublishAsync(ctx context.Context, done func(error), msgs ...*broker.Message) error {
+	if done == nil {
+		return fmt.Errorf("kafkabus: PublishAsync: nil done func: %w", broker.ErrInvalidMessage)
+	}
+	if len(msgs) == 0 {
+		done(nil)
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	c, pms, err := p.prepare(msgs)
+	if err != nil {
+		return err
+	}
+	w := &asyncWait{}
+	finish := func(err error) {
+		if !w.finish() {
+			return
+		}
+		if len(p.hooks) > 0 {
+			p.hooks.Published(ctx, msgs, time.Since(start), err)
+		}
+		done(err)
+	}
+	c.mu.Lock()
+	c.onSettled = func() { finish(c.result()) }
+	c.mu.Unlock()
+	if err := p.handOff(ctx, c, pms); err != nil {
+		if c.isSettled() {
+			return nil // Close gave up: every message failed, done was told
+		}
+		// Nothing, or part, was handed over (the part may or may not be
+		// delivered, as when Publish's ctx ends): the caller learns it
+		// here, and done is not called.
+		w.finish()
+		return err
+	}
+	w.add(context.AfterFunc(ctx, func() {
+		finish(fmt.Errorf("kafkabus: publish: waiting for acknowledgement: %w", ctx.Err()))
+	}))
+	w.add(context.AfterFunc(p.gaveUpCtx, func() { c.failRest(p.errGaveUp()) }))
+	return nil
+}
+
+// asyncWait is the end of one PublishAsync call: finished once, and the
+// context.AfterFunc registrations to drop then.
+type asyncWait struct {
+	mu       sync.Mutex
+	finished bool
+	stops    []func() bool
+}
+
+// finish marks the call finished and drops its registrations; false when
+// it already was.
+func (w *asyncWait) finish() bool {
+	w.mu.Lock()
+	if w.finished {
+		w.mu.Unlock()
+		return false
+	}
+	w.finished = true
+	stops := w.stops
+	w.stops = nil
+	w.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	return true
+}
+
+// add keeps stop for finish, or calls it when the call already finished.
+func (w *asyncWait) add(stop func() bool) {
+	w.mu.Lock()
+	if w.finished {
+		w.mu.Unlock()
+		stop()
+		return
+	}
+	w.stops = append(w.stops, stop)
+	w.mu.Unlock()
+}
+
+// isSettled reports whether every message of c is settled.
+func (c *call) isSettled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remaining == 0
 }
 
 // handOff gives the call's messages to the producer, in order. It fails
@@ -291,4 +412,4 @@ func (p *publisher) Close() error {
 }
 
 // giveUp ends every wait for the producer (see Config.CloseTimeout).
-func (p *publisher) giveUp() { p.giveUpOnce.Do(func() { close(p.gaveUp) }) }
+func (p *publisher) giveUp() { p.giveUpOnce.Do(func() { close(p.gaveUp); p.giveUpCtx() }) }

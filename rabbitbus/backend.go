@@ -58,6 +58,13 @@ func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
 	return b.pub.Publish(ctx, msgs...)
 }
 
+var _ broker.AsyncPublisher = (*Backend)(nil)
+
+// PublishAsync is Publisher.PublishAsync.
+func (b *Backend) PublishAsync(ctx context.Context, done func(error), msgs ...*broker.Message) error {
+	return b.pub.PublishAsync(ctx, done, msgs...)
+}
+
 // Subscribe is Subscriber.Subscribe.
 func (b *Backend) Subscribe(ctx context.Context, sub broker.Subscription, h broker.Handler) (broker.Consumer, error) {
 	return b.sub.Subscribe(ctx, sub, h)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +62,18 @@ func reportRate(b *testing.B, n int, d time.Duration) {
 	b.ReportMetric(float64(n)/d.Seconds(), "msgs/s")
 }
 
+// cpuTime is the process's user+system CPU time so far: the client's, as
+// the broker runs in a process of its own.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, n int, cpu time.Duration) {
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/msg")
+}
+
 // BenchmarkPublish: confirmed publishing. raw/window-N is amqp091 on one
 // channel with deferred confirmations and up to N unconfirmed; rabbitbus
 // is Publish, one message per call unless batched, so G goroutines keep at
@@ -84,7 +97,7 @@ func BenchmarkPublish(b *testing.B) {
 					b.Fatal("nacked")
 				}
 			}
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			b.ResetTimer()
 			for i := range b.N {
 				if len(inflight) == cap(inflight) {
@@ -101,6 +114,7 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			b.StopTimer()
 			reportRate(b, b.N, time.Since(start))
+			reportCPU(b, b.N, cpuTime()-cpu0)
 		})
 	}
 	run := func(name string, goroutines, batch int) {
@@ -110,7 +124,7 @@ func BenchmarkPublish(b *testing.B) {
 			ctx := context.Background()
 			var next atomic.Int64
 			var wg sync.WaitGroup
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			b.ResetTimer()
 			for range goroutines {
 				wg.Add(1)
@@ -136,6 +150,7 @@ func BenchmarkPublish(b *testing.B) {
 			wg.Wait()
 			b.StopTimer()
 			reportRate(b, b.N, time.Since(start))
+			reportCPU(b, b.N, cpuTime()-cpu0)
 		})
 	}
 	run("rabbitbus/1-goroutine", 1, 1)

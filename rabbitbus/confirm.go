@@ -71,8 +71,9 @@ func (c *publishCall) settle(i int, st uint8, err error) {
 	}
 }
 
-// wait returns when no message of the call is in flight, or ctx ends.
-func (c *publishCall) wait(ctx context.Context) error {
+// wait returns when no message of the call is in flight, or ctx ends
+// (ctx's error), or stop is closed (context.Canceled).
+func (c *publishCall) wait(ctx context.Context, stop <-chan struct{}) error {
 	for {
 		c.mu.Lock()
 		n := c.inflight
@@ -84,6 +85,8 @@ func (c *publishCall) wait(ctx context.Context) error {
 		case <-c.wake:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-stop:
+			return context.Canceled
 		}
 	}
 }

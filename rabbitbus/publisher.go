@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -129,12 +130,59 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 	if err != nil {
 		return err
 	}
+	return p.send(ctx, msgs, out, topics)
+}
+
+// PublishAsync implements broker.AsyncPublisher: the messages are checked
+// in the caller's goroutine (an invalid or oversized one, or Close, is
+// returned at once and done is not called), then sent and confirmed as by
+// Publish on a goroutine of the call's own, which calls done with Publish's
+// result. Calls are independent, as concurrent Publish calls are: each goes
+// out on a channel of the pool, so order across calls is not kept (order
+// within a call is). Close waits for calls in flight as it waits for
+// Publish calls.
+func (p *Publisher) PublishAsync(ctx context.Context, done func(error), msgs ...*broker.Message) error {
+	if done == nil {
+		return fmt.Errorf("rabbitbus: PublishAsync: nil done func: %w", broker.ErrInvalidMessage)
+	}
+	if !p.enter() {
+		return broker.ErrClosed
+	}
+	if len(msgs) == 0 {
+		p.calls.Done()
+		done(nil)
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		p.calls.Done()
+		return err
+	}
+	out, topics, err := p.prepare(msgs, pubOptions{mandatory: true})
+	if err != nil {
+		p.calls.Done()
+		return err
+	}
+	start := time.Now()
+	go func() {
+		defer p.calls.Done()
+		err := p.send(ctx, msgs, out, topics)
+		if len(p.hooks) > 0 {
+			p.hooks.Published(ctx, msgs, time.Since(start), err)
+		}
+		done(err)
+	}()
+	return nil
+}
+
+// send publishes the prepared messages out until every one is confirmed or
+// failed (Publish's loop).
+func (p *Publisher) send(ctx context.Context, msgs []*broker.Message, out []outMsg, topics []string) error {
 	// Waits for a connection also end when Close is called, waits for
-	// confirms when Close gives up.
-	wctx, stop := mergeDone(ctx, p.closing)
-	defer stop()
-	cctx, stopC := mergeDone(ctx, p.gaveUp)
-	defer stopC()
+	// confirms when Close gives up. The merged context is made only if a
+	// wait needs it: the common call (connected, room in the window) waits
+	// only for its confirms, on ctx and gaveUp directly.
+	wctx := &orContext{Context: ctx, other: p.closing}
+	defer wctx.release()
 
 	call := newCall(len(out))
 	todo := make([]int, len(out))
@@ -169,7 +217,7 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 			break
 		}
 		sendErr := pc.send(wctx, call, out, todo)
-		if err := call.wait(cctx); err != nil {
+		if err := call.wait(ctx, p.gaveUp.Done()); err != nil {
 			if ctx.Err() == nil { // Close gave up
 				call.failAll(fmt.Errorf("rabbitbus: no confirm within CloseTimeout %v of Close (the message may or may not have arrived): %w",
 					p.cfg.CloseTimeout, broker.ErrClosed))
@@ -244,8 +292,7 @@ func (p *Publisher) stopped(ctx context.Context, call *publishCall, msgs []*brok
 // sent if one fails.
 func (p *Publisher) prepare(msgs []*broker.Message, opt pubOptions) ([]outMsg, []string, error) {
 	out := make([]outMsg, len(msgs))
-	var topics []string
-	seen := make(map[string]bool, 1)
+	var topics []string // few: a linear search beats a map
 	for i, m := range msgs {
 		if m == nil {
 			return nil, nil, fmt.Errorf("%w: message #%d is nil", broker.ErrInvalidMessage, i)
@@ -272,8 +319,7 @@ func (p *Publisher) prepare(msgs []*broker.Message, opt pubOptions) ([]outMsg, [
 			pub.Headers["BCC"] = []any{opt.bcc}
 		}
 		out[i] = outMsg{exchange: m.Topic, key: key, pub: pub, mandatory: opt.mandatory && !p.cfg.dropsUnroutable(m.Topic)}
-		if !seen[m.Topic] {
-			seen[m.Topic] = true
+		if !slices.Contains(topics, m.Topic) {
 			topics = append(topics, m.Topic)
 		}
 	}
@@ -371,6 +417,40 @@ func waitLost(ctx context.Context, s *session) {
 	case <-s.lost:
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// orContext is ctx that also ends when other does (with context.Canceled),
+// its Done channel made only when first asked for: checks of Err cost
+// nothing, and no goroutine or registration exists unless a wait selects
+// on Done. Not safe for concurrent use; release it when done.
+type orContext struct {
+	context.Context
+	other  context.Context
+	merged context.Context
+	stop   context.CancelFunc
+}
+
+func (c *orContext) Done() <-chan struct{} {
+	if c.merged == nil {
+		c.merged, c.stop = mergeDone(c.Context, c.other)
+	}
+	return c.merged.Done()
+}
+
+func (c *orContext) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if c.other.Err() != nil {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *orContext) release() {
+	if c.stop != nil {
+		c.stop()
 	}
 }
 

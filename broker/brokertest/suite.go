@@ -42,6 +42,10 @@ type Features struct {
 	// per-key order holds across members too. RabbitMQ's competing
 	// consumers on one queue do not have it.
 	KeyAffinity bool
+	// AsyncOrdered: the Publisher is a broker.AsyncPublisher whose
+	// hand-off keeps order across calls, so messages with equal keys
+	// published by successive PublishAsync calls arrive in call order.
+	AsyncOrdered bool
 	// Ephemeral: Subscription.Ephemeral is supported.
 	Ephemeral bool
 	// MaxMessageBytes is the backend's limit on Message.Size(); the suite
@@ -124,6 +128,8 @@ func Run(t *testing.T, factory Factory, features Features) {
 		{"MemberJoinsWhileHandlerBusy", testJoinWhileBusy},
 		{"HandlerIgnoringCtxIsAbandoned", testIgnoresCtx},
 		{"UnkeyedMessagesSpreadOverWorkers", testUnkeyedSpread},
+		{"AsyncPublishCompletesEachOnce", testAsyncPublish},
+		{"AsyncPublishRefusalsAreReturned", testAsyncPublishRefusals},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,7 @@ func TestConformance(t *testing.T) {
 	}, brokertest.Features{
 		Persistent:      true,
 		ConsumerGroups:  true,
+		AsyncOrdered:    true,
 		Ephemeral:       true,
 		MaxMessageBytes: memory.DefaultMaxMessageBytes,
 	})

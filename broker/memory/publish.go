@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,6 +37,26 @@ import (
 // before it returns.
 func (b *Backend) Publish(ctx context.Context, msgs ...*broker.Message) error {
 	return b.publish(ctx, b.cfg.MaxMessageBytes, msgs)
+}
+
+var _ broker.AsyncPublisher = (*Backend)(nil)
+
+// PublishAsync implements broker.AsyncPublisher. Appending is this
+// backend's confirmation, so the work is Publish's, done at once: done is
+// called with Publish's result before PublishAsync returns, except when
+// nothing was appended (an invalid message, ctx ended, Close), which
+// PublishAsync returns instead.
+func (b *Backend) PublishAsync(ctx context.Context, done func(error), msgs ...*broker.Message) error {
+	if done == nil {
+		return fmt.Errorf("memory: PublishAsync: nil done func: %w", broker.ErrInvalidMessage)
+	}
+	err := b.Publish(ctx, msgs...)
+	var pe *broker.PublishError
+	if err != nil && !errors.As(err, &pe) {
+		return err
+	}
+	done(err)
+	return nil
 }
 
 // deadLetters is the publisher of a subscription's dead letters: the

@@ -50,9 +50,9 @@ func (d *kafkaDriver) rawConfig() *sarama.Config {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-	sc.Producer.Flush.Frequency = kafkabus.DefaultFlushFrequency
-	sc.Producer.Flush.Messages = kafkabus.DefaultFlushMessages
-	sc.Producer.Flush.Bytes = kafkabus.DefaultFlushBytes
+	// kafkabus's default flush: every trigger off (sarama's zeros), so a
+	// batch goes as soon as the broker's previous request is answered.
+	sc.Producer.Flush.Frequency, sc.Producer.Flush.Messages, sc.Producer.Flush.Bytes = 0, 0, 0
 	sc.Producer.Retry.Max = kafkabus.DefaultProducerRetries
 	sc.Producer.Retry.Backoff = kafkabus.DefaultRetryBackoff
 	sc.Producer.Return.Successes = true
