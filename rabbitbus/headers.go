@@ -44,7 +44,7 @@ const (
 	// was lost before its confirm: the broker may hold an earlier copy.
 	// Consumers strip it and report the delivery as Redelivered.
 	headerResent = "ch-rabbitbus-resent"
-	// legacySeq and legacyResent are the names before v0.x renamed them;
+	// legacySeq and legacyResent are the names an older rabbitbus wrote;
 	// consumers still strip them (and honour legacyResent) for messages
 	// published by an older rabbitbus.
 	legacySeq    = "x-rabbitbus-seq"
