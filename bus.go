@@ -339,16 +339,20 @@ const DataSchemaPrefix = "urn:cosmic-horizons:schema:"
 // version such as "job-metrics/v2": DataSchemaPrefix + ds.
 func DataSchemaURI(ds string) string { return DataSchemaPrefix + ds }
 
-// Decode returns the event in m. It reads the content-type, ce_type and
-// ce_dataschema headers (the last as the Bus writes it, DataSchemaURI, or
-// bare, "<schema>/v<version>"). Failures (unknown content type, unknown
-// event type, malformed or invalid body, headers that contradict the body)
-// are errors marked broker.Permanent: retrying cannot fix them.
+// Decode returns the event in m. It requires the attributes CloudEvents 1.0
+// requires (ce_specversion "1.0", ce_id, ce_source, ce_type: see
+// CheckCloudEvent) and reads the content-type header (or, without it,
+// ce_datacontenttype; neither means Avro), ce_type and ce_dataschema (as
+// the Bus writes it, DataSchemaURI, or bare, "<schema>/v<version>"). IDs in
+// headers are compared with the body's as UUIDs, case-insensitively.
+// Failures (headers that are not a CloudEvent, unknown content type,
+// unknown event type, malformed or invalid body, headers that contradict
+// the body) are errors marked broker.Permanent: retrying cannot fix them.
 func (b *Bus) Decode(m *broker.Message) (eventmodels.Event, error) {
-	typ := m.Header(broker.HeaderType)
-	if typ == "" {
-		return b.decodeUntyped(m)
+	if err := CheckCloudEvent(m); err != nil {
+		return nil, broker.Permanent(err)
 	}
+	typ := m.Header(broker.HeaderType)
 	info, ok := b.reg.Lookup(typ)
 	if !ok {
 		return nil, broker.Permanent(fmt.Errorf("%w: %q", eventmodels.ErrUnknownEventType, typ))
@@ -356,9 +360,13 @@ func (b *Bus) Decode(m *broker.Message) (eventmodels.Event, error) {
 	return b.decode(m, info)
 }
 
-// decode decodes m, of the registered type info.
+// decode decodes m, of the registered type info; m passed CheckCloudEvent.
 func (b *Bus) decode(m *broker.Message, info eventmodels.TypeInfo) (eventmodels.Event, error) {
-	codec, err := b.codecOf(m.Header(broker.HeaderContentType))
+	ct, err := contentType(m)
+	if err != nil {
+		return nil, broker.Permanent(err)
+	}
+	codec, err := b.codecOf(ct)
 	if err != nil {
 		return nil, broker.Permanent(err)
 	}
@@ -375,9 +383,13 @@ func (b *Bus) decode(m *broker.Message, info eventmodels.TypeInfo) (eventmodels.
 	}
 	e, err := codec.DecodeInfo(info, m.Body, version)
 	if err != nil {
+		if ct == "" {
+			err = fmt.Errorf("events: the message has neither a %s nor a %s header, so its body was read as %s (the default): %w",
+				broker.HeaderContentType, broker.HeaderDataContentType, eventmodels.ContentTypeAvro, err)
+		}
 		return nil, broker.Permanent(err)
 	}
-	if err := b.checkID(m, e); err != nil {
+	if err := checkIDs(m, e); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -391,35 +403,24 @@ func schemaName(info eventmodels.TypeInfo) string {
 	return info.EventType
 }
 
-// decodeUntyped decodes a message without ce_type: a JSON body names its
-// own type.
-func (b *Bus) decodeUntyped(m *broker.Message) (eventmodels.Event, error) {
-	codec, err := b.codecOf(m.Header(broker.HeaderContentType))
-	if err != nil {
-		return nil, broker.Permanent(err)
+// checkIDs refuses headers whose IDs differ from the body's, comparing
+// them as UUIDs: ce_id with event_id, and ce_correlationid (optional) with
+// correlation_id.
+func checkIDs(m *broker.Message, e eventmodels.Event) error {
+	env := e.Envelope()
+	if id := m.Header(broker.HeaderID); !sameID(id, env.EventID) {
+		return broker.Permanent(fmt.Errorf("events: header %s %s differs from event_id %s", broker.HeaderID, id, env.EventID))
 	}
-	e, err := codec.Decode(m.Body, eventmodels.Meta{})
-	if err != nil {
-		return nil, broker.Permanent(err)
-	}
-	if err := b.checkID(m, e); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
-func (b *Bus) checkID(m *broker.Message, e eventmodels.Event) error {
-	if id := m.Header(broker.HeaderID); id != "" && id != e.Envelope().EventID.String() {
-		return broker.Permanent(fmt.Errorf("events: header %s %s differs from event_id %s", broker.HeaderID, id, e.Envelope().EventID))
+	if id, ok := m.Headers.Lookup(broker.HeaderCorrelationID); ok && !sameID(id, env.CorrelationID) {
+		return broker.Permanent(fmt.Errorf("events: header %s %s differs from correlation_id %s", broker.HeaderCorrelationID, id, env.CorrelationID))
 	}
 	return nil
 }
 
-// codecOf returns the codec of a content-type header value (parameters
-// ignored; empty means Avro).
+// codecOf returns the codec of a content type (parameters ignored; empty
+// means Avro).
 func (b *Bus) codecOf(contentType string) (eventmodels.InfoCodec, error) {
-	mt, _, _ := strings.Cut(contentType, ";")
-	switch strings.TrimSpace(strings.ToLower(mt)) {
+	switch mediaType(contentType) {
 	case eventmodels.ContentTypeAvro, "":
 		return b.avro, nil
 	case eventmodels.ContentTypeJSON:

@@ -144,16 +144,10 @@ func (c *compiled) resolve(m *broker.Message) (eventmodels.Event, func(context.C
 }
 
 func (c *compiled) resolveOnce(m *broker.Message) (eventmodels.Event, func(context.Context, eventmodels.Event) error, error) {
-	typ := m.Header(broker.HeaderType)
-	if typ == "" {
-		// A JSON body without the header names its own type.
-		e, err := c.b.decodeUntyped(m)
-		if err != nil {
-			return nil, nil, err
-		}
-		fn, err := c.handlerOf(e.Envelope().EventType)
-		return e, fn, err
+	if err := CheckCloudEvent(m); err != nil {
+		return nil, nil, broker.Permanent(err)
 	}
+	typ := m.Header(broker.HeaderType)
 	info, ok := c.b.reg.Lookup(typ)
 	if !ok {
 		return nil, nil, broker.Permanent(fmt.Errorf("%w: %q", eventmodels.ErrUnknownEventType, typ))

@@ -63,15 +63,16 @@ func DedupeKey(key func(m *Message) string) DedupeOption {
 	return func(c *dedupeConfig) { c.key = key }
 }
 
-// DefaultDedupeKey is m.Delivery.Group + "|" + the event ID, or "" when the
-// message has no HeaderID. The group is part of the key so that one store
+// DefaultDedupeKey is m.Delivery.Group + "|" + the event ID (in the form
+// CanonicalID gives: a UUID written in upper case is the same ID in lower
+// case), or "" when the message has no HeaderID. The group is part of the key so that one store
 // can serve several subscriptions: each group must handle every message once.
 func DefaultDedupeKey(m *Message) string {
 	id := m.Header(HeaderID)
 	if id == "" {
 		return ""
 	}
-	return m.Delivery.Group + "|" + id
+	return m.Delivery.Group + "|" + CanonicalID(id)
 }
 
 // dedupeBookkeeping bounds each Commit and Release call Dedupe makes after

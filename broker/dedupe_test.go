@@ -437,3 +437,38 @@ func TestDedupeConcurrentStress(t *testing.T) {
 		}
 	}
 }
+
+// TestDedupeUpperCaseUUID: the same UUID written in upper case (Swift's
+// uuidString, SQL Server) is the same event: its redelivery is a duplicate.
+func TestDedupeUpperCaseUUID(t *testing.T) {
+	store := NewMemoryDedupeStore(4)
+	h, calls := counting()
+	d := Dedupe(store)(h)
+	lower := dedupeMessage("dabc6342-0008-4aa6-8f3e-1b2c3d4e5f60", "g")
+	upper := dedupeMessage("DABC6342-0008-4AA6-8F3E-1B2C3D4E5F60", "g")
+	if err := d(context.Background(), upper); err != nil {
+		t.Fatal(err)
+	}
+	if err := d(context.Background(), lower); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("lower-case copy of an upper-case ID: err = %v, want ErrDuplicate", err)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("handler calls %d, want 1", calls.Load())
+	}
+}
+
+func TestCanonicalID(t *testing.T) {
+	for in, want := range map[string]string{
+		"DABC6342-0008-4AA6-8F3E-1B2C3D4E5F60": "dabc6342-0008-4aa6-8f3e-1b2c3d4e5f60",
+		"dabc6342-0008-4aa6-8f3e-1b2c3d4e5f60": "dabc6342-0008-4aa6-8f3e-1b2c3d4e5f60",
+		"Dabc6342-0008-4aA6-8f3e-1b2c3d4e5f60": "dabc6342-0008-4aa6-8f3e-1b2c3d4e5f60",
+		"ORDER-1":                              "ORDER-1", // not a UUID: IDs of other shapes are case-sensitive
+		"DABC6342X0008-4AA6-8F3E-1B2C3D4E5F60": "DABC6342X0008-4AA6-8F3E-1B2C3D4E5F60",
+		"GABC6342-0008-4AA6-8F3E-1B2C3D4E5F60": "GABC6342-0008-4AA6-8F3E-1B2C3D4E5F60",
+		"":                                     "",
+	} {
+		if got := CanonicalID(in); got != want {
+			t.Errorf("CanonicalID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

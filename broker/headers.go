@@ -13,8 +13,12 @@ const (
 	HeaderCorrelationID = "ce_correlationid" // correlation_id (CloudEvents Correlation extension)
 	HeaderDataSchema    = "ce_dataschema"    // DataSchemaURI("<schema>/v<version>") for Avro bodies
 	HeaderContentType   = "content-type"     // application/avro or application/json
-	HeaderTraceParent   = "traceparent"      // W3C trace context
-	HeaderTraceState    = "tracestate"       // W3C trace context
+	// HeaderDataContentType is read, never written: a producer may give
+	// the content type as the CloudEvents attribute datacontenttype
+	// (cloudEvents_datacontenttype on AMQP) instead of content-type.
+	HeaderDataContentType = "ce_datacontenttype"
+	HeaderTraceParent     = "traceparent" // W3C trace context
+	HeaderTraceState      = "tracestate"  // W3C trace context
 )
 
 // Dead-letter headers, added to the original headers of a message published
@@ -37,3 +41,39 @@ const (
 
 // SpecVersion is the CloudEvents version of the headers.
 const SpecVersion = "1.0"
+
+// CanonicalID returns id in the form IDs are compared and stored in: a
+// UUID in its 36-character text form, written in any case, is returned in
+// lower case (RFC 9562: UUIDs compare case-insensitively, and Swift or SQL
+// Server write them in upper case); any other string is returned as it is.
+// Dedupe keys, and whatever else matches messages by ID, go through it.
+func CanonicalID(id string) string {
+	if len(id) != 36 {
+		return id
+	}
+	upper := false
+	for i := 0; i < 36; i++ {
+		c := id[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return id
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		case 'A' <= c && c <= 'F':
+			upper = true
+		default:
+			return id
+		}
+	}
+	if !upper {
+		return id
+	}
+	b := []byte(id)
+	for i, c := range b {
+		if 'A' <= c && c <= 'F' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}

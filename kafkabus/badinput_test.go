@@ -103,6 +103,8 @@ func TestBadInputGoesToDeadLetter(t *testing.T) {
 	key := sarama.StringEncoder(completed.Key())
 	for _, m := range []*sarama.ProducerMessage{
 		{Topic: "job-lifecycle", Key: key, Value: sarama.ByteEncoder{0xde, 0xad, 0xbe, 0xef, 0x00, 0x42}, Headers: []sarama.RecordHeader{
+			{Key: []byte(broker.HeaderSpecVersion), Value: []byte(broker.SpecVersion)},
+			{Key: []byte(broker.HeaderSource), Value: []byte("raw-producer")},
 			{Key: []byte(broker.HeaderType), Value: []byte(eventmodels.TypeJobCompleted)},
 			{Key: []byte(broker.HeaderContentType), Value: []byte("application/avro")},
 			{Key: []byte(broker.HeaderID), Value: []byte("garbage-1")},

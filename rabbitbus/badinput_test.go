@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,11 +43,15 @@ func TestRouterBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	malformed := &broker.Message{Topic: topic, Key: "j", Body: []byte{0xde, 0xad}, Headers: broker.Headers{
+		{Key: broker.HeaderSpecVersion, Value: broker.SpecVersion},
+		{Key: broker.HeaderSource, Value: "test"},
 		{Key: broker.HeaderID, Value: "malformed"},
 		{Key: broker.HeaderType, Value: eventmodels.TypeJobCompleted},
 		{Key: broker.HeaderContentType, Value: "application/avro"},
 	}}
 	unknown := &broker.Message{Topic: topic, Key: "j", Body: []byte(`{"event_id":"x"}`), Headers: broker.Headers{
+		{Key: broker.HeaderSpecVersion, Value: broker.SpecVersion},
+		{Key: broker.HeaderSource, Value: "test"},
 		{Key: broker.HeaderID, Value: "unknown"},
 		{Key: broker.HeaderType, Value: "job.exploded"},
 		{Key: broker.HeaderContentType, Value: "application/json"},
@@ -248,5 +253,47 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	if err := c.Publish(ctx, msg(topic, "k", 2, "c")); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Publish after Close: %v", err)
+	}
+}
+
+// TestDataContentTypeOnly: a producer outside rabbitbus that names the
+// content type only as the CloudEvents attribute (cloudEvents_datacontenttype
+// in the headers table, no ContentType property, as the AMQP binding
+// allows) has its JSON body read as JSON, not as Avro.
+func TestDataContentTypeOnly(t *testing.T) {
+	e := newEnv(t)
+	c := newClient(t, rabbitbus.Config{URLs: []string{e.url}, Logger: testLogger(t)})
+	topic := e.f.Name("dct")
+	e.declareGroup(t, broker.Subscription{Topic: topic, Group: "g"})
+	route := events.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic })
+	jsonBus, err := events.NewBus(c, route, events.WithJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := events.NewBus(c, route)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan eventmodels.Event, 1)
+	r := events.NewRouter()
+	events.OnEvent(r, func(_ context.Context, ev eventmodels.Event) error { got <- ev; return nil })
+	if _, err := bus.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "g"}, r); err != nil {
+		t.Fatal(err)
+	}
+	sent := samples.All()[7]
+	m, err := jsonBus.Message(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Headers.Del(broker.HeaderContentType)
+	m.SetHeader(broker.HeaderDataContentType, eventmodels.ContentTypeJSON)
+	publishForeign(t, e.url, m)
+	select {
+	case ev := <-got:
+		if !reflect.DeepEqual(ev, sent) {
+			t.Fatalf("decoded %+v, want %+v", ev, sent)
+		}
+	case <-deadline(t, 30*time.Second).Done():
+		t.Fatal("the JSON message with only cloudEvents_datacontenttype was not handled (dead-lettered as Avro?)")
 	}
 }

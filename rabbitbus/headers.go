@@ -33,13 +33,22 @@ const (
 	// HeaderKey carries Message.Key.
 	HeaderKey = "x-message-key"
 	// headerSeq numbers a message on its publishing channel, so that a
-	// basic.return is matched to exactly the publish it refers to. Stripped
-	// by consumers.
-	headerSeq = "x-rabbitbus-seq"
+	// basic.return (which carries the message's headers, not its delivery
+	// tag, and reaches the client apart from the confirms) is matched to
+	// exactly the publish it refers to. Stripped by rabbitbus consumers;
+	// consumers in other languages see it and should ignore it. The "ch-"
+	// prefix marks it as this SDK's (not RabbitMQ's "x-" arguments, not a
+	// CloudEvents attribute).
+	headerSeq = "ch-rabbitbus-seq"
 	// headerResent marks a message published again after the connection
 	// was lost before its confirm: the broker may hold an earlier copy.
 	// Consumers strip it and report the delivery as Redelivered.
-	headerResent = "x-rabbitbus-resent"
+	headerResent = "ch-rabbitbus-resent"
+	// legacySeq and legacyResent are the names an older rabbitbus wrote;
+	// consumers still strip them (and honour legacyResent) for messages
+	// published by an older rabbitbus.
+	legacySeq    = "x-rabbitbus-seq"
+	legacyResent = "x-rabbitbus-resent"
 	// ceWirePrefix replaces broker's "ce_" prefix on the wire.
 	ceWirePrefix  = "cloudEvents_"
 	ceWirePrefix2 = "cloudEvents:" // the AMQP 1.0 binding's spelling, accepted on input
@@ -52,7 +61,7 @@ func checkHeaders(m *broker.Message) error {
 	for _, hdr := range m.Headers {
 		k := hdr.Key
 		switch {
-		case k == HeaderKey || k == headerSeq || k == headerResent || k == "CC" || k == "BCC":
+		case k == HeaderKey || k == headerSeq || k == headerResent || k == legacySeq || k == legacyResent || k == "CC" || k == "BCC":
 			return fmt.Errorf("%w: header %q is reserved by rabbitbus", broker.ErrInvalidMessage, k)
 		case strings.HasPrefix(k, ceWirePrefix), strings.HasPrefix(k, ceWirePrefix2):
 			return fmt.Errorf("%w: header %q: use the %q prefix, rabbitbus writes %q on the wire", broker.ErrInvalidMessage, k, ceBrokerPfx, ceWirePrefix)
@@ -105,8 +114,8 @@ func fromDelivery(m *broker.Message, d *amqp.Delivery, topic string) (redelivere
 		switch {
 		case k == HeaderKey:
 			m.Key = tableString(v)
-		case k == headerSeq:
-		case k == headerResent:
+		case k == headerSeq, k == legacySeq:
+		case k == headerResent, k == legacyResent:
 			redelivered = true
 		case strings.HasPrefix(k, ceWirePrefix):
 			m.Headers = append(m.Headers, broker.Header{Key: ceBrokerPfx + k[len(ceWirePrefix):], Value: tableString(v)})

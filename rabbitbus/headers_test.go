@@ -3,6 +3,7 @@ package rabbitbus
 import (
 	"errors"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,25 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWireBookkeepingNames: the bookkeeping headers are named as this
+// SDK's, and those of an older rabbitbus (x-rabbitbus-*) are still
+// stripped and honoured.
+func TestWireBookkeepingNames(t *testing.T) {
+	for _, k := range []string{headerSeq, headerResent} {
+		if !strings.HasPrefix(k, "ch-rabbitbus-") {
+			t.Errorf("bookkeeping header %q is not named as rabbitbus's", k)
+		}
+	}
+	d := amqp.Delivery{Headers: amqp.Table{legacySeq: int64(3), legacyResent: "true", "cloudEvents_id": "1"}}
+	m := new(broker.Message)
+	if !fromDelivery(m, &d, "t") {
+		t.Error("legacy re-send mark not honoured")
+	}
+	if len(m.Headers) != 1 || m.Header(broker.HeaderID) != "1" {
+		t.Errorf("headers %v, want ce_id only", m.Headers)
+	}
+}
+
 // TestWireForeignPublisher: a message from a publisher that sets only the
 // AMQP properties still yields the CloudEvents headers.
 func TestWireForeignPublisher(t *testing.T) {
@@ -97,7 +117,7 @@ func TestWireForeignPublisher(t *testing.T) {
 
 // TestCheckHeaders: names rabbitbus needs on the wire are refused.
 func TestCheckHeaders(t *testing.T) {
-	for _, k := range []string{HeaderKey, headerSeq, headerResent, "CC", "BCC", "cloudEvents_id", "cloudEvents:type", ""} {
+	for _, k := range []string{HeaderKey, headerSeq, headerResent, legacySeq, legacyResent, "CC", "BCC", "cloudEvents_id", "cloudEvents:type", ""} {
 		err := checkHeaders(&broker.Message{Headers: broker.Headers{{Key: k, Value: "v"}}})
 		if !errors.Is(err, broker.ErrInvalidMessage) {
 			t.Errorf("header %q: %v, want ErrInvalidMessage", k, err)

@@ -16,6 +16,17 @@ import (
 //go:embed *.avsc history/*.avsc
 var files embed.FS
 
+//go:embed catalog.json
+var catalogJSON []byte
+
+// CatalogJSON returns catalog.json, the file beside the .avsc files that
+// tells a producer in another language what the schemas alone do not: for
+// each event type its topic, schema and version, Avro record (and union
+// branch), ce_dataschema value and key field, and the CloudEvents headers
+// to write. docs/foreign-producers.md explains it; a test of the root
+// package checks it against the registry. The result is a copy.
+func CatalogJSON() []byte { return append([]byte(nil), catalogJSON...) }
+
 // current holds the version of each top-level .avsc file. It is the same
 // table eventmodels writes into Base.SchemaVersion; TestCatalogVersions
 // checks that history/ holds every version below it.

@@ -183,7 +183,8 @@ func (c *MessageCapture) Failed() []*broker.Message {
 func (c *MessageCapture) Count() int { return c.log.count() }
 
 // Distinct returns the number of distinct ce_id headers among the captured
-// messages (messages without one are not counted).
+// messages, compared as broker.CanonicalID (messages without one are not
+// counted).
 func (c *MessageCapture) Distinct() int { return c.log.distinct() }
 
 // Messages returns copies of the captured messages in capture order.
@@ -221,11 +222,11 @@ func (c *MessageCapture) DecodeErrors() []error { return c.log.decodeErrors() }
 
 // Duplicates returns, for every ID seen on more than one captured message,
 // how many times it was seen. id extracts the ID; nil means the ce_id
-// header. Messages with an empty ID are ignored. An empty map means no
+// header, compared as broker.CanonicalID (a UUID in either case). Messages with an empty ID are ignored. An empty map means no
 // duplicates.
 func (c *MessageCapture) Duplicates(id func(*broker.Message) string) map[string]int {
 	if id == nil {
-		id = func(m *broker.Message) string { return m.Header(broker.HeaderID) }
+		id = func(m *broker.Message) string { return broker.CanonicalID(m.Header(broker.HeaderID)) }
 	}
 	seen := map[string]int{}
 	for _, m := range c.log.view() {
@@ -307,7 +308,7 @@ func checkOrder(msgs []*broker.Message, seq func(*broker.Message) int64) error {
 	var first error
 	violations := 0
 	for pos, m := range msgs {
-		if id := m.Header(broker.HeaderID); id != "" {
+		if id := broker.CanonicalID(m.Header(broker.HeaderID)); id != "" {
 			if seen[id] {
 				continue
 			}

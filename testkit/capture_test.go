@@ -339,3 +339,18 @@ func TestMessageCaptureConcurrentReadersAndWriters(t *testing.T) {
 		t.Fatalf("Count %d Failed %d", c.Count(), len(c.Failed()))
 	}
 }
+
+// TestCaptureIDsCompareAsUUIDs: the same UUID in upper and lower case is
+// one message for Distinct and Duplicates.
+func TestCaptureIDsCompareAsUUIDs(t *testing.T) {
+	c := testkit.NewMessageCapture()
+	id := "dabc6342-0008-4aa6-8f3e-1b2c3d4e5f60"
+	for _, v := range []string{id, strings.ToUpper(id)} {
+		if err := c.Handle(context.Background(), &broker.Message{Topic: "t", Headers: broker.Headers{{Key: broker.HeaderID, Value: v}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Distinct() != 1 || c.Duplicates(nil)[id] != 2 {
+		t.Fatalf("Distinct %d, Duplicates %v; want 1 and %s twice", c.Distinct(), c.Duplicates(nil), id)
+	}
+}

@@ -105,7 +105,7 @@ func (l *msgLog) add(msgs []*broker.Message, stamp func(pos int, m *broker.Messa
 		}
 		l.msgs = append(l.msgs, m)
 		l.decoded = append(l.decoded, decodeResult{})
-		if id := m.Header(broker.HeaderID); id != "" {
+		if id := broker.CanonicalID(m.Header(broker.HeaderID)); id != "" {
 			l.ids[id]++
 		}
 	}

@@ -151,6 +151,8 @@ func testUnknownEventType(e *env) {
 	defer cancel()
 	exploded := msg(topic, "job-1", 0, []byte(`{"event_type":"job.exploded"}`))
 	exploded.SetHeader(broker.HeaderType, "job.exploded")
+	exploded.SetHeader(broker.HeaderSpecVersion, broker.SpecVersion)
+	exploded.SetHeader(broker.HeaderSource, "brokertest")
 	exploded.SetHeader(broker.HeaderContentType, eventmodels.ContentTypeJSON)
 	if err := e.b.Publisher.Publish(ctx, exploded); err != nil {
 		e.t.Fatalf("Publish: %v", err)

@@ -124,6 +124,7 @@ func Run(t *testing.T, factory Factory, features Features) {
 		{"PoisonAtSizeLimitIsDeadLetteredWhole", testPoisonAtSizeLimit},
 		{"ForeignOversizedIsDeadLetteredWithoutBody", testForeignOversized},
 		{"UnknownEventTypeIsDeadLettered", testUnknownEventType},
+		{"ForeignCloudEventsAcceptedOrRefused", testForeignCloudEvents},
 		{"StuckHandlerShowsInHealth", testStuckHandlerInHealth},
 		{"MemberJoinsWhileHandlerBusy", testJoinWhileBusy},
 		{"HandlerIgnoringCtxIsAbandoned", testIgnoresCtx},
