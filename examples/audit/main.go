@@ -35,6 +35,22 @@ func main() {
 	)
 	os.Exit(platform.Main(platform.Service{
 		Name: "audit",
+		Help: platform.Help{
+			Doc: `runs the ComplianceAuditor: it consumes every platform topic from the
+durable path (Kafka) and appends each event to a tamper-evident trail in --dir
+(daily append-only segments, each record chained to the previous one by
+SHA-256, fsynced before its offset is committed). "audit verify --dir D"
+checks a trail offline.`,
+			Serves: []string{
+				"GET /audit?job_id=…   the recorded events of one job (JSON)",
+				"GET /audit/verify     verify the whole chain (JSON; 409 naming the first broken record)",
+				"GET /audit/stats      records, segments, events consumed (JSON)",
+			},
+			Examples: []string{
+				"go run ./examples/audit --kafka-brokers 127.0.0.1:9092 --http 127.0.0.1:8083 --dir ./audit-trail",
+				"go run ./examples/audit verify --dir ./audit-trail   # exit 1 naming the first broken record",
+			},
+		},
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&dir, "dir", "audit-trail", "directory of the trail")
 			fs.StringVar(&group, "group", "compliance-auditor", "consumer group")

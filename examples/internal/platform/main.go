@@ -27,6 +27,9 @@ type Service struct {
 	// Start starts the service. stop is called once on shutdown, before
 	// the platform closes, with a context bounding the drain.
 	Start func(ctx context.Context, p *Platform, log *slog.Logger) (api http.Handler, stop func(context.Context) error, err error)
+	// Help is printed by --help (Help.Name defaults to Name); Main adds
+	// the endpoints every program serves (/signals).
+	Help Help
 }
 
 // Main runs svc as a process: parses args (the platform flags, --http and
@@ -43,7 +46,17 @@ func Main(svc Service, args []string) int {
 	if svc.Flags != nil {
 		svc.Flags(fs)
 	}
+	h := svc.Help
+	if h.Name == "" {
+		h.Name = svc.Name
+	}
+	h.Serves = append(h.Serves[:len(h.Serves):len(h.Serves)],
+		"GET "+healthsvc.SignalsPath+"?window=1m  this process's consumers: handler attempts, failures, dead letters, P50/P99 (JSON, read by the health service)")
+	fs.Usage = Usage(fs, h)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	var lvl slog.Level

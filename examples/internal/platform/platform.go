@@ -52,6 +52,16 @@ type Options struct {
 	Source string
 	// Logger; default discard.
 	Logger *slog.Logger
+	// Step, if set, is told what Open is starting as it starts it (e.g.
+	// "starting the embedded Kafka cluster (3 brokers)"), so that a program
+	// can say why it is not ready yet.
+	Step func(what string)
+}
+
+func (o Options) step(what string) {
+	if o.Step != nil {
+		o.Step(what)
+	}
 }
 
 // RegisterFlags adds --kafka-brokers and --amqp-urls to fs, defaulting to
@@ -124,6 +134,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		}
 	}()
 	if o.MemoryOnly {
+		o.step("starting the in-memory durable path")
 		mb, err := memory.New(ctx, memory.Config{Topics: events.PlatformTopics(), Hooks: o.Hooks})
 		if err != nil {
 			return nil, err
@@ -138,6 +149,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	}
 
 	if len(o.AMQPURLs) == 0 {
+		o.step("starting the in-memory real-time bus")
 		mb, err := memory.New(ctx, memory.Config{Topics: events.PlatformTopics(), Hooks: o.Hooks})
 		if err != nil {
 			return nil, err
@@ -146,6 +158,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		p.RealtimeBackend, p.Health["memory"] = mb, mb
 		p.RealtimeDesc = "in-memory bus"
 	} else {
+		o.step("connecting to RabbitMQ at " + strings.Join(redact(o.AMQPURLs), ","))
 		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq"), Hooks: o.Hooks}
 		rc, err := rabbitbus.New(ctx, cfg)
 		if err != nil {
@@ -170,6 +183,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 func (p *Platform) openKafka(ctx context.Context, o Options) error {
 	p.KafkaAddrs = o.KafkaBrokers
 	if len(p.KafkaAddrs) == 0 {
+		o.step("starting the embedded Kafka cluster (3 brokers, in this process)")
 		c, err := devkafka.Start(3)
 		if err != nil {
 			return fmt.Errorf("platform: embedded Kafka: %w", err)
@@ -179,6 +193,7 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 		p.KafkaAddrs = c.Addrs()
 	}
 	cfg := kafkabus.Config{Brokers: p.KafkaAddrs, Logger: o.Logger.With("path", "kafka"), Hooks: o.Hooks}
+	o.step(fmt.Sprintf("creating the %d platform topics and their dead-letter topics on Kafka at %s", len(events.PlatformTopics()), strings.Join(p.KafkaAddrs, ",")))
 	admin, err := kafkabus.NewAdmin(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka admin: %w", err)
@@ -193,6 +208,7 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 	if err != nil {
 		o.Logger.Warn("Kafka topics differ from the platform's specification", "error", err)
 	}
+	o.step("connecting the Kafka producer and consumers")
 	kb, err := kafkabus.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka: %w", err)
