@@ -81,7 +81,22 @@ checks a trail offline.`,
 func verify(args []string) int {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	dir := fs.String("dir", "audit-trail", "directory of the trail")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `audit verify: checks a whole audit trail offline: every record's
+SHA-256 chain link, from the retained anchor to the last record. Exit 0 when
+the chain holds, 1 naming the first broken record.
+
+Usage:
+  go run ./examples/audit verify --dir ./audit-trail
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if err := auditsvc.VerifyCommand(context.Background(), *dir, os.Stdout); err != nil {
