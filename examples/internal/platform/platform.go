@@ -26,6 +26,7 @@ import (
 	"github.com/cosmic-horizons/events/examples/internal/devkafka"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/listflag"
+	"github.com/cosmic-horizons/events/examples/internal/opsview"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/rabbitbus"
 )
@@ -102,6 +103,11 @@ type Platform struct {
 	// a hook of every backend), for the health service's alerts.
 	Signals *healthsvc.Recorder
 
+	// Ops counts what this process publishes and consumes per topic (it
+	// is a hook of every backend), for the operator view (package
+	// opsview).
+	Ops *opsview.Collector
+
 	// Health lists the health checkers of both paths by name ("kafka",
 	// "rabbitmq" or "memory").
 	Health map[string]broker.HealthChecker
@@ -126,8 +132,8 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	if o.Source == "" {
 		o.Source = "cosmic-horizons"
 	}
-	p := &Platform{Registry: eventmodels.NewRegistry(), Health: map[string]broker.HealthChecker{}, Signals: healthsvc.NewRecorder(healthsvc.RecorderConfig{})}
-	o.Hooks = append(o.Hooks[:len(o.Hooks):len(o.Hooks)], p.Signals)
+	p := &Platform{Registry: eventmodels.NewRegistry(), Health: map[string]broker.HealthChecker{}, Signals: healthsvc.NewRecorder(healthsvc.RecorderConfig{}), Ops: opsview.NewCollector()}
+	o.Hooks = append(o.Hooks[:len(o.Hooks):len(o.Hooks)], p.Signals, p.Ops)
 	defer func() {
 		if err != nil {
 			_ = p.Close()

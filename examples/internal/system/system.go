@@ -25,6 +25,7 @@ import (
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
 	"github.com/cosmic-horizons/events/examples/internal/notifysvc"
+	"github.com/cosmic-horizons/events/examples/internal/opsview"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
 )
@@ -74,6 +75,9 @@ type Services struct {
 	Notify       *notifysvc.Service
 	Dashboard    *dashboard.Dashboard
 	Probe        *Probe
+	// Ops is the operator view: this process's publishing and consumption
+	// with the health service's figures, sampled every second.
+	Ops *opsview.View
 }
 
 // System is a running platform.
@@ -185,6 +189,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.startHealth()
+	if s.Services.Ops, err = opsview.New(opsview.Config{Collector: p.Ops, Health: s.Services.Health, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	octx, stopOps := context.WithCancel(context.Background())
+	opsDone := make(chan struct{})
+	go func() { defer close(opsDone); _ = s.Services.Ops.Run(octx) }()
+	s.closers = append(s.closers, func() error { stopOps(); <-opsDone; return nil })
 	cfg.step("replaying job-lifecycle into the orchestrator")
 	if _, err := s.Services.Orchestrator.Restore(ctx); err != nil {
 		return nil, err
@@ -301,7 +312,8 @@ func (s *System) Serve(ctx context.Context, ln net.Listener) error {
 // under /jobs, metrics under /metrics and /summary, the audit trail under
 // /audit, health at /healthz, /readyz and /report, the consumers' handler
 // signals at healthsvc.SignalsPath (/signals, as every reference program
-// serves them), notification counts at /notifications/stats.
+// serves them), notification counts at /notifications/stats, the operator
+// view at /ops.
 func (s *System) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", s.Services.Orchestrator.Handler())
@@ -315,6 +327,8 @@ func (s *System) HTTPHandler() http.Handler {
 	mux.Handle("/report", s.Services.Health.HTTPHandler())
 	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(s.cfg.Platform.Signals))
 	mux.Handle("/notifications/", http.StripPrefix("/notifications", s.Services.Notify.HTTPHandler()))
+	mux.Handle(opsview.Path, s.Services.Ops.Handler())
+	mux.Handle(opsview.Path+"/", s.Services.Ops.Handler())
 	mux.Handle("/", s.Services.Dashboard.Handler())
 	return mux
 }
