@@ -4,6 +4,7 @@
 "use strict";
 const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const charts = {};
+window.__opsCharts = charts; // for tests: each chart's uPlot instance holds what it drew
 
 function width(el) { return Math.max(300, el.clientWidth || 540); }
 
