@@ -190,7 +190,7 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(ctx, t, "a minute of samples drawn", `Number(document.body.dataset.points) >= 30 && !!document.querySelector("#latency canvas")`)
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 	if err != nil {
 		t.Fatal(err)
 	}
