@@ -9,6 +9,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"reflect"
@@ -16,11 +18,32 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/platform"
 	"github.com/cosmic-horizons/events/schemas"
 	"github.com/google/uuid"
 )
 
 func main() {
+	fs := flag.NewFlagSet("catalog", flag.ContinueOnError)
+	fs.Usage = platform.Usage(fs, platform.Help{
+		Name: "catalog",
+		Doc: `is a tour of the event catalogue: it builds one event of every
+built-in type, encodes it in JSON and Avro, decodes both again, checks the
+round trip and prints what a consumer would see on the wire (topic, key,
+CloudEvents headers, sizes, one JSON body). It needs no broker and no
+network, and serves no HTTP; it takes no flags.`,
+		Examples: []string{"go run ./examples/catalog"},
+	})
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "catalog: unexpected arguments %q (see --help)\n", fs.Args())
+		os.Exit(2)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "catalog:", err)
 		os.Exit(1)

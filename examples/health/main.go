@@ -35,6 +35,22 @@ func main() {
 	var signalsFrom string
 	os.Exit(platform.Main(platform.Service{
 		Name: "health",
+		Help: platform.Help{
+			Doc: `runs the SystemHealthService: every --interval it probes the backends
+(Kafka and RabbitMQ reachability, consumer lag per group), reads the other
+services' handler signals (--signals-from), publishes system.health events and
+raises an alert notification when a condition starts, and a "resolved" one when
+it clears.`,
+			Serves: []string{
+				"GET /healthz   liveness",
+				"GET /readyz    readiness: 503 with the reasons while a backend is unreachable (JSON)",
+				"GET /report    the latest round: backends, lag, services' signals, active alerts (JSON)",
+			},
+			Examples: []string{
+				"go run ./examples/health --kafka-brokers 127.0.0.1:9092 --amqp-urls amqp://guest:guest@127.0.0.1:5672/ --http 127.0.0.1:8084",
+				"go run ./examples/health --kafka-brokers 127.0.0.1:9092 --interval 5s --signals-from http://127.0.0.1:8082/signals,http://127.0.0.1:8083/signals",
+			},
+		},
 		Flags: func(fs *flag.FlagSet) {
 			fs.DurationVar(&interval, "interval", 5*time.Second, "time between health rounds")
 			fs.Int64Var(&lag, "lag-threshold", 1000, "consumer lag (messages) that raises an alert")

@@ -24,6 +24,19 @@ func main() {
 	var retain int
 	os.Exit(platform.Main(platform.Service{
 		Name: "metrics",
+		Help: platform.Help{
+			Doc: `runs the MetricsService alone: it consumes job-lifecycle and job-metrics
+from the durable path (Kafka) in its own consumer group and keeps, per job,
+user and project, the jobs by state, CPU and GPU hours and durations.`,
+			Serves: []string{
+				"GET /metrics     Prometheus text format",
+				"GET /summary     totals: jobs by state, events consumed, hours per user and project (JSON)",
+				"GET /jobs/{id}   one job's record (JSON)",
+			},
+			Examples: []string{
+				"go run ./examples/metrics --kafka-brokers 127.0.0.1:9092 --http 127.0.0.1:8082",
+			},
+		},
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&group, "group", "metrics-service", "consumer group")
 			fs.IntVar(&retain, "retain-jobs", metricsvc.DefaultRetainJobs, "finished jobs kept with their own record; older ones are folded into the totals")

@@ -35,6 +35,27 @@ func main() {
 	var group, prefsPath, webhookURL, orchestratorURL string
 	os.Exit(platform.Main(platform.Service{
 		Name: "notifications",
+		Help: platform.Help{
+			Doc: `runs the NotificationService and the live job dashboard. It consumes
+job-lifecycle from the durable path (Kafka) and turns each completed, failed
+or cancelled job into notifications, delivered on the channels each user's
+preferences choose: log, webhook (--webhook-url; retries, then
+notifications.dlq) and live push to the dashboard's browsers. The dashboard
+follows every job from the real-time path; its form submits jobs through the
+orchestrator (--orchestrator-url). /ops is the operator's view of the event
+system beneath.`,
+			Serves: []string{
+				"GET /                       the live job dashboard (WebSocket at /ws)",
+				"GET /ops                    the operator view: rates per topic, lag, handler latency, retries, dead letters, broker reachability, alerts (charts)",
+				"GET /ops/api/series         the operator view's samples (JSON)",
+				"/api/jobs…                  proxied to --orchestrator-url",
+				"GET /notifications/stats    notifications emitted and delivered per channel (JSON)",
+			},
+			Examples: []string{
+				"go run ./examples/notifications --kafka-brokers 127.0.0.1:9092 --amqp-urls amqp://guest:guest@127.0.0.1:5672/ --http 127.0.0.1:8080 --orchestrator-url http://127.0.0.1:8081",
+				"go run ./examples/notifications --http 127.0.0.1:8080 --webhook-url http://127.0.0.1:9000/hook --prefs prefs.json",
+			},
+		},
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&group, "group", "notification-service", "consumer group")
 			fs.StringVar(&prefsPath, "prefs", "", "notification preferences (JSON); default: every terminal event to every channel")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -35,8 +36,12 @@ type Channel interface {
 // a notification up after its last attempt and parked it in a dead letter.
 var ErrDeadLettered = errors.New("notifysvc: notification dead-lettered")
 
-// LogChannel writes each notification as one structured log record: Info
-// for info, Warn for warning, Error for error and critical. It never fails.
+// LogChannel writes each notification as one structured log record. A
+// notification about a user's job (category "job.…") is news for its
+// recipient, not a fault of this service: it is logged at Info whatever its
+// severity (a failed job is Error for its owner), with the severity as an
+// attribute. Other notifications (health alerts) log at Info for info,
+// Warn for warning, Error for error and critical. It never fails.
 type LogChannel struct {
 	log *slog.Logger
 }
@@ -55,10 +60,11 @@ func (*LogChannel) Name() eventmodels.Channel { return eventmodels.ChannelLog }
 // Deliver logs n.
 func (c *LogChannel) Deliver(ctx context.Context, n *eventmodels.Notification) error {
 	level := slog.LevelInfo
-	switch n.Severity {
-	case eventmodels.SeverityWarning:
+	switch {
+	case strings.HasPrefix(n.Category, "job."):
+	case n.Severity == eventmodels.SeverityWarning:
 		level = slog.LevelWarn
-	case eventmodels.SeverityError, eventmodels.SeverityCritical:
+	case n.Severity == eventmodels.SeverityError, n.Severity == eventmodels.SeverityCritical:
 		level = slog.LevelError
 	}
 	c.log.Log(ctx, level, n.Title,

@@ -45,6 +45,6 @@ func Example() {
 	st := svc.Stats()
 	fmt.Println("delivered:", st.Delivered[eventmodels.ChannelLog], "duplicates:", st.Duplicates[eventmodels.ChannelLog])
 	// Output:
-	// level=ERROR msg="Job job-000042 failed" recipient=ann category=job.failed job_id=job-000042 severity=error message="Failed while running after 1m30s: killed by the OOM killer (out_of_memory, exit code 0)."
+	// level=INFO msg="Job job-000042 failed" recipient=ann category=job.failed job_id=job-000042 severity=error message="Failed while running after 1m30s: killed by the OOM killer (out_of_memory, exit code 0)."
 	// delivered: 1 duplicates: 1
 }

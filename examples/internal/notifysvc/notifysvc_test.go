@@ -363,13 +363,17 @@ func TestPreferencesRoute(t *testing.T) {
 	if st := svc.Stats(); st.Handled != 12 || st.Filtered != 7 || st.Emitted != 8 {
 		t.Errorf("handled %d, filtered %d, emitted %d; want 12, 7, 8", st.Handled, st.Filtered, st.Emitted)
 	}
-	// A level per severity.
-	levels := map[string]string{}
+	// A job's notification is news for its owner, logged at INFO with its
+	// severity as an attribute (TestLogChannelLevels covers the alerts).
+	levels, severities := map[string]string{}, map[string]string{}
 	for _, r := range logs.records() {
-		levels[r["job_id"]] = r["level"]
+		levels[r["job_id"]], severities[r["job_id"]] = r["level"], r["severity"]
 	}
-	if levels["job-c0"] != "INFO" || levels["job-f0"] != "ERROR" || levels["job-x0"] != "WARN" {
-		t.Errorf("log levels %v", levels)
+	if levels["job-c0"] != "INFO" || levels["job-f0"] != "INFO" || levels["job-x0"] != "INFO" {
+		t.Errorf("log levels %v, want INFO for every job notification", levels)
+	}
+	if severities["job-c0"] != "info" || severities["job-f0"] != "error" || severities["job-x0"] != "warning" {
+		t.Errorf("severities %v", severities)
 	}
 }
 

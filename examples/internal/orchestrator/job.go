@@ -305,6 +305,8 @@ func (s *Service) run(ctx context.Context, j *job) {
 				metrics.Usage.Progress = math.Round(float64(next-1)/float64(sim.ProgressSteps)*1000) / 10
 				failed := eventmodels.NewJobFailed(j.user, j.id, eventmodels.StatusRunning, p.failClass, failureMessage(p.failClass, j.spec), opts...)
 				failed.ExitCode, failed.RuntimeMS, failed.Retryable = exitCode(p.failClass), ran.Milliseconds(), p.failClass != eventmodels.ErrorUser
+				s.log.Info("simulated job failure (expected: the executor fails a share of jobs on purpose, --failure-ratio)",
+					"job", j.id, "class", p.failClass, "message", failed.ErrorMessage)
 				if !emit(metrics, failed) {
 					return
 				}
@@ -356,7 +358,14 @@ func (s *Service) wait(ctx context.Context, j *job, d time.Duration) bool {
 	}
 }
 
+// failureMessage is the error message of a simulated failure of class c;
+// it says it is simulated, so that nobody reading a log or a notification
+// takes it for a real one.
 func failureMessage(c eventmodels.ErrorClass, spec eventmodels.JobSpec) string {
+	return "simulated failure: " + simulatedCause(c, spec)
+}
+
+func simulatedCause(c eventmodels.ErrorClass, spec eventmodels.JobSpec) string {
 	switch c {
 	case eventmodels.ErrorOutOfMemory:
 		return fmt.Sprintf("process killed: memory limit %d MB exceeded", spec.Resources.MemoryMB)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
+	"github.com/cosmic-horizons/events/examples/internal/opsview"
 )
 
 // Service is one reference service as a program: Start subscribes and
@@ -27,6 +28,9 @@ type Service struct {
 	// Start starts the service. stop is called once on shutdown, before
 	// the platform closes, with a context bounding the drain.
 	Start func(ctx context.Context, p *Platform, log *slog.Logger) (api http.Handler, stop func(context.Context) error, err error)
+	// Help is printed by --help (Help.Name defaults to Name); Main adds
+	// the endpoints every program serves (/signals).
+	Help Help
 }
 
 // Main runs svc as a process: parses args (the platform flags, --http and
@@ -43,7 +47,18 @@ func Main(svc Service, args []string) int {
 	if svc.Flags != nil {
 		svc.Flags(fs)
 	}
+	h := svc.Help
+	if h.Name == "" {
+		h.Name = svc.Name
+	}
+	h.Serves = append(h.Serves[:len(h.Serves):len(h.Serves)],
+		"GET "+healthsvc.SignalsPath+"?window=1m  this process's consumers: handler attempts, failures, dead letters, P50/P99 (JSON, read by the health service)",
+		"GET "+opsview.Path+"  the operator view of this process: publish/consume rate per topic, lag, handler P50/P99, retries, dead letters, brokers (charts; series at "+opsview.Path+"/api/series)")
+	fs.Usage = Usage(fs, h)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	var lvl slog.Level
@@ -81,8 +96,17 @@ func serve(svc Service, opts Options, addr string, log *slog.Logger) error {
 		_ = stop(context.Background())
 		return err
 	}
+	ops, err := opsview.New(opsview.Config{Collector: p.Ops, Checkers: p.Health, Logger: log})
+	if err != nil {
+		_ = stop(context.Background())
+		return err
+	}
+	opsCtx, stopOps := context.WithCancel(ctx)
+	opsDone := make(chan struct{})
+	go func() { defer close(opsDone); _ = ops.Run(opsCtx) }()
+	defer func() { stopOps(); <-opsDone }()
 	log.Info("serving", "http", "http://"+ln.Addr().String(), "kafka", strings.Join(p.KafkaAddrs, ","), "realtime", p.RealtimeDesc)
-	srv := &http.Server{Handler: withSignals(p, api), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: withSignals(p, ops, api), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -102,11 +126,13 @@ func serve(svc Service, opts Options, addr string, log *slog.Logger) error {
 	return err
 }
 
-// withSignals serves api, and at healthsvc.SignalsPath the handler signals
+// withSignals serves api, at healthsvc.SignalsPath the handler signals
 // of p's consumers, for a health service in another process
-// (healthsvc.Remote).
-func withSignals(p *Platform, api http.Handler) http.Handler {
+// (healthsvc.Remote), and at /ops the operator view of this process.
+func withSignals(p *Platform, ops *opsview.View, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle(opsview.Path, ops.Handler())
+	mux.Handle(opsview.Path+"/", ops.Handler())
 	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(healthsvc.WithInFlight(p.Signals, p.Health, 2*time.Second)))
 	mux.Handle("/", api)
 	return mux

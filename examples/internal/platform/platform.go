@@ -26,6 +26,7 @@ import (
 	"github.com/cosmic-horizons/events/examples/internal/devkafka"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/listflag"
+	"github.com/cosmic-horizons/events/examples/internal/opsview"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/rabbitbus"
 )
@@ -52,6 +53,16 @@ type Options struct {
 	Source string
 	// Logger; default discard.
 	Logger *slog.Logger
+	// Step, if set, is told what Open is starting as it starts it (e.g.
+	// "starting the embedded Kafka cluster (3 brokers)"), so that a program
+	// can say why it is not ready yet.
+	Step func(what string)
+}
+
+func (o Options) step(what string) {
+	if o.Step != nil {
+		o.Step(what)
+	}
 }
 
 // RegisterFlags adds --kafka-brokers and --amqp-urls to fs, defaulting to
@@ -92,6 +103,11 @@ type Platform struct {
 	// a hook of every backend), for the health service's alerts.
 	Signals *healthsvc.Recorder
 
+	// Ops counts what this process publishes and consumes per topic (it
+	// is a hook of every backend), for the operator view (package
+	// opsview).
+	Ops *opsview.Collector
+
 	// Health lists the health checkers of both paths by name ("kafka",
 	// "rabbitmq" or "memory").
 	Health map[string]broker.HealthChecker
@@ -116,14 +132,15 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	if o.Source == "" {
 		o.Source = "cosmic-horizons"
 	}
-	p := &Platform{Registry: eventmodels.NewRegistry(), Health: map[string]broker.HealthChecker{}, Signals: healthsvc.NewRecorder(healthsvc.RecorderConfig{})}
-	o.Hooks = append(o.Hooks[:len(o.Hooks):len(o.Hooks)], p.Signals)
+	p := &Platform{Registry: eventmodels.NewRegistry(), Health: map[string]broker.HealthChecker{}, Signals: healthsvc.NewRecorder(healthsvc.RecorderConfig{}), Ops: opsview.NewCollector()}
+	o.Hooks = append(o.Hooks[:len(o.Hooks):len(o.Hooks)], p.Signals, p.Ops)
 	defer func() {
 		if err != nil {
 			_ = p.Close()
 		}
 	}()
 	if o.MemoryOnly {
+		o.step("starting the in-memory durable path")
 		mb, err := memory.New(ctx, memory.Config{Topics: events.PlatformTopics(), Hooks: o.Hooks})
 		if err != nil {
 			return nil, err
@@ -138,6 +155,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 	}
 
 	if len(o.AMQPURLs) == 0 {
+		o.step("starting the in-memory real-time bus")
 		mb, err := memory.New(ctx, memory.Config{Topics: events.PlatformTopics(), Hooks: o.Hooks})
 		if err != nil {
 			return nil, err
@@ -146,6 +164,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		p.RealtimeBackend, p.Health["memory"] = mb, mb
 		p.RealtimeDesc = "in-memory bus"
 	} else {
+		o.step("connecting to RabbitMQ at " + strings.Join(redact(o.AMQPURLs), ","))
 		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq"), Hooks: o.Hooks}
 		rc, err := rabbitbus.New(ctx, cfg)
 		if err != nil {
@@ -170,6 +189,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 func (p *Platform) openKafka(ctx context.Context, o Options) error {
 	p.KafkaAddrs = o.KafkaBrokers
 	if len(p.KafkaAddrs) == 0 {
+		o.step("starting the embedded Kafka cluster (3 brokers, in this process)")
 		c, err := devkafka.Start(3)
 		if err != nil {
 			return fmt.Errorf("platform: embedded Kafka: %w", err)
@@ -179,6 +199,7 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 		p.KafkaAddrs = c.Addrs()
 	}
 	cfg := kafkabus.Config{Brokers: p.KafkaAddrs, Logger: o.Logger.With("path", "kafka"), Hooks: o.Hooks}
+	o.step(fmt.Sprintf("creating the %d platform topics and their dead-letter topics on Kafka at %s", len(events.PlatformTopics()), strings.Join(p.KafkaAddrs, ",")))
 	admin, err := kafkabus.NewAdmin(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka admin: %w", err)
@@ -193,6 +214,7 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 	if err != nil {
 		o.Logger.Warn("Kafka topics differ from the platform's specification", "error", err)
 	}
+	o.step("connecting the Kafka producer and consumers")
 	kb, err := kafkabus.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
+	"github.com/cosmic-horizons/events/examples/internal/opsview"
 	"github.com/cosmic-horizons/events/testkit"
 	"github.com/cosmic-horizons/events/testkit/rabbittest"
 )
@@ -132,7 +133,11 @@ func TestServesSignals(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	srv := httptest.NewServer(withSignals(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ops, err := opsview.New(opsview.Config{Collector: p.Ops, Checkers: p.Health})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(withSignals(p, ops, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "api "+r.URL.Path)
 	})))
 	defer srv.Close()
@@ -161,5 +166,18 @@ func TestServesSignals(t *testing.T) {
 	resp.Body.Close()
 	if string(body) != "api /jobs" {
 		t.Fatalf("GET /jobs answered %q, want the service's API", body)
+	}
+	// The operator view counts what the platform's backends published
+	// and consumed.
+	ops.Sample(ctx)
+	resp, err = http.Get(srv.URL + opsview.Path + "/api/series")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var series opsview.Series
+	err = json.NewDecoder(resp.Body).Decode(&series)
+	resp.Body.Close()
+	if err != nil || series.Samples != 1 || series.Totals["published"]["job-lifecycle"] != 4 || series.Totals["consumed"]["job-lifecycle"] != 2 {
+		t.Fatalf("GET /ops/api/series = %+v, %v; want one sample, 4 published to and 2 consumed from job-lifecycle", series, err)
 	}
 }

@@ -75,8 +75,10 @@ func (s *System) Run(ctx context.Context) (Summary, error) {
 		return Summary{}, fmt.Errorf("system: waiting for the jobs: %w", err)
 	}
 	// The health service publishes every round: stop it so that the
-	// published totals are final before checking the consumers.
-	s.stopHealth()
+	// published totals are final before checking the consumers (and start
+	// it again afterwards if Serve serves).
+	s.beginCounting()
+	defer s.endCounting()
 	settle, cancel := context.WithTimeout(ctx, s.cfg.Settle)
 	defer cancel()
 	if err := s.waitCaughtUp(settle); err != nil {
@@ -180,24 +182,34 @@ func (s *System) summary(start time.Time) Summary {
 	return sum
 }
 
-// progress prints a status line to cfg.Progress every 250ms until the
-// returned stop is called (idempotent).
+// progress writes a status line to cfg.Progress until the returned stop
+// is called (idempotent): on a terminal, one line rewritten in place every
+// 250ms; with ProgressLines, a plain line every ProgressEvery.
 func (s *System) progress(ctx context.Context, start time.Time) (stop func()) {
 	if s.cfg.Progress == nil {
 		return func() {}
+	}
+	every, prefix, suffix := 250*time.Millisecond, "\r\033[K", ""
+	if s.cfg.ProgressLines {
+		every, prefix, suffix = s.cfg.ProgressEvery, "", "\n"
+		if every <= 0 {
+			every = 2 * time.Second
+		}
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(250 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		var lastEvents int64
 		last := start
 		for {
 			select {
 			case <-done:
-				fmt.Fprint(s.cfg.Progress, "\r\033[K")
+				if !s.cfg.ProgressLines {
+					fmt.Fprint(s.cfg.Progress, "\r\033[K")
+				}
 				return
 			case <-ctx.Done():
 				return
@@ -205,16 +217,7 @@ func (s *System) progress(ctx context.Context, start time.Time) (stop func()) {
 				p := s.Services.Probe.Report()
 				rate := float64(p.Events-lastEvents) / now.Sub(last).Seconds()
 				lastEvents, last = p.Events, now
-				states := map[eventmodels.JobStatus]int{}
-				for _, j := range s.Services.Orchestrator.List() {
-					states[j.Status]++
-				}
-				terminal := states[eventmodels.StatusCompleted] + states[eventmodels.StatusFailed] + states[eventmodels.StatusCancelled]
-				fmt.Fprintf(s.cfg.Progress, "\r\033[K%s %d/%d jobs | queued %d running %d done %d failed %d | %.0f ev/s | p99 %v",
-					bar(terminal, s.cfg.Jobs, 24), terminal, s.cfg.Jobs,
-					states[eventmodels.StatusSubmitted]+states[eventmodels.StatusQueued], states[eventmodels.StatusRunning],
-					states[eventmodels.StatusCompleted], states[eventmodels.StatusFailed]+states[eventmodels.StatusCancelled],
-					rate, p.LatencyP99.Round(100*time.Microsecond))
+				fmt.Fprint(s.cfg.Progress, prefix+s.statusLine(p, rate, now.Sub(start))+suffix)
 			}
 		}
 	}()
@@ -226,6 +229,25 @@ func (s *System) progress(ctx context.Context, start time.Time) (stop func()) {
 			<-finished
 		}
 	}
+}
+
+// statusLine is one progress report: jobs by state, consumption rate,
+// latency.
+func (s *System) statusLine(p ProbeReport, rate float64, elapsed time.Duration) string {
+	states := map[eventmodels.JobStatus]int{}
+	for _, j := range s.Services.Orchestrator.List() {
+		states[j.Status]++
+	}
+	terminal := states[eventmodels.StatusCompleted] + states[eventmodels.StatusFailed] + states[eventmodels.StatusCancelled]
+	line := fmt.Sprintf("%s %d/%d jobs | queued %d running %d done %d failed %d | %.0f ev/s | p99 %v",
+		bar(terminal, s.cfg.Jobs, 24), terminal, s.cfg.Jobs,
+		states[eventmodels.StatusSubmitted]+states[eventmodels.StatusQueued], states[eventmodels.StatusRunning],
+		states[eventmodels.StatusCompleted], states[eventmodels.StatusFailed]+states[eventmodels.StatusCancelled],
+		rate, p.LatencyP99.Round(100*time.Microsecond))
+	if s.cfg.ProgressLines {
+		line = fmt.Sprintf("%6.1fs %s", elapsed.Seconds(), line)
+	}
+	return line
 }
 
 func bar(n, of, width int) string {

@@ -25,6 +25,7 @@ import (
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/metricsvc"
 	"github.com/cosmic-horizons/events/examples/internal/notifysvc"
+	"github.com/cosmic-horizons/events/examples/internal/opsview"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
 )
@@ -47,8 +48,22 @@ type Config struct {
 	Settle time.Duration
 	// Progress, if set, receives a live status line a few times a second.
 	Progress io.Writer
+	// ProgressLines makes the status written to Progress plain lines, one
+	// every ProgressEvery (default 2s), with no carriage return or
+	// terminal escape: for a Progress that is a log file or a pipe, not a
+	// terminal.
+	ProgressLines bool
+	ProgressEvery time.Duration
+	// Step, if set, is told what Start is starting as it starts it.
+	Step func(what string)
 	// Logger; default discard.
 	Logger *slog.Logger
+}
+
+func (c Config) step(what string) {
+	if c.Step != nil {
+		c.Step(what)
+	}
 }
 
 // Services are the running services of a System.
@@ -60,6 +75,9 @@ type Services struct {
 	Notify       *notifysvc.Service
 	Dashboard    *dashboard.Dashboard
 	Probe        *Probe
+	// Ops is the operator view: this process's publishing and consumption
+	// with the health service's figures, sampled every second.
+	Ops *opsview.View
 }
 
 // System is a running platform.
@@ -71,6 +89,9 @@ type System struct {
 
 	healthMu   sync.Mutex
 	healthStop func() // stops the running health loop and waits for it; nil when none runs
+	serving    int    // Serve calls in progress
+	counting   bool   // Run is taking its final counts: no health rounds
+	ran        bool   // a Run has finished
 }
 
 // Start starts every service on cfg.Platform.
@@ -97,6 +118,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			s.Stop(context.Background())
 		}
 	}()
+	cfg.step("starting the job orchestrator")
 	if s.Services.Orchestrator, err = orchestrator.New(orchestrator.Config{
 		Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Sim: cfg.Sim,
 		Logger: cfg.Logger.With("service", "orchestrator"),
@@ -106,11 +128,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if s.Services.Metrics, err = metricsvc.New(metricsvc.Config{Health: p.Health["kafka"]}); err != nil {
 		return nil, err
 	}
+	cfg.step("starting the metrics service (joining consumer group metrics-service)")
 	c, err := s.Services.Metrics.Subscribe(ctx, p.Durable, "metrics-service", 8)
 	if err != nil {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, c)
+	cfg.step("starting the compliance auditor (consumer group compliance-auditor, one subscription per topic)")
 	if s.Services.Audit, err = auditsvc.New(auditsvc.Config{Dir: cfg.AuditDir, Bus: p.Durable, Logger: cfg.Logger.With("service", "audit")}); err != nil {
 		return nil, err
 	}
@@ -120,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, cs...)
+	cfg.step("starting the live job dashboard (real-time path)")
 	if s.Services.Dashboard, err = dashboard.New(dashboard.Config{
 		JobsAPI: s.Services.Orchestrator.Handler(), Logger: cfg.Logger.With("service", "dashboard"),
 	}); err != nil {
@@ -130,6 +155,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, c)
+	cfg.step("starting the notification service (consumer group notification-service)")
 	if s.Services.Notify, err = notifysvc.New(notifysvc.Config{
 		Publisher: p.Durable, Logger: cfg.Logger.With("service", "notifications"),
 		Channels: []notifysvc.Channel{
@@ -144,6 +170,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, c)
+	cfg.step("starting the order probe (consumer groups demo-probe, demo-live-probe)")
 	s.Services.Probe = NewProbe()
 	if c, err = s.Services.Probe.Subscribe(ctx, p.Durable, "demo-probe"); err != nil {
 		return nil, err
@@ -154,6 +181,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.consumers = append(s.consumers, live)
+	cfg.step("starting the system health service")
 	if s.Services.Health, err = healthsvc.New(healthsvc.Config{
 		Checkers: p.Health, Signals: p.Signals, Publisher: p.Durable, Interval: cfg.HealthInterval,
 		Logger: cfg.Logger.With("service", "health"),
@@ -161,6 +189,14 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.startHealth()
+	if s.Services.Ops, err = opsview.New(opsview.Config{Collector: p.Ops, Health: s.Services.Health, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	octx, stopOps := context.WithCancel(context.Background())
+	opsDone := make(chan struct{})
+	go func() { defer close(opsDone); _ = s.Services.Ops.Run(octx) }()
+	s.closers = append(s.closers, func() error { stopOps(); <-opsDone; return nil })
+	cfg.step("replaying job-lifecycle into the orchestrator")
 	if _, err := s.Services.Orchestrator.Restore(ctx); err != nil {
 		return nil, err
 	}
@@ -172,6 +208,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 func (s *System) startHealth() {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
+	s.startHealthLocked()
+}
+
+func (s *System) startHealthLocked() {
 	if s.healthStop != nil {
 		return
 	}
@@ -193,22 +233,63 @@ func (s *System) stopHealth() {
 	}
 }
 
+// beginCounting stops the health rounds for Run's final counts.
+func (s *System) beginCounting() {
+	s.healthMu.Lock()
+	s.counting = true
+	s.healthMu.Unlock()
+	s.stopHealth()
+}
+
+// endCounting ends Run's final counts: the health rounds start again if
+// Serve is serving.
+func (s *System) endCounting() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	s.counting, s.ran = false, true
+	if s.serving > 0 {
+		s.startHealthLocked()
+	}
+}
+
 // Serve serves HTTPHandler on ln until ctx ends, then shuts the server
 // down (requests in progress get up to 5s) and returns nil; it returns the
-// server's error if serving fails. It closes ln. Run stops the health service's rounds
-// to take its final counts; while Serve serves they run again, every
-// HealthInterval, so /readyz and /report keep reporting the platform's
-// state. A round completes before the first request is served.
+// server's error if serving fails. It closes ln.
+//
+// Serve may be called before Run, so the dashboard and every API can be
+// watched while the jobs run, or after it. Run stops the health service's
+// rounds to take its final counts; while Serve serves, they run again,
+// every HealthInterval, as soon as Run has its counts, so /readyz and
+// /report keep reporting the platform's state. Unless Run is taking its
+// counts, a round completes before the first request is served.
 func (s *System) Serve(ctx context.Context, ln net.Listener) error {
-	if _, err := s.Services.Health.Check(ctx); err != nil {
-		_ = ln.Close()
-		if ctx.Err() != nil {
-			return nil // ended before serving began
+	s.healthMu.Lock()
+	s.serving++
+	counting := s.counting
+	s.healthMu.Unlock()
+	defer func() {
+		s.healthMu.Lock()
+		s.serving--
+		stop := s.serving == 0 && s.ran && !s.counting
+		s.healthMu.Unlock()
+		if stop {
+			s.stopHealth()
 		}
-		return fmt.Errorf("system: serve: %w", err)
+	}()
+	if !counting {
+		if _, err := s.Services.Health.Check(ctx); err != nil {
+			_ = ln.Close()
+			if ctx.Err() != nil {
+				return nil // ended before serving began
+			}
+			return fmt.Errorf("system: serve: %w", err)
+		}
+		s.healthMu.Lock()
+		if !s.counting {
+			s.startHealthLocked()
+		}
+		s.healthMu.Unlock()
 	}
-	s.startHealth()
-	defer s.stopHealth()
 	srv := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -231,7 +312,8 @@ func (s *System) Serve(ctx context.Context, ln net.Listener) error {
 // under /jobs, metrics under /metrics and /summary, the audit trail under
 // /audit, health at /healthz, /readyz and /report, the consumers' handler
 // signals at healthsvc.SignalsPath (/signals, as every reference program
-// serves them), notification counts at /notifications/stats.
+// serves them), notification counts at /notifications/stats, the operator
+// view at /ops.
 func (s *System) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", s.Services.Orchestrator.Handler())
@@ -245,6 +327,8 @@ func (s *System) HTTPHandler() http.Handler {
 	mux.Handle("/report", s.Services.Health.HTTPHandler())
 	mux.Handle(healthsvc.SignalsPath, healthsvc.SignalsHandler(s.cfg.Platform.Signals))
 	mux.Handle("/notifications/", http.StripPrefix("/notifications", s.Services.Notify.HTTPHandler()))
+	mux.Handle(opsview.Path, s.Services.Ops.Handler())
+	mux.Handle(opsview.Path+"/", s.Services.Ops.Handler())
 	mux.Handle("/", s.Services.Dashboard.Handler())
 	return mux
 }
