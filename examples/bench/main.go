@@ -11,12 +11,19 @@
 //	go run ./examples/bench -backend rabbitmq -rate 1000 -duration 20s
 //	go run ./examples/bench -backend kafka -brokers host:9092 -mode sdk
 //	go run ./examples/bench -sweep 1000,5000,10000,50000,max -duration 5s -csv sweep.csv   # + sweep.png
+//	go run ./examples/bench -mode peer -out peer   # SDK, watermill and raw side by side: peer.md, .csv, .json, .png
 //
 // Without flags it runs on an embedded Kafka cluster (kfake, three brokers
 // on loopback, in a child process so that the figures are the client's
 // alone), so anyone can try it. -mode both runs raw and sdk alternately on
 // the same broker, each on a fresh topic (and a fresh embedded cluster), and
-// prints sdk ÷ raw. -repeat runs each configuration several times and
+// prints sdk ÷ raw. -mode watermill runs the peer (watermill's GoChannel,
+// watermill-kafka and watermill-amqp Pub/Subs with the same events, encoded
+// and decoded with the SDK's codec), -mode all alternates sdk, watermill and
+// raw, and -mode peer runs the side-by-side comparison of the three
+// (benchcore.Comparison: publish at full load, publish→handle at -rate,
+// publish-then-drain; every backend; arms rotated; medians of 3) and
+// writes its tables and chart. -repeat runs each configuration several times and
 // reports medians; -cpuprofile profiles the client side for pprof; -replot
 // redraws the chart of a sweep CSV. It exits 3 when any run lost an event, 1 on other
 // errors, 2 on bad flags.
@@ -113,7 +120,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, rate := range cfg.rates {
 		per := map[string][]benchcore.Result{}
 		for i := 0; i < cfg.repeat && ctx.Err() == nil; i++ {
-			for _, mode := range cfg.modes {
+			modes := cfg.modes
+			if len(modes) > 2 { // -mode all: rotate the order each round (both keeps raw, sdk pairs)
+				modes = benchcore.Rotate(modes, i)
+			}
+			for _, mode := range modes {
 				if ctx.Err() != nil {
 					break
 				}
