@@ -142,7 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		replot    = fs.String("replot", "", "draw the chart of a sweep CSV written earlier (to -chart, default the CSV's name with .png) and exit")
 		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of the runs (this process: the client side) to this file")
 		scenarios = fs.String("scenarios", strings.Join(benchcore.Scenarios, ","), "-mode peer: scenarios to run: publish (rate max), latency (at -rate, default 1000 in peer mode), drain (publish -drain-count events, then consume them)")
-		drainN    = fs.Int64("drain-count", 0, "-mode peer: events of the drain scenario (0: 300,000 for memory and kafka, 100,000 for rabbitmq)")
+		drainN    = fs.Int64("drain-count", 0, "-mode peer: events of the drain scenario (0: 200,000 for memory and kafka, 50,000 for rabbitmq); the drain waits up to 5 min (or -drain) for them")
 		out       = fs.String("out", "eventbench-peer", "-mode peer: write the comparison to OUT.md, OUT.csv, OUT.json and OUT.png")
 	)
 	fs.Usage = func() {
