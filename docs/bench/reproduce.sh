@@ -8,7 +8,7 @@
 #   docs/bench/reproduce.sh         # everything
 #   docs/bench/reproduce.sh peer    # only the side-by-side comparison with watermill (docs/bench/peer.*):
 #                                   # SDK, watermill and raw client on Kafka, RabbitMQ and memory,
-#                                   # 3 rounds, about 15 minutes on the 2-core machine
+#                                   # 3 rounds, 81 runs: 12 minutes on the 2-core machine (up to 20 when loaded)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=docs/bench
