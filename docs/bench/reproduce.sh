@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Reproduces every figure of docs/benchmarks.md and writes the raw outputs
 # next to this script (docs/bench/). Takes about 35 minutes on the 2-core
-# machine; needs RabbitMQ on 127.0.0.1:5672 (guest/guest) or AMQP_URL.
-# Run it on a quiet machine, and compare figures from one run only.
+# machine, plus the peer comparison; needs RabbitMQ on 127.0.0.1:5672
+# (guest/guest) or AMQP_URL. Run it on a quiet machine, and compare figures
+# from one run only.
+#
+#   docs/bench/reproduce.sh         # everything
+#   docs/bench/reproduce.sh peer    # only the side-by-side comparison with watermill (docs/bench/peer.*):
+#                                   # SDK, watermill and raw client on Kafka, RabbitMQ and memory,
+#                                   # 3 rounds, 81 runs: 12 minutes on the 2-core machine (up to 20 when loaded)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=docs/bench
@@ -11,6 +17,19 @@ bin=$(mktemp -d)/eventbench
 go build -o "$bin" ./examples/bench
 eb() { "$bin" -quiet -publishers 64 -urls "$url" "$@"; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+
+# The side-by-side comparison (issue #14): publish at full load, publish→handle
+# at 1,000/s and publish-then-drain, each arm (sdk, watermill, raw) on the same
+# broker with the same events, arm order rotated per round, 3 rounds, medians;
+# writes peer.md (the tables), peer.csv, peer.json (every run) and peer.png.
+peer() {
+	step "peer comparison: SDK, watermill, raw client"
+	eb -mode peer -out $out/peer
+}
+if [ "${1:-}" = peer ]; then
+	peer
+	exit
+fi
 
 step codec
 go test ./schemas/ -run '^$' -bench 'Codec|HambaFloor' -benchtime 1s -count 3 | tee $out/codec.txt
@@ -39,3 +58,5 @@ step sweeps
 for b in memory kafka rabbitmq; do
 	eb -backend $b -sweep 1000,2000,5000,10000,20000,50000,100000,max -duration 5s -csv $out/$b-sweep.csv | tee $out/$b-sweep.txt
 done
+
+peer

@@ -34,6 +34,10 @@ type config struct {
 	chart    string
 	cpuprof  string
 	replot   string
+	// peer mode: the side-by-side comparison, written to out.{md,csv,json,png}
+	peer    bool
+	compare benchcore.Comparison
+	out     string
 }
 
 func (c *config) describe() string {
@@ -110,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	var (
 		backend   = fs.String("backend", benchcore.BackendKafka, "memory, kafka or rabbitmq")
-		mode      = fs.String("mode", "both", "sdk (broker API, Avro, headers, middleware), raw (sarama / amqp091 alone) or both")
+		mode      = fs.String("mode", "both", "sdk (broker API, Avro, headers, middleware), raw (sarama / amqp091 alone), watermill (the peer: watermill's Pub/Sub, same events), both (raw and sdk), all (sdk, watermill, raw), or peer (the side-by-side comparison of the three over backends and scenarios, see -scenarios)")
 		brokers   = fs.String("brokers", "", "Kafka bootstrap brokers, comma-separated; empty runs an embedded cluster")
 		embedded  = fs.String("embedded", "subprocess", "where the embedded Kafka cluster runs: subprocess (the client's CPU and memory measured alone) or inproc")
 		urls      = fs.String("urls", defaultRabbitURL, "RabbitMQ URLs, comma-separated")
@@ -138,6 +142,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		quiet     = fs.Bool("quiet", false, "no live progress")
 		replot    = fs.String("replot", "", "draw the chart of a sweep CSV written earlier (to -chart, default the CSV's name with .png) and exit")
 		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of the runs (this process: the client side) to this file")
+		scenarios = fs.String("scenarios", strings.Join(benchcore.Scenarios, ","), "-mode peer: scenarios to run: publish (rate max), latency (at -rate, default 1000 in peer mode), drain (publish -drain-count events, then consume them)")
+		drainN    = fs.Int64("drain-count", 0, "-mode peer: events of the drain scenario (0: 200,000 for memory and kafka, 50,000 for rabbitmq); the drain waits up to 5 min (or -drain) for them")
+		out       = fs.String("out", "eventbench-peer", "-mode peer: write the comparison to OUT.md, OUT.csv, OUT.json and OUT.png")
 	)
 	fs.Usage = platform.Usage(fs, platform.Help{
 		Name: "bench",
@@ -171,10 +178,45 @@ flags.`,
 	switch *mode {
 	case "both":
 		c.modes = []string{benchcore.ModeRaw, benchcore.ModeSDK}
-	case benchcore.ModeSDK, benchcore.ModeRaw:
+	case "all", "peer":
+		c.modes = benchcore.Modes
+		c.peer = *mode == "peer"
+	case benchcore.ModeSDK, benchcore.ModeRaw, benchcore.ModeWatermill:
 		c.modes = []string{*mode}
 	default:
-		return nil, fmt.Errorf("-mode %q: want sdk, raw or both", *mode)
+		return nil, fmt.Errorf("-mode %q: want sdk, raw, watermill, both, all or peer", *mode)
+	}
+	var backends []string
+	if c.peer {
+		// The comparison's defaults, unless set: every backend, 64
+		// publishers, 3 rounds, 5 s runs, the latency scenario at 1,000/s.
+		backends = []string{benchcore.BackendKafka, benchcore.BackendRabbitMQ, benchcore.BackendMemory}
+		if flagSet(fs, "backend") {
+			backends = listflag.Split(*backend)
+		}
+		if len(backends) == 0 {
+			return nil, errors.New("-backend: want one or more of memory, kafka, rabbitmq")
+		}
+		*backend = backends[0]
+		if !flagSet(fs, "publishers") {
+			*pubs = 64
+		}
+		if !flagSet(fs, "repeat") {
+			c.repeat = 3
+		}
+		if !flagSet(fs, "rate") {
+			*rate = "1000"
+		}
+		if !flagSet(fs, "duration") {
+			*duration = 5 * time.Second
+		}
+		if *sweep != "" || *count != 0 || c.csvPath != "" || c.jsonPath != "" || c.chart != "" || *batch != 1 {
+			return nil, errors.New("-mode peer runs its own plan: it takes no -sweep, -count, -batch, -csv, -json or -chart (see -scenarios, -drain-count and -out)")
+		}
+		if *drainN < 0 {
+			return nil, fmt.Errorf("-drain-count %d: want 0 (the default) or more", *drainN)
+		}
+		c.out = *out
 	}
 	if *embedded != "subprocess" && *embedded != "inproc" {
 		return nil, fmt.Errorf("-embedded %q: want subprocess or inproc", *embedded)
@@ -252,6 +294,20 @@ flags.`,
 	}
 	if err := c.session.Run.Validate(); err != nil {
 		return nil, err
+	}
+	if c.peer {
+		counts := map[string]int64{}
+		for _, b := range backends {
+			counts[b] = *drainN
+		}
+		c.compare = benchcore.Comparison{Session: c.session, Backends: backends, Scenarios: listflag.Split(*scenarios),
+			Repeat: c.repeat, LatencyRate: c.rates[0], DrainCount: counts}
+		if c.rates[0] == 0 {
+			return nil, errors.New("-mode peer: -rate is the latency scenario's offered rate; want a number of events/s")
+		}
+		if err := c.compare.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }

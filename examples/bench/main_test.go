@@ -140,3 +140,60 @@ func TestRunBadFlags(t *testing.T) {
 		t.Errorf("-h: exit %d, usage %q", code, errOut.String())
 	}
 }
+
+func TestParsePeerFlags(t *testing.T) {
+	c, err := parseFlags([]string{"-mode", "peer"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmp, r := c.compare, c.session.Run
+	if !c.peer || !slices.Equal(cmp.Backends, []string{"kafka", "rabbitmq", "memory"}) || !slices.Equal(cmp.Scenarios, benchcore.Scenarios) ||
+		cmp.Repeat != 3 || cmp.LatencyRate != 1000 || r.Publishers != 64 || r.Duration.Seconds() != 5 || c.out != "eventbench-peer" ||
+		!slices.Equal(c.modes, benchcore.Modes) {
+		t.Errorf("peer defaults: backends %v scenarios %v repeat %d rate %v publishers %d duration %v out %q modes %v",
+			cmp.Backends, cmp.Scenarios, cmp.Repeat, cmp.LatencyRate, r.Publishers, r.Duration, c.out, c.modes)
+	}
+	c, err = parseFlags([]string{"-mode", "peer", "-backend", "memory", "-scenarios", "drain", "-drain-count", "500", "-repeat", "1",
+		"-publishers", "8", "-rate", "2k", "-out", "x/p"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp := c.compare; !slices.Equal(cmp.Backends, []string{"memory"}) || cmp.DrainCount["memory"] != 500 || cmp.Repeat != 1 ||
+		cmp.LatencyRate != 2000 || c.session.Run.Publishers != 8 || c.out != "x/p" {
+		t.Errorf("peer flags: %+v out %q", cmp, c.out)
+	}
+	if c, err := parseFlags([]string{"-mode", "watermill"}, &bytes.Buffer{}); err != nil || c.peer || !slices.Equal(c.modes, []string{"watermill"}) {
+		t.Errorf("-mode watermill: %v, %+v", err, c)
+	}
+	for _, args := range [][]string{
+		{"-mode", "peer", "-sweep", "1k"}, {"-mode", "peer", "-count", "10"}, {"-mode", "peer", "-csv", "x.csv"},
+		{"-mode", "peer", "-scenarios", "soak"}, {"-mode", "peer", "-backend", "nats"}, {"-mode", "peer", "-rate", "max"},
+		{"-mode", "peer", "-drain-count", "-1"}, {"-mode", "peer", "-backend", ","}, {"-mode", "peer", "-batch", "4"},
+	} {
+		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+}
+
+func TestRunPeerWritesOutputs(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "peer")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-mode", "peer", "-backend", "memory", "-duration", "400ms", "-warmup", "100ms",
+		"-drain-count", "1000", "-repeat", "1", "-publishers", "4", "-out", out, "-quiet"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, ext := range []string{".md", ".csv", ".json", ".png"} {
+		if st, err := os.Stat(out + ext); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", ext, err)
+		}
+	}
+	md, _ := os.ReadFile(out + ".md")
+	if !strings.Contains(string(md), "| memory publish, events/s |") || !strings.Contains(string(md), "-mode peer") {
+		t.Errorf("markdown:\n%s", md)
+	}
+	if n := strings.Count(stderr.String(), "lost 0, dup 0"); n != 9 {
+		t.Errorf("%d clean runs reported, want 9:\n%s", n, stderr.String())
+	}
+}

@@ -28,7 +28,8 @@ type Collector struct {
 	pub, e2e       testkit.LatencyMeasurer
 	pubWin, e2eWin testkit.LatencyMeasurer
 
-	lastConsume atomic.Int64 // Unix nanoseconds of the latest first consumption
+	lastConsume  atomic.Int64 // Unix nanoseconds of the latest first consumption
+	firstConsume atomic.Int64 // Unix nanoseconds of the first consumption
 	// measureFrom: events published before it (Unix nanoseconds) are
 	// counted but their latency is not (the warm-up).
 	measureFrom atomic.Int64
@@ -112,6 +113,7 @@ func (c *Collector) ConsumedString(id, sent string) {
 func (c *Collector) consumed(seq uint64, sent string, now time.Time) {
 	c.ledger.ConsumedFirst(seq, func() {
 		c.lastConsume.Store(now.UnixNano())
+		c.firstConsume.CompareAndSwap(0, now.UnixNano())
 		if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
 			d := now.Sub(time.Unix(0, ns))
 			if ns >= c.measureFrom.Load() {
@@ -126,6 +128,16 @@ func (c *Collector) consumed(seq uint64, sent string, now time.Time) {
 // before any).
 func (c *Collector) LastConsume() time.Time {
 	ns := c.lastConsume.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// FirstConsume returns when the first event was consumed (zero time
+// before any).
+func (c *Collector) FirstConsume() time.Time {
+	ns := c.firstConsume.Load()
 	if ns == 0 {
 		return time.Time{}
 	}

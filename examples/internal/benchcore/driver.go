@@ -29,7 +29,16 @@ const (
 	// (sarama, amqp091; for memory, broker.Message straight to the
 	// broker) and consumes them with it, reading only two headers.
 	ModeRaw = "raw"
+	// ModeWatermill is the peer: the same events through watermill's
+	// Pub/Subs (GoChannel, watermill-kafka, watermill-amqp), each event
+	// validated and encoded with the SDK's Avro codec, its nine CloudEvents
+	// headers as watermill metadata, consumed through a watermill Router
+	// that decodes every event (see peer.go).
+	ModeWatermill = "watermill"
 )
+
+// Modes lists every mode, in the order a comparison rotates them.
+var Modes = []string{ModeSDK, ModeWatermill, ModeRaw}
 
 // Backends.
 const (
@@ -56,10 +65,25 @@ type Driver interface {
 	Workload() *Workload
 }
 
+// Backlogger is a Driver whose start comes in two steps, so that a run can
+// publish before anyone consumes (RunDrain): every driver of NewDriver is
+// one. Start is Prepare then Subscribe.
+type Backlogger interface {
+	Driver
+	// Prepare creates the run's topic and whatever keeps its events for
+	// the consumer group (Kafka: the topic; RabbitMQ: the exchange and the
+	// group's queue; memory: the topic), and connects the publishers. It
+	// subscribes nothing.
+	Prepare(ctx context.Context) error
+	// Subscribe subscribes the consumer-group members after Prepare, as
+	// Start does.
+	Subscribe(ctx context.Context, c *Collector) error
+}
+
 // Options say what a driver runs. Zero fields mean their defaults.
 type Options struct {
 	// Backend is BackendMemory, BackendKafka or BackendRabbitMQ; Mode is
-	// ModeSDK or ModeRaw.
+	// ModeSDK, ModeRaw or ModeWatermill.
 	Backend, Mode string
 	// Brokers are Kafka bootstrap addresses; URLs RabbitMQ URLs.
 	Brokers []string
@@ -86,6 +110,10 @@ type Options struct {
 	TraceRatio float64
 	// Workload shapes the events.
 	Workload WorkloadConfig
+	// Backlog says that the run publishes before it subscribes (RunDrain):
+	// a backend without retention of its own (watermill's GoChannel) must
+	// then keep the events for the subscribers to come.
+	Backlog bool
 }
 
 func (o Options) withDefaults() Options {
@@ -131,8 +159,8 @@ func (o Options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("backend %q: want %s, %s or %s", o.Backend, BackendMemory, BackendKafka, BackendRabbitMQ))
 	}
-	if o.Mode != ModeSDK && o.Mode != ModeRaw {
-		errs = append(errs, fmt.Errorf("mode %q: want %s or %s", o.Mode, ModeSDK, ModeRaw))
+	if o.Mode != ModeSDK && o.Mode != ModeRaw && o.Mode != ModeWatermill {
+		errs = append(errs, fmt.Errorf("mode %q: want %s, %s or %s", o.Mode, ModeSDK, ModeRaw, ModeWatermill))
 	}
 	if o.Topic == "" {
 		errs = append(errs, errors.New("topic is required"))
@@ -158,6 +186,9 @@ func NewDriver(o Options, run RunID) (Driver, error) {
 	sdk, err := newSDK(o, run)
 	if err != nil {
 		return nil, err
+	}
+	if o.Mode == ModeWatermill {
+		return newPeerDriver(o, sdk)
 	}
 	switch o.Backend {
 	case BackendMemory:

@@ -66,30 +66,59 @@ func (d *kafkaDriver) rawConfig() *sarama.Config {
 }
 
 func (d *kafkaDriver) Start(ctx context.Context, c *Collector) error {
-	admin, err := kafkabus.NewAdmin(ctx, d.config())
+	if err := d.Prepare(ctx); err != nil {
+		return err
+	}
+	return d.Subscribe(ctx, c)
+}
+
+// createTopic creates the run's topic (and its dead-letter topic, which
+// deleteTopics removes).
+func createTopic(ctx context.Context, o Options, cfg kafkabus.Config) error {
+	admin, err := kafkabus.NewAdmin(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	spec := broker.TopicSpec{Name: d.o.Topic, Partitions: int32(d.o.Partitions), ReplicationFactor: 3, Retention: time.Hour}
+	spec := broker.TopicSpec{Name: o.Topic, Partitions: int32(o.Partitions), ReplicationFactor: 3, Retention: time.Hour}
 	if _, err := admin.EnsureTopics(ctx, []broker.TopicSpec{spec}, kafkabus.WithDeadLetterTopics()); err != nil {
 		return fmt.Errorf("create topic: %w", err)
 	}
-	if d.o.Mode == ModeSDK {
-		return d.startSDK(ctx, c)
-	}
-	return d.startRaw(ctx, c)
+	return nil
 }
 
-func (d *kafkaDriver) startSDK(ctx context.Context, c *Collector) error {
-	kb, err := kafkabus.New(ctx, d.config())
+// Prepare creates the topic and the producer (a new group reads the topic
+// from its oldest message in both modes, so nothing published before
+// Subscribe is missed).
+func (d *kafkaDriver) Prepare(ctx context.Context) error {
+	if err := createTopic(ctx, d.o, d.config()); err != nil {
+		return err
+	}
+	if d.o.Mode == ModeSDK {
+		kb, err := kafkabus.New(ctx, d.config())
+		if err != nil {
+			return err
+		}
+		d.kb = kb
+		return d.sdk.attach(kb, d.o.Topic)
+	}
+	prod, err := sarama.NewSyncProducer(d.o.Brokers, d.rawConfig())
 	if err != nil {
 		return err
 	}
-	d.kb = kb
-	if err := d.sdk.attach(kb, d.o.Topic); err != nil {
-		return err
+	d.prod = prod
+	return nil
+}
+
+// Subscribe joins the consumer-group members one after the other.
+func (d *kafkaDriver) Subscribe(ctx context.Context, c *Collector) error {
+	if d.o.Mode == ModeSDK {
+		return d.subscribeSDK(ctx, c)
 	}
+	return d.subscribeRaw(ctx, c)
+}
+
+func (d *kafkaDriver) subscribeSDK(ctx context.Context, c *Collector) error {
 	for range d.o.Subscribers {
 		cons, err := d.sdk.subscribe(ctx, broker.Subscription{
 			Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight,
@@ -102,13 +131,8 @@ func (d *kafkaDriver) startSDK(ctx context.Context, c *Collector) error {
 	return nil
 }
 
-func (d *kafkaDriver) startRaw(ctx context.Context, c *Collector) error {
+func (d *kafkaDriver) subscribeRaw(ctx context.Context, c *Collector) error {
 	sc := d.rawConfig()
-	prod, err := sarama.NewSyncProducer(d.o.Brokers, sc)
-	if err != nil {
-		return err
-	}
-	d.prod = prod
 	runCtx, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	for range d.o.Subscribers {

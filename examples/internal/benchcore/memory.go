@@ -21,19 +21,32 @@ type memoryDriver struct {
 func newMemoryDriver(o Options, sdk *sdkParts) *memoryDriver { return &memoryDriver{o: o, sdk: sdk} }
 
 func (d *memoryDriver) Start(ctx context.Context, c *Collector) error {
+	if err := d.Prepare(ctx); err != nil {
+		return err
+	}
+	return d.Subscribe(ctx, c)
+}
+
+// Prepare creates the backend and its topic: a partition no group reads
+// yet keeps its newest messages (up to its buffer) for groups to come.
+func (d *memoryDriver) Prepare(ctx context.Context) error {
 	br, err := memory.New(ctx, memory.Config{Topics: []broker.TopicSpec{{Name: d.o.Topic, Partitions: int32(d.o.Partitions)}}})
 	if err != nil {
 		return err
 	}
 	d.br = br
 	if d.o.Mode == ModeSDK {
-		if err := d.sdk.attach(d.br, d.o.Topic); err != nil {
-			return err
-		}
+		return d.sdk.attach(d.br, d.o.Topic)
 	}
+	return nil
+}
+
+// Subscribe subscribes the group's members.
+func (d *memoryDriver) Subscribe(ctx context.Context, c *Collector) error {
 	for range d.o.Subscribers {
 		sub := broker.Subscription{Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight}
 		var cons broker.Consumer
+		var err error
 		if d.o.Mode == ModeSDK {
 			cons, err = d.sdk.subscribe(ctx, sub, c)
 		} else {

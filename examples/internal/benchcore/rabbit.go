@@ -37,22 +37,53 @@ type rabbitDriver struct {
 func newRabbitDriver(o Options, sdk *sdkParts) *rabbitDriver { return &rabbitDriver{o: o, sdk: sdk} }
 
 func (d *rabbitDriver) Start(ctx context.Context, c *Collector) error {
+	if err := d.Prepare(ctx); err != nil {
+		return err
+	}
+	return d.Subscribe(ctx, c)
+}
+
+func (d *rabbitDriver) subscription() broker.Subscription {
+	return broker.Subscription{Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight}
+}
+
+// Prepare declares the topology rabbitbus declares for the group (so
+// the queue keeps what is published from now on) and connects the
+// publishers.
+func (d *rabbitDriver) Prepare(ctx context.Context) error {
 	cfg := rabbitbus.Config{URLs: d.o.URLs, QueueType: d.o.QueueType, ConnectionName: "eventbench"}
 	cl, err := rabbitbus.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	d.admin = cl
-	sub := broker.Subscription{Topic: d.o.Topic, Group: d.o.Group, Concurrency: d.o.Concurrency, MaxInFlight: d.o.MaxInFlight}
-	if err := cl.DeclareGroup(ctx, sub); err != nil {
+	if err := cl.DeclareGroup(ctx, d.subscription()); err != nil {
 		return err
 	}
 	if d.o.Mode == ModeSDK {
-		if err := d.sdk.attach(cl, d.o.Topic); err != nil {
+		return d.sdk.attach(cl, d.o.Topic)
+	}
+	if d.pubConn, err = d.dial("publisher"); err != nil {
+		return err
+	}
+	for range rabbitbus.DefaultPublishChannels {
+		ch, err := d.pubConn.Channel()
+		if err != nil {
 			return err
 		}
+		if err := ch.Confirm(false); err != nil {
+			return err
+		}
+		d.pubChans = append(d.pubChans, ch)
+	}
+	return nil
+}
+
+// Subscribe starts the group's consumers.
+func (d *rabbitDriver) Subscribe(ctx context.Context, c *Collector) error {
+	if d.o.Mode == ModeSDK {
 		for range d.o.Subscribers {
-			cons, err := d.sdk.subscribe(ctx, sub, c)
+			cons, err := d.sdk.subscribe(ctx, d.subscription(), c)
 			if err != nil {
 				return err
 			}
@@ -60,7 +91,7 @@ func (d *rabbitDriver) Start(ctx context.Context, c *Collector) error {
 		}
 		return nil
 	}
-	return d.startRaw(c)
+	return d.subscribeRaw(c)
 }
 
 func (d *rabbitDriver) dial(role string) (*amqp.Connection, error) {
@@ -76,23 +107,10 @@ func (d *rabbitDriver) dial(role string) (*amqp.Connection, error) {
 	return nil, errors.Join(errs...)
 }
 
-func (d *rabbitDriver) startRaw(c *Collector) error {
+func (d *rabbitDriver) subscribeRaw(c *Collector) error {
 	var err error
-	if d.pubConn, err = d.dial("publisher"); err != nil {
-		return err
-	}
 	if d.subConn, err = d.dial("subscriber"); err != nil {
 		return err
-	}
-	for range rabbitbus.DefaultPublishChannels {
-		ch, err := d.pubConn.Channel()
-		if err != nil {
-			return err
-		}
-		if err := ch.Confirm(false); err != nil {
-			return err
-		}
-		d.pubChans = append(d.pubChans, ch)
 	}
 	queue := d.admin.QueueName(d.o.Topic, d.o.Group)
 	for i := range d.o.Subscribers {

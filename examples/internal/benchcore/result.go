@@ -86,12 +86,33 @@ type Result struct {
 	BrokerPeakRSSMiB float64 `json:"broker_peak_rss_mib,omitempty"`
 	// Runs is how many runs the figures summarise (1 for a single run).
 	Runs int `json:"runs"`
+
+	// Scenario is empty for a run of Run (publishers and consumers at
+	// once) and ScenarioDrain for RunDrain (publish first, then consume).
+	Scenario string `json:"scenario,omitempty"`
+	// DrainRate (RunDrain) is events consumed per second from the first to
+	// the last consumption of the backlog; DrainSeconds the time from the
+	// Subscribe call to the last consumption, FirstEventSeconds to the
+	// first (joining the group, the first fetch).
+	DrainRate         float64 `json:"drain_rate,omitempty"`
+	DrainSeconds      float64 `json:"drain_seconds,omitempty"`
+	FirstEventSeconds float64 `json:"first_event_seconds,omitempty"`
+	// PublishCPUSeconds and DrainCPUSeconds (RunDrain) split CPUSeconds:
+	// the publishing phase (no consumer running) and the drain.
+	PublishCPUSeconds float64 `json:"publish_cpu_seconds,omitempty"`
+	DrainCPUSeconds   float64 `json:"drain_cpu_seconds,omitempty"`
 }
 
-// Label names the result's configuration: "kafka/sdk", with "@5000/s" when
-// paced.
+// ScenarioDrain marks the results of RunDrain.
+const ScenarioDrain = "drain"
+
+// Label names the result's configuration: "kafka/sdk", with "/drain" for
+// RunDrain and "@5000/s" when paced.
 func (r Result) Label() string {
 	s := r.Backend + "/" + r.Mode
+	if r.Scenario != "" {
+		s += "/" + r.Scenario
+	}
 	if r.OfferedRate > 0 {
 		s += fmt.Sprintf("@%g/s", r.OfferedRate)
 	}
@@ -160,6 +181,11 @@ func Median(rs []Result) Result {
 	out.PeakRSSMiB = med(func(r Result) float64 { return r.PeakRSSMiB })
 	out.BrokerCPUSeconds = med(func(r Result) float64 { return r.BrokerCPUSeconds })
 	out.BrokerPeakRSSMiB = med(func(r Result) float64 { return r.BrokerPeakRSSMiB })
+	out.DrainRate = med(func(r Result) float64 { return r.DrainRate })
+	out.DrainSeconds = med(func(r Result) float64 { return r.DrainSeconds })
+	out.FirstEventSeconds = med(func(r Result) float64 { return r.FirstEventSeconds })
+	out.PublishCPUSeconds = med(func(r Result) float64 { return r.PublishCPUSeconds })
+	out.DrainCPUSeconds = med(func(r Result) float64 { return r.DrainCPUSeconds })
 	return out
 }
 

@@ -122,44 +122,9 @@ func Run(ctx context.Context, cfg RunConfig, drv Driver, run RunID, base Result)
 	if cfg.Duration > 0 {
 		deadline = start.Add(cfg.Duration)
 	}
-	var next atomic.Uint64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for range cfg.Publishers {
-		wg.Go(func() {
-			batch := uint64(cfg.Batch)
-			for ctx.Err() == nil {
-				first := next.Add(batch) - batch
-				n := batch
-				if cfg.Count > 0 {
-					if first >= uint64(cfg.Count) {
-						return
-					}
-					n = min(n, uint64(cfg.Count)-first)
-				}
-				last := first + n - 1
-				if !deadline.IsZero() && pacer.At(last).After(deadline) {
-					return
-				}
-				if pacer.Wait(ctx, last) != nil {
-					return
-				}
-				if !deadline.IsZero() && time.Now().After(deadline) {
-					return
-				}
-				c.ledger.Sent(int(n))
-				t0 := time.Now()
-				err := drv.Publish(ctx, first, int(n), strconv.FormatInt(t0.UnixNano(), 10))
-				c.Published(first, int(n), t0, time.Since(t0), err)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-				}
-			}
-		})
-	}
-
+	var pubErr error
 	published := make(chan struct{})
-	go func() { wg.Wait(); close(published) }()
+	go func() { pubErr = publishLoad(ctx, cfg, drv, c, pacer, deadline); close(published) }()
 	stopProgress := c.progress(cfg, start, deadline, published)
 
 	<-published
@@ -186,9 +151,7 @@ func Run(ctx context.Context, cfg RunConfig, drv Driver, run RunID, base Result)
 	res.Publish, res.EndToEnd = LatencyOf(pub), LatencyOf(e2e)
 	res.CPUSeconds = cpu.Seconds()
 	res.PeakRSSMiB = float64(rss) / (1 << 20)
-	if p := firstErr.Load(); p != nil {
-		publishErr = *p
-	}
+	publishErr = pubErr
 	if err := ctx.Err(); err != nil {
 		return res, publishErr, err
 	}
@@ -254,4 +217,52 @@ func (c *Collector) progress(cfg RunConfig, start, deadline time.Time, published
 		}
 	}()
 	return func() { close(done); <-ended }
+}
+
+// publishLoad runs cfg.Publishers publishers offering drv the load cfg
+// describes on pacer's schedule until deadline (zero: none) or cfg.Count,
+// recording every call in c, and returns the first error a Publish call
+// returned once all have finished.
+func publishLoad(ctx context.Context, cfg RunConfig, drv Driver, c *Collector, pacer *Pacer, deadline time.Time) error {
+	var next atomic.Uint64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range cfg.Publishers {
+		wg.Go(func() {
+			batch := uint64(cfg.Batch)
+			for ctx.Err() == nil {
+				first := next.Add(batch) - batch
+				n := batch
+				if cfg.Count > 0 {
+					if first >= uint64(cfg.Count) {
+						return
+					}
+					n = min(n, uint64(cfg.Count)-first)
+				}
+				last := first + n - 1
+				if !deadline.IsZero() && pacer.At(last).After(deadline) {
+					return
+				}
+				if pacer.Wait(ctx, last) != nil {
+					return
+				}
+				if !deadline.IsZero() && time.Now().After(deadline) {
+					return
+				}
+				c.ledger.Sent(int(n))
+				t0 := time.Now()
+				err := drv.Publish(ctx, first, int(n), strconv.FormatInt(t0.UnixNano(), 10))
+				c.Published(first, int(n), t0, time.Since(t0), err)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+				}
+			}
+		})
+	}
+
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -34,9 +34,20 @@ type Outcome struct {
 
 // RunOnce runs one configuration in mode at rate (0: as fast as possible).
 func (s *Session) RunOnce(ctx context.Context, mode string, rate float64) (Outcome, error) {
+	return s.runOnce(ctx, mode, rate, false)
+}
+
+// RunDrainOnce runs one publish-then-drain (RunDrain) in mode, publishing
+// at rate (0: as fast as possible).
+func (s *Session) RunDrainOnce(ctx context.Context, mode string, rate float64) (Outcome, error) {
+	return s.runOnce(ctx, mode, rate, true)
+}
+
+func (s *Session) runOnce(ctx context.Context, mode string, rate float64, drain bool) (Outcome, error) {
 	run := NewRunID()
 	o := s.Options
 	o.Mode = mode
+	o.Backlog = drain
 	o.Topic = "eventbench-" + hex.EncodeToString(run[:])
 	var k *Kafka
 	if o.Backend == BackendKafka && len(o.Brokers) == 0 {
@@ -62,12 +73,16 @@ func (s *Session) RunOnce(ctx context.Context, mode string, rate float64) (Outco
 		Backend: o.Backend, Mode: mode, Subscribers: o.Subscribers, Concurrency: o.Concurrency,
 		Partitions: o.Partitions, BodyBytes: drv.Workload().MeanBodySize(),
 	}
-	if o.Mode == ModeRaw {
+	if o.Mode != ModeSDK {
 		base.Concurrency = 0 // the client's own unit, not a setting
 	}
 	rc := s.Run
 	rc.Rate = rate
-	res, perr, err := Run(ctx, rc, drv, run, base)
+	runner := Run
+	if drain {
+		runner = RunDrain
+	}
+	res, perr, err := runner(ctx, rc, drv, run, base)
 	cerr := drv.Close()
 	u, kerr := closeKafka()
 	if k != nil && k.proc != nil {
@@ -82,8 +97,8 @@ func (s *Session) RunOnce(ctx context.Context, mode string, rate float64) (Outco
 		err = fmt.Errorf("benchcore: closing %s: %w", res.Label(), errors.Join(cerr, kerr))
 	}
 	if s.Log != nil {
-		fmt.Fprintf(s.Log, "%s: %s events/s, lost %d, p99 publish→consume %.2f ms\n",
-			res.Label(), num(res.Throughput), res.Lost, res.EndToEnd.P99)
+		fmt.Fprintf(s.Log, "%s: publish %s events/s, consume %s events/s, lost %d, dup %d, p50/p99 publish→consume %.2f/%.2f ms\n",
+			res.Label(), num(res.PublishRate), num(res.Throughput), res.Lost, res.Duplicates, res.EndToEnd.P50, res.EndToEnd.P99)
 	}
 	return Outcome{Result: res, PublishErr: perr}, err
 }
