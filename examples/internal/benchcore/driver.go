@@ -212,6 +212,7 @@ type sdkParts struct {
 	tp       *sdktrace.TracerProvider
 	mp       *sdkmetric.MeterProvider
 	prop     propagation.TextMapPropagator
+	raw      *peerCodec // the raw arms' own encode and decode (no Bus)
 }
 
 type sentKey struct{}
@@ -235,6 +236,11 @@ func (sentPropagator) Fields() []string { return []string{HeaderSent} }
 
 func newSDK(o Options, run RunID) (*sdkParts, error) {
 	s := &sdkParts{run: run}
+	raw, err := newPeerCodec()
+	if err != nil {
+		return nil, err
+	}
+	s.raw = raw
 	ratio := max(o.TraceRatio, 0)
 	s.tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
 	s.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
@@ -301,13 +307,27 @@ func (s *sdkParts) subscribe(ctx context.Context, sub broker.Subscription, c *Co
 	return s.bus.Subscribe(ctx, sub, r)
 }
 
-// rawHandler is the raw consumer on a broker.Message: two headers, no
-// decoding.
-func rawHandler(c *Collector) broker.Handler {
+// rawHandler is the raw consumer on a broker.Message: it decodes the body
+// with the Avro codec (no Bus, no validation beyond the decoder's) and
+// accounts for the event by its decoded ID.
+func rawHandler(p *peerCodec, c *Collector) broker.Handler {
 	return func(_ context.Context, m *broker.Message) error {
-		c.ConsumedString(m.Header(broker.HeaderID), m.Header(HeaderSent))
+		p.consumeRaw(c, m.Body, m.Header(broker.HeaderType), m.Header(broker.HeaderDataSchema), m.Header(HeaderSent))
 		return nil
 	}
+}
+
+// rawMessages encodes events first … first+n-1 for a raw publisher.
+func (s *sdkParts) rawMessages(first uint64, n int, sent string) ([]*broker.Message, error) {
+	msgs := make([]*broker.Message, n)
+	for i := range msgs {
+		m, err := s.raw.brokerMessage(s.workload, first+uint64(i), sent)
+		if err != nil {
+			return nil, err
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
 }
 
 func (s *sdkParts) close() {

@@ -141,7 +141,7 @@ func (d *kafkaDriver) subscribeRaw(ctx context.Context, c *Collector) error {
 			return err
 		}
 		d.groups = append(d.groups, cg)
-		h := &rawGroupHandler{c: c, ready: make(chan struct{})}
+		h := &rawGroupHandler{c: c, raw: d.sdk.raw, ready: make(chan struct{})}
 		d.running.Go(func() {
 			for runCtx.Err() == nil {
 				if err := cg.Consume(runCtx, []string{d.o.Topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
@@ -167,6 +167,7 @@ func (d *kafkaDriver) subscribeRaw(ctx context.Context, c *Collector) error {
 // claimed partition, two headers read, each message marked.
 type rawGroupHandler struct {
 	c     *Collector
+	raw   *peerCodec
 	ready chan struct{}
 	once  sync.Once
 }
@@ -180,16 +181,18 @@ func (h *rawGroupHandler) Cleanup(sarama.ConsumerGroupSession) error { return ni
 
 func (h *rawGroupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, cl sarama.ConsumerGroupClaim) error {
 	for m := range cl.Messages() {
-		var id, sent string
+		var typ, ds, sent string
 		for _, rh := range m.Headers {
 			switch string(rh.Key) {
-			case broker.HeaderID:
-				id = string(rh.Value)
+			case broker.HeaderType:
+				typ = string(rh.Value)
+			case broker.HeaderDataSchema:
+				ds = string(rh.Value)
 			case HeaderSent:
 				sent = string(rh.Value)
 			}
 		}
-		h.c.ConsumedString(id, sent)
+		h.raw.consumeRaw(h.c, m.Value, typ, ds, sent)
 		s.MarkMessage(m, "")
 	}
 	return nil
@@ -199,9 +202,12 @@ func (d *kafkaDriver) Publish(ctx context.Context, first uint64, n int, sent str
 	if d.o.Mode == ModeSDK {
 		return d.sdk.publish(ctx, first, n, sent)
 	}
+	msgs, err := d.sdk.rawMessages(first, n, sent)
+	if err != nil {
+		return err
+	}
 	pms := make([]*sarama.ProducerMessage, n)
-	for i := range pms {
-		m := d.sdk.workload.Message(first+uint64(i), sent)
+	for i, m := range msgs {
 		hs := make([]sarama.RecordHeader, 0, len(m.Headers))
 		for _, hdr := range m.Headers {
 			k, v := hdr.Key, hdr.Value
@@ -213,7 +219,7 @@ func (d *kafkaDriver) Publish(ctx context.Context, first uint64, n int, sent str
 		_, _, err := d.prod.SendMessage(pms[0])
 		return err
 	}
-	err := d.prod.SendMessages(pms)
+	err = d.prod.SendMessages(pms)
 	var perrs sarama.ProducerErrors
 	if errors.As(err, &perrs) {
 		idx := make(map[*sarama.ProducerMessage]int, n)

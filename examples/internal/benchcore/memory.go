@@ -50,7 +50,7 @@ func (d *memoryDriver) Subscribe(ctx context.Context, c *Collector) error {
 		if d.o.Mode == ModeSDK {
 			cons, err = d.sdk.subscribe(ctx, sub, c)
 		} else {
-			cons, err = d.br.Subscribe(ctx, sub, rawHandler(c))
+			cons, err = d.br.Subscribe(ctx, sub, rawHandler(d.sdk.raw, c))
 		}
 		if err != nil {
 			return err
@@ -64,9 +64,9 @@ func (d *memoryDriver) Publish(ctx context.Context, first uint64, n int, sent st
 	if d.o.Mode == ModeSDK {
 		return d.sdk.publish(ctx, first, n, sent)
 	}
-	msgs := make([]*broker.Message, n)
-	for i := range msgs {
-		msgs[i] = d.sdk.workload.Message(first+uint64(i), sent)
+	msgs, err := d.sdk.rawMessages(first, n, sent)
+	if err != nil {
+		return err
 	}
 	return d.br.Publish(ctx, msgs...)
 }

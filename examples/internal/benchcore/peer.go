@@ -79,24 +79,57 @@ func (p *peerCodec) message(w *Workload, n uint64, sent string) (*message.Messag
 	return m, key, nil
 }
 
+// brokerMessage returns event n of w as the raw clients send it: built,
+// validated and Avro-encoded per event like the SDK and the peer, with the
+// Bus's nine CloudEvents headers and HeaderSent, on n's topic.
+func (p *peerCodec) brokerMessage(w *Workload, n uint64, sent string) (*broker.Message, error) {
+	wm, key, err := p.message(w, n, sent)
+	if err != nil {
+		return nil, err
+	}
+	h := make(broker.Headers, 0, len(wm.Metadata))
+	for _, k := range []string{broker.HeaderSpecVersion, broker.HeaderID, broker.HeaderType, broker.HeaderSource, broker.HeaderTime,
+		broker.HeaderCorrelationID, broker.HeaderContentType, broker.HeaderSubject, broker.HeaderDataSchema, HeaderSent} {
+		h = append(h, broker.Header{Key: k, Value: wm.Metadata.Get(k)})
+	}
+	return &broker.Message{Topic: w.tmpl[w.Kind(n)].Topic, Key: key, Headers: h, Body: wm.Payload}, nil
+}
+
+// decodeRaw decodes a body as the raw consumers do: the event type and the
+// schema version from the headers, the Avro codec for the rest.
+func (p *peerCodec) decodeRaw(body []byte, eventType, dataSchema string) (eventmodels.Event, error) {
+	meta := eventmodels.Meta{EventType: eventType}
+	if meta.EventType == "" {
+		return nil, fmt.Errorf("%w: no %s", errNotAnEvent, broker.HeaderType)
+	}
+	if dataSchema != "" {
+		_, v, ok := schemas.ParseDataSchema(strings.TrimPrefix(dataSchema, events.DataSchemaPrefix))
+		if !ok {
+			return nil, fmt.Errorf("%w: %s %q", errNotAnEvent, broker.HeaderDataSchema, dataSchema)
+		}
+		meta.SchemaVersion = v
+	}
+	return p.codec.Decode(body, meta)
+}
+
+// consumeRaw decodes a raw delivery and accounts for its event by the
+// decoded ID; one that does not decode is foreign.
+func (p *peerCodec) consumeRaw(c *Collector, body []byte, eventType, dataSchema, sent string) {
+	e, err := p.decodeRaw(body, eventType, dataSchema)
+	if err != nil {
+		c.Ledger().Foreign()
+		return
+	}
+	c.ConsumedID(e.Envelope().EventID, sent)
+}
+
 // errNotAnEvent is the decode error of a message without the headers an
 // event needs.
 var errNotAnEvent = errors.New("benchcore: not an event")
 
 // decode returns the event m carries.
 func (p *peerCodec) decode(m *message.Message) (eventmodels.Event, error) {
-	meta := eventmodels.Meta{EventType: m.Metadata.Get(broker.HeaderType)}
-	if meta.EventType == "" {
-		return nil, fmt.Errorf("%w: no %s", errNotAnEvent, broker.HeaderType)
-	}
-	if ds := m.Metadata.Get(broker.HeaderDataSchema); ds != "" {
-		_, v, ok := schemas.ParseDataSchema(strings.TrimPrefix(ds, events.DataSchemaPrefix))
-		if !ok {
-			return nil, fmt.Errorf("%w: %s %q", errNotAnEvent, broker.HeaderDataSchema, ds)
-		}
-		meta.SchemaVersion = v
-	}
-	return p.codec.Decode(m.Payload, meta)
+	return p.decodeRaw(m.Payload, m.Metadata.Get(broker.HeaderType), m.Metadata.Get(broker.HeaderDataSchema))
 }
 
 // handler is the peer's consumer: decode, account for the event by its

@@ -128,9 +128,10 @@ func (d *rabbitDriver) subscribeRaw(c *Collector) error {
 		d.subChans = append(d.subChans, ch)
 		d.consuming.Go(func() {
 			for dl := range ds {
-				id, _ := dl.Headers["cloudEvents_id"].(string)
+				typ, _ := dl.Headers["cloudEvents_type"].(string)
+				ds, _ := dl.Headers["cloudEvents_dataschema"].(string)
 				sent, _ := dl.Headers[HeaderSent].(string)
-				c.ConsumedString(id, sent)
+				d.sdk.raw.consumeRaw(c, dl.Body, typ, ds, sent)
 				_ = dl.Ack(false)
 			}
 		})
@@ -168,7 +169,12 @@ func (d *rabbitDriver) Publish(ctx context.Context, first uint64, n int, sent st
 	dcs := make([]*amqp.DeferredConfirmation, n)
 	pe := &broker.PublishError{}
 	for i := range n {
-		key, p := publishing(d.sdk.workload.Message(first+uint64(i), sent))
+		m, err := d.sdk.raw.brokerMessage(d.sdk.workload, first+uint64(i), sent)
+		if err != nil {
+			pe.Failed = append(pe.Failed, broker.FailedMessage{Index: i, Err: err})
+			continue
+		}
+		key, p := publishing(m)
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, d.o.Topic, key, true, false, p)
 		if err != nil {
 			pe.Failed = append(pe.Failed, broker.FailedMessage{Index: i, Err: err})
