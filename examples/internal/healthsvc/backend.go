@@ -182,7 +182,7 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 				lv = measured(c.Value, th.DiskUsage, ratio)
 			}
 			obs = append(obs, observation{alert: a, level: lv})
-		case strings.HasSuffix(c.Name, suffixConnection) && strings.Contains(c.Message, "blocked"):
+		case strings.HasSuffix(c.Name, suffixConnection) && c.Status == broker.HealthDegraded && strings.Contains(c.Message, "blocked"):
 			// A RabbitMQ resource alarm blocks publishers (connection.blocked):
 			// a disk alarm is the disk_usage alert, a memory alarm a failed check.
 			if strings.Contains(strings.ToLower(c.Message), "disk") {

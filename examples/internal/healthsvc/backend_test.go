@@ -105,10 +105,10 @@ func TestMemoryClosed(t *testing.T) {
 	}
 }
 
-// TestCheckFailedAndDegradedConnection: a missing topic and a RabbitMQ
-// connection blocked by a resource alarm are check_failed alerts, not
-// broker_down, and keep the backend ready (its status is the worst of its
-// checks); dead-letter queue depths are summed.
+// TestCheckFailedAndDegradedConnection: a missing queue is a check_failed
+// alert and a RabbitMQ connection blocked by a disk alarm a disk_usage
+// alert, neither broker_down; both keep the backend ready (its status is
+// the worst of its checks); dead-letter queue depths are summed.
 func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	fc := &checker{}
 	rep := &broker.HealthReport{Backend: "rabbitmq", Status: broker.HealthDegraded, Checks: []broker.HealthCheck{
@@ -123,11 +123,13 @@ func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	s, _ := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"rabbitmq": fc}}, nil)
 	got := check(t, s)
 	failed := ofKind(got.Raised, healthsvc.AlertCheckFailed)
-	if len(failed) != 2 || len(got.Raised) != 2 || failed[0].Subject != "rabbitmq publisher connection" || failed[1].Subject != "rabbitmq queue q1" {
-		t.Fatalf("raised %+v, want check_failed for the blocked connection and the queue only", got.Raised)
+	disk := ofKind(got.Raised, healthsvc.AlertDiskUsage)
+	if len(failed) != 1 || len(disk) != 1 || len(got.Raised) != 2 || failed[0].Subject != "rabbitmq queue q1" ||
+		disk[0].Subject != "rabbitmq publisher connection disk alarm" {
+		t.Fatalf("raised %+v, want check_failed for the queue and disk_usage for the blocked connection", got.Raised)
 	}
-	if !strings.Contains(failed[0].Message, "low on disk") {
-		t.Errorf("alert message %q does not say why", failed[0].Message)
+	if !strings.Contains(disk[0].Message, "low on disk") {
+		t.Errorf("alert message %q does not say why", disk[0].Message)
 	}
 	if !got.Ready || got.Backends[0].DeadLetters != 7 || got.Backends[0].Status != broker.HealthUnhealthy || got.Backends[0].Down {
 		t.Fatalf("ready %v, backend %+v; want ready (reachable), 7 dead letters, unhealthy (the queue)", got.Ready, got.Backends[0])
@@ -137,7 +139,7 @@ func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	rep.Checks[0].Status, rep.Checks[2].Status = broker.HealthHealthy, broker.HealthHealthy
 	check(t, s)
 	if got := check(t, s); len(got.Cleared) != 2 || len(got.Active) != 0 {
-		t.Fatalf("cleared %+v, active %+v; want both check_failed cleared", got.Cleared, got.Active)
+		t.Fatalf("cleared %+v, active %+v; want check_failed and disk_usage cleared", got.Cleared, got.Active)
 	}
 }
 

@@ -52,6 +52,15 @@ type Options struct {
 	Source string
 	// Logger; default discard.
 	Logger *slog.Logger
+	// LagGroups are consumer groups of other processes whose lag the
+	// durable path's health reports (kafkabus.Config.LagGroups); with
+	// LagDiscover it reports every group the Kafka cluster lists
+	// (kafkabus.Config.LagDiscover). RabbitLagGroups are durable RabbitMQ
+	// groups whose queue depth the real-time path's health reports
+	// (rabbitbus.Config.LagGroups). For a health service.
+	LagGroups       []string
+	LagDiscover     bool
+	RabbitLagGroups []rabbitbus.LagGroup
 }
 
 // RegisterFlags adds --kafka-brokers and --amqp-urls to fs, defaulting to
@@ -146,7 +155,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		p.RealtimeBackend, p.Health["memory"] = mb, mb
 		p.RealtimeDesc = "in-memory bus"
 	} else {
-		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq"), Hooks: o.Hooks}
+		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq"), Hooks: o.Hooks, LagGroups: o.RabbitLagGroups}
 		rc, err := rabbitbus.New(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("platform: RabbitMQ: %w", err)
@@ -178,7 +187,8 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 		p.closers = append(p.closers, func() error { c.Close(); return nil })
 		p.KafkaAddrs = c.Addrs()
 	}
-	cfg := kafkabus.Config{Brokers: p.KafkaAddrs, Logger: o.Logger.With("path", "kafka"), Hooks: o.Hooks}
+	cfg := kafkabus.Config{Brokers: p.KafkaAddrs, Logger: o.Logger.With("path", "kafka"), Hooks: o.Hooks,
+		LagGroups: o.LagGroups, LagDiscover: o.LagDiscover}
 	admin, err := kafkabus.NewAdmin(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("platform: Kafka admin: %w", err)
