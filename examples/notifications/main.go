@@ -98,10 +98,11 @@ func start(ctx context.Context, p *platform.Platform, log *slog.Logger, group, p
 		}
 	}
 	svc, err = notifysvc.New(notifysvc.Config{Publisher: p.Durable, Channels: channels, Preferences: prefs, Logger: log,
-		// Deliveries count in the service's signals: a webhook that gives
-		// up shows in the error rate though the handler succeeds.
-		OnDelivery: func(_ eventmodels.Channel, err error, deadLettered bool) {
-			p.Signals.RecordOutcome(group, err, deadLettered)
+		// Deliveries count in the signals, per channel (service
+		// "<group>/<channel>"): a webhook that gives up and parks its
+		// notifications raises error_rate though the handler succeeds.
+		OnDelivery: func(ch eventmodels.Channel, err error, deadLettered bool) {
+			p.Signals.RecordOutcome(group+"/"+string(ch), err, deadLettered)
 		},
 	})
 	if err != nil {

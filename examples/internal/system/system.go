@@ -137,8 +137,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			notifysvc.NewLogChannel(cfg.Logger.With("service", "notifications")),
 			notifysvc.NewBrowserChannel(s.Services.Dashboard),
 		},
-		OnDelivery: func(_ eventmodels.Channel, err error, dead bool) {
-			p.Signals.RecordOutcome("notification-service", err, dead)
+		OnDelivery: func(ch eventmodels.Channel, err error, dead bool) {
+			p.Signals.RecordOutcome("notification-service/"+string(ch), err, dead)
 		},
 	}); err != nil {
 		return nil, err
