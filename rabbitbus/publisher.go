@@ -192,6 +192,7 @@ func (p *Publisher) publish(ctx context.Context, msgs []*broker.Message, opt pub
 		if len(todo) == 0 {
 			break
 		}
+		p.retried(ctx, msgs, todo, sendErr)
 		if sendErr != nil && !errors.Is(sendErr, errConnLost) {
 			// ctx or Close ended the wait for room in the window.
 			return p.stopped(ctx, call, msgs, sendErr)
@@ -379,4 +380,14 @@ func mergeDone(ctx, other context.Context) (context.Context, context.CancelFunc)
 	merged, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(other, cancel)
 	return merged, func() { stop(); cancel() }
+}
+
+// retried tells the hooks of the messages (indexes idx of msgs) about to be
+// sent again.
+func (p *Publisher) retried(ctx context.Context, msgs []*broker.Message, idx []int, err error) {
+	again := make([]*broker.Message, len(idx))
+	for i, j := range idx {
+		again[i] = msgs[j]
+	}
+	broker.Hooks(p.cfg.Hooks).PublishRetried(ctx, again, err)
 }
