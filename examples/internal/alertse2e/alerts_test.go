@@ -27,7 +27,7 @@ const (
 	envRabbit   = "ALERTS_E2E_RABBIT"    // scripts/rabbit-cluster.sh, with RABBIT_CLUSTER_* exported
 	envLogs     = "ALERTS_E2E_LOGS"      // where the programs' logs go (default: a temporary directory)
 	roundEvery  = "500ms"                // the health service's interval
-	lagLine     = 20                     // --lag-threshold
+	lagLine     = 150                    // --lag-threshold: above the lag commit intervals leave
 	phaseLimit  = 90 * time.Second       // bound of each wait
 	submitEvery = 250 * time.Millisecond // the workload: 4 jobs per second
 )
