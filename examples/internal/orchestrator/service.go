@@ -52,7 +52,8 @@ type Config struct {
 	// attempts included; default 5s.
 	RealtimeTimeout time.Duration
 	// OnRealtimeDrop, if set, is told of every real-time event dropped
-	// (queue full, or every attempt failed), e.g. to count it in the
+	// (queue full, or every attempt failed; an event no live view is
+	// subscribed to, broker.ErrUnroutable, is not a drop), e.g. to count it in the
 	// service's signals (healthsvc.Recorder.RecordDropped). It must not
 	// block.
 	OnRealtimeDrop func(ev eventmodels.Event, err error)
@@ -103,6 +104,9 @@ type Stats struct {
 	RealtimeSent    atomic.Int64 // real-time events confirmed
 	RealtimeDropped atomic.Int64 // real-time events dropped: queue full, or given up after RealtimeAttempts
 	RealtimeFull    atomic.Int64 // of RealtimeDropped, those dropped because the queue was full
+	// RealtimeUnrouted counts real-time events nobody was subscribed to
+	// (broker.ErrUnroutable: no live view open): not sent, not dropped.
+	RealtimeUnrouted atomic.Int64
 }
 
 // ErrRealtimeQueueFull is the error OnRealtimeDrop gets for an event
@@ -482,6 +486,10 @@ func (s *Service) sendRealtime(ev eventmodels.Event) {
 	for range s.cfg.RealtimeAttempts {
 		if err = s.cfg.Realtime.Publish(ctx, ev); err == nil {
 			s.stats.RealtimeSent.Add(1)
+			return
+		}
+		if errors.Is(err, broker.ErrUnroutable) {
+			s.stats.RealtimeUnrouted.Add(1) // no live view listens: nothing to deliver
 			return
 		}
 		if ctx.Err() != nil {
