@@ -286,9 +286,17 @@ func (r *rig) workload(ctx context.Context) {
 		}
 		var v struct {
 			JobID string `json:"job_id"`
+			Error string `json:"error"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			// Refused, not lost: the durable path did not confirm
+			// job.submitted in time (a Kafka broker leaving); a client
+			// submits again.
+			r.t.Logf("POST /jobs refused during a fault (the client retries): %s", v.Error)
+			continue
+		}
 		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK || err != nil {
 			r.t.Errorf("POST /jobs: status %d, %v", resp.StatusCode, err)
 			continue

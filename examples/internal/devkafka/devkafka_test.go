@@ -2,6 +2,7 @@ package devkafka_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -77,5 +78,12 @@ func TestRemoveRestoreBroker(t *testing.T) {
 	require.Equal(t, 2.0, brokers())
 	require.NoError(t, c.RestoreBroker(0))
 	require.Equal(t, 3.0, brokers())
+	// Every partition takes messages again: no client is left talking to
+	// the removed broker over a connection it had accepted.
+	_, err = b.Admin().EnsureTopics(ctx, events.PlatformTopics())
+	require.NoError(t, err)
+	for i := range 60 {
+		require.NoError(t, b.Publish(ctx, &broker.Message{Topic: "job-lifecycle", Key: fmt.Sprintf("job-%d", i), Body: []byte("x")}))
+	}
 	require.Equal(t, 3, len(c.Addrs()))
 }
