@@ -34,8 +34,9 @@ import (
 //     caller's (a health service's imbalance threshold);
 //   - "log dirs": the fullest log directory's usage in percent of its
 //     volume (DescribeLogDirs TotalBytes and UsableBytes, which brokers
-//     report from Kafka 3.3 on), always healthy; unknown with Value -1
-//     when no broker reports its volume sizes (older brokers, kfake);
+//     report from Kafka 3.3 on), always healthy (the caller judges it);
+//     Value -1 when no broker reports its volume sizes (older brokers,
+//     kfake), which must not make the report's status unknown;
 //   - InFlight: what each running subscription of this backend holds
 //     (messages handed out and not yet committed, and the age of the
 //     oldest), also when the cluster is unreachable.
@@ -221,7 +222,7 @@ func logDirCheck(ctx context.Context, ca sarama.ClusterAdmin, brokers []*sarama.
 	}
 	dirs, err := withCtx(ctx, func() (map[int32][]sarama.DescribeLogDirsResponseDirMetadata, error) { return ca.DescribeLogDirs(ids) })
 	if err != nil {
-		return check("log dirs", broker.HealthUnknown, -1, "log directories not described: %v", err)
+		return check("log dirs", broker.HealthHealthy, -1, "log directories not described: %v", err)
 	}
 	worst, where := -1.0, ""
 	for _, id := range sortedKeys(dirs) {
@@ -238,7 +239,7 @@ func logDirCheck(ctx context.Context, ca sarama.ClusterAdmin, brokers []*sarama.
 		}
 	}
 	if worst < 0 {
-		return check("log dirs", broker.HealthUnknown, -1, "the brokers do not report the size of their log volumes")
+		return check("log dirs", broker.HealthHealthy, -1, "the brokers do not report the size of their log volumes")
 	}
 	return check("log dirs", broker.HealthHealthy, worst, "fullest log directory %s: %.1f %% used", where, worst)
 }
@@ -262,6 +263,23 @@ func groupLag(ca sarama.ClusterAdmin, client sarama.Client, group string, topics
 		return nil, fmt.Errorf("committed offsets: %w", err)
 	}
 	committed := committedBlocks(resp)
+	if len(topics) == 0 {
+		// Asked for every topic the group committed on: only the
+		// partitions it committed on came back. The others of those
+		// topics count from the log start, as a partition the group never
+		// committed on does when its topics are known.
+		for t, ps := range committed {
+			all, err := client.Partitions(t)
+			if err != nil {
+				continue
+			}
+			for _, p := range all {
+				if _, ok := ps[p]; !ok {
+					ps[p] = -1
+				}
+			}
+		}
+	}
 	members := -1
 	if ds, err := ca.DescribeConsumerGroups([]string{group}); err == nil && len(ds) == 1 {
 		members = len(ds[0].Members)

@@ -177,7 +177,7 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 			a := Alert{Kind: AlertDiskUsage, Backend: name, Subject: c.Name, Severity: eventmodels.SeverityError,
 				Value: c.Value, Threshold: th.DiskUsage,
 				Message: fmt.Sprintf("%s: %s (threshold %.0f %%)", name, c.Message, th.DiskUsage)}
-			lv := levelHold // unknown: the brokers do not report their volumes
+			lv := levelHold // value -1: the brokers do not report their volumes
 			if c.Status != broker.HealthUnknown && c.Value >= 0 {
 				lv = measured(c.Value, th.DiskUsage, ratio)
 			}
