@@ -263,6 +263,25 @@ func groupLag(ca sarama.ClusterAdmin, client sarama.Client, group string, topics
 		return nil, fmt.Errorf("committed offsets: %w", err)
 	}
 	committed := committedBlocks(resp)
+	members := -1
+	if ds, err := ca.DescribeConsumerGroups([]string{group}); err == nil && len(ds) == 1 {
+		members = len(ds[0].Members)
+		if len(topics) == 0 {
+			// A group that has not committed yet on a topic its members
+			// were assigned still lags there (from the log start).
+			for _, m := range ds[0].Members {
+				a, err := m.GetMemberAssignment()
+				if err != nil || a == nil {
+					continue
+				}
+				for t := range a.Topics {
+					if committed[t] == nil {
+						committed[t] = map[int32]int64{}
+					}
+				}
+			}
+		}
+	}
 	if len(topics) == 0 {
 		// Asked for every topic the group committed on: only the
 		// partitions it committed on came back. The others of those
@@ -279,10 +298,6 @@ func groupLag(ca sarama.ClusterAdmin, client sarama.Client, group string, topics
 				}
 			}
 		}
-	}
-	members := -1
-	if ds, err := ca.DescribeConsumerGroups([]string{group}); err == nil && len(ds) == 1 {
-		members = len(ds[0].Members)
 	}
 	newest := map[string]map[int32]int64{}
 	oldest := map[string]map[int32]int64{}

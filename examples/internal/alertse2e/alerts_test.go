@@ -49,8 +49,13 @@ func (t transition) id() string { return t.Alert.Kind + "|" + t.Alert.Backend + 
 
 type report struct {
 	Report *struct {
-		Ready   bool `json:"ready"`
-		Active  []transitionAlert
+		Ready    bool `json:"ready"`
+		Active   []transitionAlert
+		Backends []struct {
+			Lag []struct {
+				Group string `json:"group"`
+			} `json:"lag"`
+		} `json:"backends"`
 		Sources []struct {
 			URL string `json:"url"`
 			Up  bool   `json:"up"`
@@ -131,10 +136,19 @@ func TestAlertsAcrossProcesses(t *testing.T) {
 	go func() { defer close(loadDone); r.workload(ctx) }()
 	defer func() { stopLoad(); <-loadDone }()
 
-	r.waitFor("a healthy start: ready, no alert, every source up", func() (bool, string) {
+	r.waitFor("a healthy start: ready, no alert, every source up, every group's lag seen", func() (bool, string) {
 		rep := r.report()
 		if rep.Report == nil || !rep.Report.Ready || len(rep.Report.Active) != 0 || len(rep.Report.Sources) != 3 {
 			return false, fmt.Sprintf("%+v", rep.Report)
+		}
+		groups := map[string]bool{}
+		for _, b := range rep.Report.Backends {
+			for _, l := range b.Lag {
+				groups[l.Group] = true
+			}
+		}
+		if !groups["metrics-service"] || !groups["notification-service"] {
+			return false, fmt.Sprintf("groups with lag figures: %v", groups)
 		}
 		for _, s := range rep.Report.Sources {
 			if !s.Up {
@@ -240,7 +254,13 @@ func (r *rig) phase(name string, wants []want, inject func(), during func(raised
 		during(raised)
 	}
 	for _, w := range wants {
-		r.waitFor(fmt.Sprintf("%s: %s alert for %s", name, w.kind, w.subject), func() (bool, string) { return raised(w), "" })
+		r.waitFor(fmt.Sprintf("%s: %s alert for %s", name, w.kind, w.subject), func() (bool, string) {
+			if raised(w) {
+				return true, ""
+			}
+			_, body := r.raw(r.urls["health"] + "/report")
+			return false, "last report: " + body
+		})
 	}
 	heal()
 	r.waitFor(name+": every alert cleared", func() (bool, string) {
@@ -451,6 +471,17 @@ func (r *rig) get(url string, v any) (int, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// raw GETs url and returns its status and body (errors as the body).
+func (r *rig) raw(url string) (int, string) {
+	resp, err := r.client.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func (r *rig) history() []transition {
