@@ -20,7 +20,8 @@ import (
 //
 //   - observers are told what happened: HookHandled, HookRetry,
 //     HookDeadLetter, HookDeadLetterFailed, HookDiscard, HookSkipped,
-//     HookDuplicate, HookPublished. Metrics and logs are observers.
+//     HookDuplicate, HookPublished, HookPublishRetry. Metrics and logs
+//     are observers.
 //   - wrappers change what happens: HookWrapMessage wraps the handling of
 //     each message once, outermost (tracing spans); HookWrapAttempt wraps
 //     each attempt, innermost, around the handler itself (de-duplication).
@@ -63,7 +64,7 @@ func (mw AttemptMiddleware) WrapAttempt(next Handler) Handler { return mw(next) 
 func IsHook(h Hook) bool {
 	switch h.(type) {
 	case HookHandled, HookRetry, HookDeadLetter, HookDeadLetterFailed, HookDiscard, HookSkipped,
-		HookDuplicate, HookPublished, HookWrapMessage, HookWrapAttempt:
+		HookDuplicate, HookPublished, HookPublishRetry, HookWrapMessage, HookWrapAttempt:
 		return true
 	}
 	return false
@@ -130,6 +131,14 @@ type HookPublished interface {
 	OnPublished(ctx context.Context, msgs []*Message, took time.Duration, err error)
 }
 
+// HookPublishRetry is called when a backend sends messages of a Publish
+// call again, inside the call: after a nack, or after the channel or
+// connection they were sent on was lost before their confirms. Publish
+// failures, retries included, end in HookPublished's error.
+type HookPublishRetry interface {
+	OnPublishRetry(ctx context.Context, msgs []*Message, err error)
+}
+
 // Hooks is a list of hooks with helpers that call every hook of one kind.
 type Hooks []Hook
 
@@ -194,6 +203,16 @@ func (hs Hooks) Published(ctx context.Context, msgs []*Message, took time.Durati
 	for _, h := range hs {
 		if x, ok := h.(HookPublished); ok {
 			x.OnPublished(ctx, msgs, took, err)
+		}
+	}
+}
+
+// PublishRetried calls every HookPublishRetry; backends call it when they
+// send messages of a Publish call again.
+func (hs Hooks) PublishRetried(ctx context.Context, msgs []*Message, err error) {
+	for _, h := range hs {
+		if x, ok := h.(HookPublishRetry); ok {
+			x.OnPublishRetry(ctx, msgs, err)
 		}
 	}
 }

@@ -140,6 +140,12 @@ type Config struct {
 	// the groups this process subscribes with, e.g. the groups of other
 	// services a health service watches.
 	LagGroups []string
+	// LagDiscover makes Health also report the lag of every consumer group
+	// the cluster knows (ListGroups on every broker), so that a health
+	// service sees the groups of every process without being told their
+	// names. Groups are listed in every state, Empty included: a group
+	// whose consumers all stopped is exactly the one falling behind.
+	LagDiscover bool
 	// LagAlert is the total lag of a group on a topic (messages, summed
 	// over partitions) above which Health marks it degraded; default
 	// DefaultLagAlert (1000).

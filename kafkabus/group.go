@@ -45,6 +45,7 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	parts := sess.Claims()[h.s.sub.Topic]
 	h.s.log.Info("kafkabus: partitions assigned", "generation", sess.GenerationID(),
 		"member", sess.MemberID(), "partitions", parts)
+	notifyRebalance(h.s.hooks, h.s.sub.Group, h.s.sub.Topic, sess.GenerationID(), parts)
 	if !h.ready.fired.Load() {
 		h.pending.Store(int32(len(parts)))
 		if len(parts) == 0 {

@@ -22,10 +22,21 @@ import (
 //   - "topic:<name>": for every topic this backend subscribed to, whether
 //     it exists;
 //   - "lag:<group>/<topic>": for every group this backend subscribed with
-//     and every group of Config.LagGroups, the lag of each partition
+//     every group of Config.LagGroups and, with Config.LagDiscover, every
+//     group the cluster lists, the lag of each partition
 //     (high-water mark − committed offset, or − the log start when the
 //     group committed nothing) in HealthReport.Lag; the check's Value is
 //     the group's total lag on the topic, degraded above Config.LagAlert;
+//   - "leaders": how partition leadership is spread over the brokers:
+//     Value is the leaders of the busiest broker divided by the fair
+//     share (partitions / brokers), 1 when perfectly even; the message
+//     lists the leaders per broker. Always healthy: the judging is the
+//     caller's (a health service's imbalance threshold);
+//   - "log dirs": the fullest log directory's usage in percent of its
+//     volume (DescribeLogDirs TotalBytes and UsableBytes, which brokers
+//     report from Kafka 3.3 on), always healthy (the caller judges it);
+//     Value -1 when no broker reports its volume sizes (older brokers,
+//     kfake), which must not make the report's status unknown;
 //   - InFlight: what each running subscription of this backend holds
 //     (messages handed out and not yet committed, and the age of the
 //     oldest), also when the cluster is unreachable.
@@ -76,7 +87,22 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 			add(check("topic:"+t, broker.HealthUnhealthy, 0, "missing"))
 		}
 	}
-	for _, g := range b.cfg.LagGroups {
+	add(leaderCheck(client, cl.brokers, known))
+	add(logDirCheck(ctx, ca, cl.brokers))
+	extra := slices.Clone(b.cfg.LagGroups)
+	if b.cfg.LagDiscover {
+		listed, err := withCtx(ctx, func() (map[string]string, error) { return ca.ListConsumerGroups() })
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			add(check("lag:discovery", broker.HealthUnknown, -1, "consumer groups not listed: %v", err))
+		}
+		for g := range listed {
+			extra = append(extra, g)
+		}
+	}
+	for _, g := range extra {
 		if _, ok := groups[g]; !ok {
 			groups[g] = nil // every topic the group committed on
 		}
@@ -150,6 +176,74 @@ func brokerCheck(ctx context.Context, client sarama.Client, brokers []*sarama.Br
 	return check("brokers", broker.HealthHealthy, float64(up), "%d of %d reachable", up, len(brokers))
 }
 
+// leaderCheck counts the partition leaders of every topic of the (fresh)
+// metadata per broker.
+func leaderCheck(client sarama.Client, brokers []*sarama.Broker, topics []string) broker.HealthCheck {
+	per := make(map[int32]int, len(brokers))
+	for _, br := range brokers {
+		per[br.ID()] = 0
+	}
+	total := 0
+	for _, t := range topics {
+		ps, err := client.Partitions(t)
+		if err != nil {
+			continue
+		}
+		for _, p := range ps {
+			l, err := client.Leader(t, p)
+			if err != nil {
+				continue
+			}
+			per[l.ID()]++
+			total++
+		}
+	}
+	if total == 0 || len(per) == 0 {
+		return check("leaders", broker.HealthHealthy, 1, "no partitions")
+	}
+	busiest := 0
+	parts := make([]string, 0, len(per))
+	for _, id := range sortedKeys(per) {
+		busiest = max(busiest, per[id])
+		parts = append(parts, fmt.Sprintf("%d: %d", id, per[id]))
+	}
+	fair := float64(total) / float64(len(per))
+	ratio := float64(busiest) / fair
+	return check("leaders", broker.HealthHealthy, ratio, "%d partition leaders over %d brokers (broker: leaders %s); busiest %.2f× its fair share",
+		total, len(per), strings.Join(parts, ", "), ratio)
+}
+
+// logDirCheck reports the fullest log directory's usage of its volume, in
+// percent, where the brokers report volume sizes.
+func logDirCheck(ctx context.Context, ca sarama.ClusterAdmin, brokers []*sarama.Broker) broker.HealthCheck {
+	ids := make([]int32, len(brokers))
+	for i, br := range brokers {
+		ids[i] = br.ID()
+	}
+	dirs, err := withCtx(ctx, func() (map[int32][]sarama.DescribeLogDirsResponseDirMetadata, error) { return ca.DescribeLogDirs(ids) })
+	if err != nil {
+		return check("log dirs", broker.HealthHealthy, -1, "log directories not described: %v", err)
+	}
+	worst, where := -1.0, ""
+	for _, id := range sortedKeys(dirs) {
+		for _, d := range dirs[id] {
+			// Sizes are only meaningful when the broker reports its volume
+			// (v3+): usable space within the total. kfake reports the data
+			// size as the total and a fixed 32 GiB as usable.
+			if !noError(d.ErrorCode) || d.TotalBytes <= 0 || d.UsableBytes < 0 || d.UsableBytes > d.TotalBytes {
+				continue
+			}
+			if pct := 100 * float64(d.TotalBytes-d.UsableBytes) / float64(d.TotalBytes); pct > worst {
+				worst, where = pct, fmt.Sprintf("broker %d %s", id, d.Path)
+			}
+		}
+	}
+	if worst < 0 {
+		return check("log dirs", broker.HealthHealthy, -1, "the brokers do not report the size of their log volumes")
+	}
+	return check("log dirs", broker.HealthHealthy, worst, "fullest log directory %s: %.1f %% used", where, worst)
+}
+
 // groupLag returns the lag of group on topics (every topic it committed on
 // when topics is empty), one entry per partition.
 func groupLag(ca sarama.ClusterAdmin, client sarama.Client, group string, topics []string) ([]broker.GroupLag, error) {
@@ -172,6 +266,38 @@ func groupLag(ca sarama.ClusterAdmin, client sarama.Client, group string, topics
 	members := -1
 	if ds, err := ca.DescribeConsumerGroups([]string{group}); err == nil && len(ds) == 1 {
 		members = len(ds[0].Members)
+		if len(topics) == 0 {
+			// A group that has not committed yet on a topic its members
+			// were assigned still lags there (from the log start).
+			for _, m := range ds[0].Members {
+				a, err := m.GetMemberAssignment()
+				if err != nil || a == nil {
+					continue
+				}
+				for t := range a.Topics {
+					if committed[t] == nil {
+						committed[t] = map[int32]int64{}
+					}
+				}
+			}
+		}
+	}
+	if len(topics) == 0 {
+		// Asked for every topic the group committed on: only the
+		// partitions it committed on came back. The others of those
+		// topics count from the log start, as a partition the group never
+		// committed on does when its topics are known.
+		for t, ps := range committed {
+			all, err := client.Partitions(t)
+			if err != nil {
+				continue
+			}
+			for _, p := range all {
+				if _, ok := ps[p]; !ok {
+					ps[p] = -1
+				}
+			}
+		}
 	}
 	newest := map[string]map[int32]int64{}
 	oldest := map[string]map[int32]int64{}

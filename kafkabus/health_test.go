@@ -154,3 +154,54 @@ func TestHealthNoticesABrokerLeavingTheMetadata(t *testing.T) {
 		t.Errorf("overall status healthy with a broker gone: %+v", rep.Checks)
 	}
 }
+
+// TestHealthDiscoversGroupsLeadersLogDirs: with LagDiscover, Health
+// reports the lag of a group of another backend (another process) that it
+// was never told of, also after that group's consumers stopped; "leaders"
+// measures how lopsided leadership is; "log dirs" has no figure on kfake,
+// which does not report volume sizes.
+func TestHealthDiscoversGroupsLeadersLogDirs(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	cfg := testConfig(cluster)
+	cfg.LagDiscover = true
+	b := openBackend(t, cfg)
+	topic := newTopic(t, b, "discover", 3)
+	other := newBackend(t, cluster)
+	seen := newOrderLog()
+	c, err := other.Subscribe(context.Background(), broker.Subscription{Topic: topic, Group: "elsewhere-" + topic}, seen.handler(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishKeys(t, b, topic, 3, 10, nil)
+	seen.waitHandled(t, 30)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	publishKeys(t, b, topic, 3, 20, nil) // 60 more, nobody consuming
+	rep, err := b.Health(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lag := rep.TotalLag("elsewhere-"+topic, topic); lag != 60 {
+		t.Fatalf("discovered group's lag %d, want 60; lag %+v, checks %+v", lag, rep.Lag, rep.Checks)
+	}
+
+	// Every partition of the topic led by one broker.
+	ids := cluster.BrokerIDs()
+	for p := range int32(3) {
+		if err := cluster.MoveLeaderTo(topic, p, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err = b.Health(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders, ok := checkNamed(rep, "leaders")
+	if !ok || leaders.Status != broker.HealthHealthy || leaders.Value <= 1 {
+		t.Errorf("leaders check %+v, want healthy with a ratio above 1", leaders)
+	}
+	if dirs, ok := checkNamed(rep, "log dirs"); !ok || dirs.Status != broker.HealthHealthy || dirs.Value != -1 {
+		t.Errorf("log dirs check %+v, want value -1 (kfake reports no volume size)", dirs)
+	}
+}

@@ -21,7 +21,28 @@ func notifyClientError(hooks []broker.Hook, group, topic string, partition int32
 	}
 }
 
+// HookRebalance is a broker.Hook (pass it in Config.Hooks) told each time
+// a group subscription of this process gets a new assignment: a
+// rebalance (the first assignment included). partitions are the ones
+// assigned to this member on topic. Implementations must be safe for
+// concurrent use and must not block. otelevents.Metrics implements it
+// (events.rebalances).
+type HookRebalance interface {
+	OnRebalance(group, topic string, generation int32, partitions []int32)
+}
+
+func notifyRebalance(hooks []broker.Hook, group, topic string, generation int32, partitions []int32) {
+	for _, h := range hooks {
+		if x, ok := h.(HookRebalance); ok {
+			x.OnRebalance(group, topic, generation, partitions)
+		}
+	}
+}
+
 func isClientErrorHook(h broker.Hook) bool {
-	_, ok := h.(HookClientError)
-	return ok
+	switch h.(type) {
+	case HookClientError, HookRebalance:
+		return true
+	}
+	return false
 }

@@ -25,6 +25,8 @@ const (
 	// AttrEventType is the event type from the ce_type header, when
 	// present.
 	AttrEventType = attribute.Key("event_type")
+	// AttrDirection is "publish" or "consume" (events.message.size).
+	AttrDirection = attribute.Key("direction")
 )
 
 // durationBuckets are the explicit bucket boundaries, in seconds, of the
@@ -37,6 +39,17 @@ var durationBuckets = []float64{
 	1, 2.5, 5, 10,
 }
 
+// sizeBuckets are the bucket boundaries, in bytes, of events.message.size:
+// 64 B to 1 MiB in ×4 steps.
+var sizeBuckets = []float64{64, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20}
+
+// Direction attributes of events.message.size.
+// (Ready-made slices: passing them with ... allocates nothing.)
+var (
+	dirPublish = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(AttrDirection.String("publish")))}
+	dirConsume = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(AttrDirection.String("consume")))}
+)
+
 // maxCachedAttrSets bounds the attribute-set cache: ce_type comes from the
 // wire, so a misbehaving producer could otherwise grow it without limit.
 // Beyond the bound, sets are built per call.
@@ -45,7 +58,8 @@ const maxCachedAttrSets = 1024
 // Metrics records what publishers and the consumption pipeline do as
 // OpenTelemetry metrics. It is an observer hook (broker.HookHandled,
 // HookRetry, HookDeadLetter, HookDeadLetterFailed, HookDiscard,
-// HookSkipped, HookDuplicate, HookPublished): register it once, in a
+// HookSkipped, HookDuplicate, HookPublished, HookPublishRetry, and
+// kafkabus.HookRebalance): register it once, in a
 // backend's Config.Hooks (every publish and subscription of the backend)
 // or with events.WithHooks on a Bus (the Bus's publishes and
 // subscriptions). It is safe for concurrent use.
@@ -58,6 +72,11 @@ const maxCachedAttrSets = 1024
 //	events.published        messages a Publish call confirmed
 //	events.publish_failed   messages a Publish call did not confirm
 //	events.publish.duration Publish calls, per topic of the call
+//	events.publish_retried  messages a backend sent again inside a Publish call (nack, lost channel)
+//	events.message.size     bytes of each message published and of each message consumed
+//	                        (first attempt), attribute direction "publish" or "consume"
+//	events.rebalances       new assignments of a Kafka group subscription (kafkabus.HookRebalance),
+//	                        attributes topic and group
 //	events.handled          handler attempts that returned nil
 //	events.handle_failed    handler attempts that returned an error
 //	events.handle.duration  handler attempts
@@ -74,6 +93,8 @@ type Metrics struct {
 	discarded, duplicates           metric.Int64Counter
 	deadLetterFailed, skipped       metric.Int64Counter
 	publishDuration, handleDuration metric.Float64Histogram
+	publishRetried, rebalances      metric.Int64Counter
+	size                            metric.Int64Histogram
 
 	mu    sync.Mutex // serialises additions to sets
 	sets  atomic.Pointer[map[attrKey]*attrOpts]
@@ -100,6 +121,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	meter := mp.Meter(instrumentationName)
 	m := &Metrics{}
 	var errs []error
+	var err error
 	counter := func(name, desc string) metric.Int64Counter {
 		c, err := meter.Int64Counter(name, metric.WithUnit("{message}"), metric.WithDescription(desc))
 		if err != nil {
@@ -126,6 +148,16 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	m.skipped = counter("events.skipped", "Messages a handler skipped: a known event type it does not take.")
 	m.duplicates = counter("events.duplicates", "Messages skipped as duplicates.")
 	m.publishDuration = histogram("events.publish.duration", "Duration of Publish calls.")
+	m.publishRetried = counter("events.publish_retried", "Messages a backend sent again inside a Publish call.")
+	if m.rebalances, err = meter.Int64Counter("events.rebalances", metric.WithUnit("{rebalance}"),
+		metric.WithDescription("New assignments of a Kafka group subscription.")); err != nil {
+		errs = append(errs, fmt.Errorf("events.rebalances: %w", err))
+	}
+	if m.size, err = meter.Int64Histogram("events.message.size", metric.WithUnit("By"),
+		metric.WithDescription("Size of messages published and consumed (body and headers)."),
+		metric.WithExplicitBucketBoundaries(sizeBuckets...)); err != nil {
+		errs = append(errs, fmt.Errorf("events.message.size: %w", err))
+	}
 	m.handleDuration = histogram("events.handle.duration", "Duration of handler attempts.")
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("broker: metrics: %w", errors.Join(errs...))
@@ -183,6 +215,22 @@ func (x *Metrics) OnHandled(ctx context.Context, m *broker.Message, took time.Du
 		x.handled.Add(ctx, 1, o.add...)
 	}
 	x.handleDuration.Record(ctx, took.Seconds(), o.rec...)
+	if m.Delivery.Attempt <= 1 {
+		x.size.Record(ctx, int64(m.Size()), dirConsume...)
+	}
+}
+
+// OnPublishRetry implements broker.HookPublishRetry.
+func (x *Metrics) OnPublishRetry(ctx context.Context, msgs []*broker.Message, _ error) {
+	for _, m := range msgs {
+		x.publishRetried.Add(ctx, 1, x.attrs(attrKey{topic: m.Topic, typ: m.Header(broker.HeaderType)}).add...)
+	}
+}
+
+// OnRebalance implements kafkabus.HookRebalance (by its method set: this
+// package does not import kafkabus).
+func (x *Metrics) OnRebalance(group, topic string, _ int32, _ []int32) {
+	x.rebalances.Add(context.Background(), 1, x.attrs(attrKey{topic: topic, group: group}).add...)
 }
 
 // OnRetry implements broker.HookRetry.
@@ -243,6 +291,7 @@ func (x *Metrics) OnPublished(ctx context.Context, msgs []*broker.Message, took 
 		o := x.attrs(attrKey{topic: m.Topic, typ: m.Header(broker.HeaderType)})
 		if err == nil || (failed != nil && !failed[i]) {
 			x.published.Add(ctx, 1, o.add...)
+			x.size.Record(ctx, int64(m.Size()), dirPublish...)
 		} else {
 			x.publishFailed.Add(ctx, 1, o.add...)
 		}
@@ -279,4 +328,5 @@ var (
 	_ broker.HookSkipped          = (*Metrics)(nil)
 	_ broker.HookDeadLetterFailed = (*Metrics)(nil)
 	_ broker.HookDuplicate        = (*Metrics)(nil)
+	_ broker.HookPublishRetry     = (*Metrics)(nil)
 )

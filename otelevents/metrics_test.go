@@ -51,6 +51,10 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) (collected, map[string]met
 				for _, p := range d.DataPoints {
 					vals[attrKey(p.Attributes)] += float64(p.Count)
 				}
+			case metricdata.Histogram[int64]:
+				for _, p := range d.DataPoints {
+					vals[attrKey(p.Attributes)] += float64(p.Count)
+				}
 			default:
 				t.Fatalf("%s: unexpected aggregation %T", m.Name, m.Data)
 			}
@@ -222,4 +226,36 @@ func BenchmarkMetricsOnHandled(b *testing.B) {
 			metrics.OnHandled(ctx, m, time.Millisecond, nil)
 		}
 	})
+}
+
+// TestMetricsSizesRetriesRebalances: message sizes are recorded per
+// direction (published when confirmed, consumed on the first attempt
+// only), re-sends and rebalances are counted.
+func TestMetricsSizesRetriesRebalances(t *testing.T) {
+	metrics, reader := newMetrics(t)
+	ctx := context.Background()
+	m := &broker.Message{Topic: "a", Body: make([]byte, 300)}
+	metrics.OnPublished(ctx, []*broker.Message{m, m}, time.Millisecond, nil)
+	metrics.OnPublished(ctx, []*broker.Message{m}, time.Millisecond, broker.ErrClosed) // failed: no size
+	metrics.OnPublishRetry(ctx, []*broker.Message{m}, errBoom)
+	in := newMessage()
+	in.Delivery.Attempt = 1
+	metrics.OnHandled(ctx, in, time.Millisecond, errBoom)
+	in.Delivery.Attempt = 2 // a retry of the same message: not sized again
+	metrics.OnHandled(ctx, in, time.Millisecond, nil)
+	metrics.OnRebalance("g", "job-lifecycle", 3, []int32{0, 1})
+
+	got, raw := collect(t, reader)
+	if want := map[string]float64{"[direction=publish]": 2, "[direction=consume]": 1}; fmt.Sprint(got["events.message.size"]) != fmt.Sprint(want) {
+		t.Errorf("events.message.size = %v, want %v", got["events.message.size"], want)
+	}
+	if h := raw["events.message.size"].(metricdata.Histogram[int64]); h.DataPoints[0].Sum == 0 {
+		t.Errorf("events.message.size recorded no bytes: %+v", h)
+	}
+	if want := map[string]float64{"[topic=a]": 1}; fmt.Sprint(got["events.publish_retried"]) != fmt.Sprint(want) {
+		t.Errorf("events.publish_retried = %v, want %v", got["events.publish_retried"], want)
+	}
+	if want := map[string]float64{"[group=g topic=job-lifecycle]": 1}; fmt.Sprint(got["events.rebalances"]) != fmt.Sprint(want) {
+		t.Errorf("events.rebalances = %v, want %v", got["events.rebalances"], want)
+	}
 }

@@ -88,11 +88,17 @@ func (b *Backend) DeleteTopic(ctx context.Context, topic string) error {
 // QueueName is Subscriber.QueueName.
 func (b *Backend) QueueName(topic, group string) string { return b.sub.QueueName(topic, group) }
 
-// Health combines the reports of the Publisher and the Subscriber.
+// Health combines the reports of the Publisher and the Subscriber, and
+// adds "rabbitmq nodes": how many of the nodes of Config.URLs accept a TCP
+// connection (Value), unhealthy when none does and degraded when some do
+// not. The clients move to another node within milliseconds when theirs
+// dies, so only this check shows a cluster running on fewer nodes than
+// configured (quorum queues one failure away from losing their majority).
 func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 	pr, _ := b.pub.Health(ctx)
 	sr, _ := b.sub.Health(ctx)
 	checks := append(pr.Checks, sr.Checks...)
+	checks = append(checks, nodesCheck(ctx, b.sub.cfg.URLs, b.sub.cfg.DialTimeout))
 	r := report(checks, sr.Lag)
 	r.InFlight = sr.InFlight
 	return r, nil

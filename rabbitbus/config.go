@@ -136,9 +136,21 @@ type Config struct {
 	// de-duplication), and observe connection state (HookConnection). The
 	// constructors refuse a value that is none of these.
 	Hooks []broker.Hook
+	// LagGroups names durable groups whose queues Health reads besides
+	// the subscriptions of this process (each queue's ready messages are
+	// its lag, as for the groups this process consumes with), e.g. the
+	// groups of other services a health service watches. A queue not
+	// declared yet is reported as an unknown check, not a failure.
+	LagGroups []LagGroup
 	// AMQP, if set, adjusts the amqp091 configuration of each dial (an
 	// escape hatch: SASL mechanisms, frame size, channel max, properties).
 	AMQP func(cfg *amqp.Config)
+}
+
+// LagGroup is a durable group on a topic: the queue Config.QueueName
+// names.
+type LagGroup struct {
+	Topic, Group string
 }
 
 // withDefaults returns c with zero fields replaced by the defaults and the
@@ -146,6 +158,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.URLs = append([]string(nil), c.URLs...)
 	c.DropUnroutable = append([]string(nil), c.DropUnroutable...)
+	c.LagGroups = append([]LagGroup(nil), c.LagGroups...)
 	c.Hooks = append([]broker.Hook(nil), c.Hooks...)
 	if c.TLS != nil {
 		c.TLS = c.TLS.Clone()

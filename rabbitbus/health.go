@@ -3,8 +3,13 @@ package rabbitbus
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -63,6 +68,59 @@ func report(checks []broker.HealthCheck, lag []broker.GroupLag) *broker.HealthRe
 	return &broker.HealthReport{Backend: "rabbitmq", Status: broker.Worst(statuses...), Checks: checks, Lag: lag}
 }
 
+// nodesCheck dials every node of urls (TCP only, concurrently, each
+// bounded by timeout and ctx) and reports how many accept.
+func nodesCheck(ctx context.Context, urls []string, timeout time.Duration) broker.HealthCheck {
+	addrs := make([]string, 0, len(urls))
+	for _, u := range urls {
+		uri, err := amqp.ParseURI(u)
+		if err != nil {
+			continue // Validate refused such URLs already
+		}
+		addrs = append(addrs, net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)))
+	}
+	addrs = slices.Compact(slices.Sorted(slices.Values(addrs)))
+	errs := make([]error, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Go(func() {
+			dctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			var d net.Dialer
+			c, err := d.DialContext(dctx, "tcp", a)
+			if err == nil {
+				_ = c.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	var down []string
+	for i, err := range errs {
+		if err != nil {
+			down = append(down, fmt.Sprintf("%s: %v", addrs[i], err))
+		}
+	}
+	up := len(addrs) - len(down)
+	c := broker.HealthCheck{Name: CheckNodes, Value: float64(up)}
+	switch {
+	case up == 0:
+		c.Status = broker.HealthUnhealthy
+		c.Message = fmt.Sprintf("none of %d configured nodes reachable: %s", len(addrs), strings.Join(down, "; "))
+	case len(down) > 0:
+		c.Status = broker.HealthDegraded
+		c.Message = fmt.Sprintf("%d of %d configured nodes reachable; down: %s", up, len(addrs), strings.Join(down, "; "))
+	default:
+		c.Status = broker.HealthHealthy
+		c.Message = fmt.Sprintf("%d of %d configured nodes reachable", up, len(addrs))
+	}
+	return c
+}
+
+// CheckNodes is the name of Backend.Health's check of the configured
+// nodes' reachability; its Value is the nodes that accept a connection.
+const CheckNodes = "rabbitmq nodes"
+
 func connCheck(m *connManager) broker.HealthCheck {
 	st := m.status()
 	c := broker.HealthCheck{Name: "rabbitmq " + m.role + " connection", Value: float64(st.reconnects)}
@@ -85,6 +143,7 @@ func connCheck(m *connManager) broker.HealthCheck {
 type queueProbe struct {
 	group, topic, queue string
 	dlq                 bool
+	other               bool // Config.LagGroups: a missing queue is not a failure
 }
 
 func (s *Subscriber) queueHealth(ctx context.Context) ([]broker.HealthCheck, []broker.GroupLag) {
@@ -98,6 +157,9 @@ func (s *Subscriber) queueHealth(ctx context.Context) ([]broker.HealthCheck, []b
 		}
 	}
 	s.mu.Unlock()
+	for _, g := range s.cfg.LagGroups {
+		probes = append(probes, queueProbe{group: g.Group, topic: g.Topic, queue: s.cfg.QueueName(g.Topic, g.Group), other: true})
+	}
 	slices.SortFunc(probes, func(a, b queueProbe) int {
 		if a.queue < b.queue {
 			return -1
@@ -152,7 +214,11 @@ func (s *Subscriber) queueHealth(ctx context.Context) ([]broker.HealthCheck, []b
 			name = "rabbitmq dead letters " + p.queue
 		}
 		if a.err != nil {
-			checks = append(checks, broker.HealthCheck{Name: name, Status: broker.HealthUnhealthy, Message: a.err.Error()})
+			st := broker.HealthUnhealthy
+			if p.other && isNotFound(a.err) {
+				st = broker.HealthUnknown // another process's group that has not declared its queue (yet)
+			}
+			checks = append(checks, broker.HealthCheck{Name: name, Status: st, Message: a.err.Error()})
 			continue
 		}
 		if p.dlq {
@@ -166,4 +232,11 @@ func (s *Subscriber) queueHealth(ctx context.Context) ([]broker.HealthCheck, []b
 			Lag: int64(a.q.Messages), Consumers: a.q.Consumers})
 	}
 	return checks, lag
+}
+
+// isNotFound reports whether err is the broker's 404 NOT_FOUND channel
+// exception (a passive declare of a queue that does not exist).
+func isNotFound(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Code == amqp.NotFound
 }

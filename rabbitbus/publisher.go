@@ -240,6 +240,7 @@ func (p *Publisher) send(ctx context.Context, msgs []*broker.Message, out []outM
 		if len(todo) == 0 {
 			break
 		}
+		p.retried(ctx, msgs, todo, sendErr)
 		if sendErr != nil && !errors.Is(sendErr, errConnLost) {
 			// ctx or Close ended the wait for room in the window.
 			return p.stopped(ctx, call, msgs, sendErr)
@@ -459,4 +460,14 @@ func mergeDone(ctx, other context.Context) (context.Context, context.CancelFunc)
 	merged, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(other, cancel)
 	return merged, func() { stop(); cancel() }
+}
+
+// retried tells the hooks of the messages (indexes idx of msgs) about to be
+// sent again.
+func (p *Publisher) retried(ctx context.Context, msgs []*broker.Message, idx []int, err error) {
+	again := make([]*broker.Message, len(idx))
+	for i, j := range idx {
+		again[i] = msgs[j]
+	}
+	broker.Hooks(p.cfg.Hooks).PublishRetried(ctx, again, err)
 }

@@ -7,6 +7,10 @@
 #   scripts/rabbit-cluster.sh status   print cluster_status as seen by a live node
 #   scripts/rabbit-cluster.sh env      print the exports the Go fixtures read:
 #                                      eval "$(scripts/rabbit-cluster.sh env)"
+#   scripts/rabbit-cluster.sh kill N   kill -9 node N (1-3), as a crash; its state stays
+#   scripts/rabbit-cluster.sh start N  start node N again and wait until it runs in the cluster;
+#                                      N=all starts the three at once (after all were killed,
+#                                      each waits for its peers' tables)
 #
 # The three nodes run BESIDE the machine's default node (rabbit@localhost on
 # 5672/25672), which this script never stops, resets, joins or reconfigures: the
@@ -31,19 +35,35 @@
 #
 # Environment knobs: RABBIT_CLUSTER_DIR (state directory), RABBIT_CLUSTER_HOST
 # (host part of the node names, default localhost like the default node),
-# RABBIT_CLUSTER_TIMEOUT (seconds to wait for each boot/join step, default 120).
+# RABBIT_CLUSTER_TIMEOUT (seconds to wait for each boot/join step, default 120),
+# RABBIT_CLUSTER_PORT_BASE (AMQP port of the first node, default 5673; the other
+# ports follow it: distribution +20000, management +10000, stream -120,
+# prometheus +10020) and RABBIT_CLUSTER_NODE_PREFIX (node names <prefix>1..3,
+# default rabbit). A second cluster beside the shared one needs all three of
+# RABBIT_CLUSTER_DIR, RABBIT_CLUSTER_PORT_BASE and RABBIT_CLUSTER_NODE_PREFIX
+# (scripts/alerts-e2e.sh runs its own on 5683-5685 so).
 set -euo pipefail
 
 readonly DIR="${RABBIT_CLUSTER_DIR:-/tmp/ch-rabbit-cluster}"
 readonly HOST="${RABBIT_CLUSTER_HOST:-localhost}"
 readonly TIMEOUT="${RABBIT_CLUSTER_TIMEOUT:-120}"
 readonly LOCK="${DIR%/}.lock"
-readonly NAMES=(rabbit1 rabbit2 rabbit3)
-readonly AMQP_PORTS=(5673 5674 5675)
-readonly DIST_PORTS=(25673 25674 25675)
-readonly MGMT_PORTS=(15673 15674 15675)
-readonly STREAM_PORTS=(5553 5554 5555)
-readonly PROM_PORTS=(15693 15694 15695)
+readonly BASE="${RABBIT_CLUSTER_PORT_BASE:-5673}"
+readonly PREFIX="${RABBIT_CLUSTER_NODE_PREFIX:-rabbit}"
+[[ $BASE =~ ^[1-9][0-9]*$ ]] && ((BASE >= 1144 && BASE <= 45530)) || {
+	echo "rabbit-cluster: error: RABBIT_CLUSTER_PORT_BASE must be a port between 1144 and 45530, got '$BASE'" >&2
+	exit 1
+}
+[[ $PREFIX =~ ^[a-z][a-z0-9_-]*$ ]] || {
+	echo "rabbit-cluster: error: RABBIT_CLUSTER_NODE_PREFIX must be lower-case letters, digits, - or _, got '$PREFIX'" >&2
+	exit 1
+}
+readonly NAMES=("${PREFIX}1" "${PREFIX}2" "${PREFIX}3")
+readonly AMQP_PORTS=("$BASE" $((BASE + 1)) $((BASE + 2)))
+readonly DIST_PORTS=($((BASE + 20000)) $((BASE + 20001)) $((BASE + 20002)))
+readonly MGMT_PORTS=($((BASE + 10000)) $((BASE + 10001)) $((BASE + 10002)))
+readonly STREAM_PORTS=($((BASE - 120)) $((BASE - 119)) $((BASE - 118)))
+readonly PROM_PORTS=($((BASE + 10020)) $((BASE + 10021)) $((BASE + 10022)))
 
 log() { printf '%s rabbit-cluster: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'rabbit-cluster: error: %s\n' "$*" >&2; exit 1; }
@@ -295,6 +315,47 @@ cmd_status() {
 	return 3
 }
 
+# node_index N checks a node number (1-3) and prints its index.
+node_index() {
+	[[ ${1:-} =~ ^[123]$ ]] || die "want a node number 1, 2 or 3, got '${1:-}'"
+	printf '%s' $(($1 - 1))
+}
+
+cmd_kill() {
+	local i pid
+	i=$(node_index "${1:-}")
+	pid=$(node_pid "$i" || true)
+	pid_alive "${pid:-x}" || die "$(node_name "$i") is not running (no live pid in $(node_dir "$i")/rabbitmq.pid)"
+	kill -9 "$pid"
+	local deadline=$((SECONDS + 30))
+	while pid_alive "$pid" || port_open "${AMQP_PORTS[$i]}"; do
+		((SECONDS < deadline)) || die "$(node_name "$i") (pid $pid) survived kill -9"
+		sleep 0.2
+	done
+	log "killed $(node_name "$i") (pid $pid)"
+}
+
+cmd_start() {
+	require_tools
+	local i idx=()
+	if [[ ${1:-} == all ]]; then
+		idx=(0 1 2)
+	else
+		idx=("$(node_index "${1:-}")")
+	fi
+	for i in "${idx[@]}"; do
+		[[ -f "$(node_dir "$i")/rabbitmq-env.conf" ]] || die "no state for $(node_name "$i") in $DIR: run up first"
+		! port_open "${AMQP_PORTS[$i]}" || die "$(node_name "$i") is already running"
+	done
+	for i in "${idx[@]}"; do
+		start_node "$i"
+	done
+	for i in "${idx[@]}"; do
+		wait_node "$i"
+		log "$(node_name "$i") running again on 127.0.0.1:${AMQP_PORTS[$i]}"
+	done
+}
+
 cmd_env() {
 	printf 'export AMQP_CLUSTER_URLS=%s\n' "$(amqp_url 0),$(amqp_url 1),$(amqp_url 2)"
 	printf 'export AMQP_CLUSTER_NODES=%s\n' "$(node_name 0),$(node_name 1),$(node_name 2)"
@@ -318,8 +379,10 @@ main() {
 	down) with_lock cmd_down ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
+	kill) cmd_kill "${2:-}" ;;
+	start) with_lock cmd_start "${2:-}" ;;
 	*)
-		echo "usage: $0 up|down|status|env" >&2
+		echo "usage: $0 up|down|status|env|kill N|start N" >&2
 		exit 2
 		;;
 	esac

@@ -118,7 +118,14 @@ func start(ctx context.Context, p *platform.Platform, log *slog.Logger, group, p
 			return nil, nil, err
 		}
 	}
-	svc, err = notifysvc.New(notifysvc.Config{Publisher: p.Durable, Channels: channels, Preferences: prefs, Logger: log})
+	svc, err = notifysvc.New(notifysvc.Config{Publisher: p.Durable, Channels: channels, Preferences: prefs, Logger: log,
+		// Deliveries count in the signals, per channel (service
+		// "<group>/<channel>"): a webhook that gives up and parks its
+		// notifications raises error_rate though the handler succeeds.
+		OnDelivery: func(ch eventmodels.Channel, err error, deadLettered bool) {
+			p.Signals.RecordOutcome(group+"/"+string(ch), err, deadLettered)
+		},
+	})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
 )
@@ -51,6 +52,9 @@ expected: they are logged at INFO as "simulated job failure".`,
 		Start: func(ctx context.Context, p *platform.Platform, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
 			svc, err := orchestrator.New(orchestrator.Config{
 				Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Sim: sim, Logger: log,
+				// Drops show in /signals and raise the health service's
+				// events_dropped alert.
+				OnRealtimeDrop: func(eventmodels.Event, error) { p.Signals.RecordDropped("orchestrator", 1) },
 			})
 			if err != nil {
 				return nil, nil, err

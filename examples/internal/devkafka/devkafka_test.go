@@ -2,6 +2,7 @@ package devkafka_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,4 +46,44 @@ func TestKafkabusTalksToIt(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the message published was never consumed")
 	}
+}
+
+// TestRemoveRestoreBroker: a removed broker leaves the metadata (kafkabus
+// health counts 2 brokers), and comes back on its former port.
+func TestRemoveRestoreBroker(t *testing.T) {
+	c, err := devkafka.Start(3)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := kafkabus.New(ctx, kafkabus.Config{Brokers: c.Addrs()})
+	require.NoError(t, err)
+	defer b.Close()
+	brokers := func() float64 {
+		rep, err := b.Health(ctx)
+		require.NoError(t, err)
+		for _, ch := range rep.Checks {
+			if ch.Name == "brokers" {
+				return ch.Value
+			}
+		}
+		t.Fatal("no brokers check")
+		return 0
+	}
+	require.Equal(t, 3.0, brokers())
+	require.Error(t, c.RestoreBroker(0), "restoring a broker that was not removed")
+	require.Error(t, c.RemoveBroker(2), "removing the controller")
+	require.NoError(t, c.RemoveBroker(0))
+	require.Error(t, c.RemoveBroker(0), "removing it twice")
+	require.Equal(t, 2.0, brokers())
+	require.NoError(t, c.RestoreBroker(0))
+	require.Equal(t, 3.0, brokers())
+	// Every partition takes messages again: no client is left talking to
+	// the removed broker over a connection it had accepted.
+	_, err = b.Admin().EnsureTopics(ctx, events.PlatformTopics())
+	require.NoError(t, err)
+	for i := range 60 {
+		require.NoError(t, b.Publish(ctx, &broker.Message{Topic: "job-lifecycle", Key: fmt.Sprintf("job-%d", i), Body: []byte("x")}))
+	}
+	require.Equal(t, 3, len(c.Addrs()))
 }

@@ -42,6 +42,28 @@ const (
 	// signals from another process. Value and Threshold are seconds.
 	// Severity error.
 	AlertConsumerStuck AlertKind = "consumer_stuck"
+	// AlertSourceUnreachable: a service's signals endpoint (a Remote
+	// URL) stopped answering: the service hangs, died or is cut off.
+	// Subject is the URL. While it lasts, the open alerts of the services
+	// that endpoint reported stay open (they are neither judged nor
+	// cleared: nothing is known of them). Value is the consecutive failed
+	// fetches. Severity error.
+	AlertSourceUnreachable AlertKind = "source_unreachable"
+	// AlertPartitionImbalance: one Kafka broker leads more than
+	// Thresholds.Imbalance times its fair share of partitions (value and
+	// threshold are that ratio). Subject "leaders". Severity warning.
+	AlertPartitionImbalance AlertKind = "partition_imbalance"
+	// AlertDiskUsage: a Kafka log directory's volume is fuller than
+	// Thresholds.DiskUsage percent (where the brokers report volume
+	// sizes), or a RabbitMQ node raised its disk alarm and blocks
+	// publishers (value 100, subject "<connection> disk alarm"). Severity
+	// error.
+	AlertDiskUsage AlertKind = "disk_usage"
+	// AlertEventsDropped: a service dropped events on purpose over the
+	// window (the orchestrator's real-time queue full or its publishes
+	// failing): Value is the count, Threshold 0. Subject is the service.
+	// Severity warning.
+	AlertEventsDropped AlertKind = "events_dropped"
 )
 
 // Alert is one alert condition. Its identity is (Kind, Backend, Subject):

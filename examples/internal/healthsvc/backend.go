@@ -68,14 +68,21 @@ const (
 	suffixConnection     = " connection"
 	prefixLag            = "lag:"                  // kafkabus per-group lag checks
 	prefixRabbitDLQ      = "rabbitmq dead letters" // rabbitbus: Value = dead letters
+	checkRabbitNodes     = "rabbitmq nodes"        // rabbitbus: Value = configured nodes answering
+	checkKafkaLeaders    = "leaders"               // kafkabus: Value = busiest broker's leaders / fair share
+	checkKafkaLogDirs    = "log dirs"              // kafkabus: Value = fullest log volume, percent
 )
+
+// counting reports whether a check's Value counts the brokers or nodes
+// answering (the broker_down alert's value).
+func counting(name string) bool { return name == checkKafkaBrokers || name == checkRabbitNodes }
 
 // availability reports whether a check says whether the backend can be
 // reached at all: Kafka's brokers and controller, the memory broker, a
 // RabbitMQ connection.
 func availability(name string) bool {
 	return name == checkKafkaBrokers || name == checkKafkaController || name == checkMemoryBroker ||
-		strings.HasSuffix(name, suffixConnection)
+		name == checkRabbitNodes || strings.HasSuffix(name, suffixConnection)
 }
 
 // probe calls every checker at once, each bounded by timeout, and returns
@@ -143,6 +150,12 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 	rep := pr.rep
 	statuses := []broker.HealthStatus{rep.Status}
 	for _, c := range rep.Checks {
+		if counting(c.Name) {
+			down.Value = c.Value
+			if c.Name == checkKafkaBrokers && expected > 0 {
+				down.Threshold = float64(expected)
+			}
+		}
 		if strings.HasPrefix(c.Name, prefixLag) && c.Status != broker.HealthUnknown {
 			continue // replaced by the lag summaries below; unknown ones say why lag is missing
 		}
@@ -155,10 +168,38 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 		case availability(c.Name) && c.Status == broker.HealthUnhealthy:
 			br.Down = true
 			br.Problems = append(br.Problems, c.Name+": "+c.Message)
+		case c.Name == checkKafkaLeaders:
+			a := Alert{Kind: AlertPartitionImbalance, Backend: name, Subject: c.Name, Severity: eventmodels.SeverityWarning,
+				Value: c.Value, Threshold: th.Imbalance,
+				Message: fmt.Sprintf("%s: a broker leads %.2f× its fair share of partitions (threshold %.2f×): %s", name, c.Value, th.Imbalance, c.Message)}
+			obs = append(obs, observation{alert: a, level: measured(c.Value, th.Imbalance, ratio)})
+		case c.Name == checkKafkaLogDirs:
+			a := Alert{Kind: AlertDiskUsage, Backend: name, Subject: c.Name, Severity: eventmodels.SeverityError,
+				Value: c.Value, Threshold: th.DiskUsage,
+				Message: fmt.Sprintf("%s: %s (threshold %.0f %%)", name, c.Message, th.DiskUsage)}
+			lv := levelHold // value -1: the brokers do not report their volumes
+			if c.Status != broker.HealthUnknown && c.Value >= 0 {
+				lv = measured(c.Value, th.DiskUsage, ratio)
+			}
+			obs = append(obs, observation{alert: a, level: lv})
+		case strings.HasSuffix(c.Name, suffixConnection) && c.Status == broker.HealthDegraded && strings.Contains(c.Message, "blocked"):
+			// A RabbitMQ resource alarm blocks publishers (connection.blocked):
+			// a disk alarm is the disk_usage alert, a memory alarm a failed check.
+			if strings.Contains(strings.ToLower(c.Message), "disk") {
+				obs = append(obs, diskAlarm(name, c, levelFire))
+			} else {
+				obs = append(obs, checkObservation(name, c))
+			}
+		case c.Name == checkRabbitNodes && c.Status == broker.HealthDegraded:
+			br.Degraded = true
+			br.Problems = append(br.Problems, c.Name+": "+c.Message)
 		case c.Name == checkKafkaBrokers && c.Status == broker.HealthDegraded:
 			br.Degraded = true
 			br.Problems = append(br.Problems, c.Name+": "+c.Message)
 		default:
+			if strings.HasSuffix(c.Name, suffixConnection) {
+				obs = append(obs, diskAlarm(name, c, levelClear))
+			}
 			obs = append(obs, checkObservation(name, c))
 		}
 		if c.Name == checkKafkaBrokers && expected > 0 && c.Status != broker.HealthUnhealthy && int(c.Value) < expected {
@@ -208,6 +249,16 @@ func (s *Service) backendObservations(name string, pr probeResult, expected int)
 	}
 	br.Status = broker.Worst(statuses...)
 	return br, obs
+}
+
+// diskAlarm is the disk_usage observation of a RabbitMQ connection check.
+func diskAlarm(backend string, c broker.HealthCheck, lv level) observation {
+	a := Alert{Kind: AlertDiskUsage, Backend: backend, Subject: c.Name + " disk alarm", Severity: eventmodels.SeverityError,
+		Message: fmt.Sprintf("%s %s: %s", backend, c.Name, c.Message)}
+	if lv == levelFire {
+		a.Value = 100
+	}
+	return observation{alert: a, level: lv}
 }
 
 // stuckObservation judges what a subscription (subject) holds against the

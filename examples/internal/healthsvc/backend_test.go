@@ -105,10 +105,10 @@ func TestMemoryClosed(t *testing.T) {
 	}
 }
 
-// TestCheckFailedAndDegradedConnection: a missing topic and a RabbitMQ
-// connection blocked by a resource alarm are check_failed alerts, not
-// broker_down, and keep the backend ready (its status is the worst of its
-// checks); dead-letter queue depths are summed.
+// TestCheckFailedAndDegradedConnection: a missing queue is a check_failed
+// alert and a RabbitMQ connection blocked by a disk alarm a disk_usage
+// alert, neither broker_down; both keep the backend ready (its status is
+// the worst of its checks); dead-letter queue depths are summed.
 func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	fc := &checker{}
 	rep := &broker.HealthReport{Backend: "rabbitmq", Status: broker.HealthDegraded, Checks: []broker.HealthCheck{
@@ -123,11 +123,13 @@ func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	s, _ := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"rabbitmq": fc}}, nil)
 	got := check(t, s)
 	failed := ofKind(got.Raised, healthsvc.AlertCheckFailed)
-	if len(failed) != 2 || len(got.Raised) != 2 || failed[0].Subject != "rabbitmq publisher connection" || failed[1].Subject != "rabbitmq queue q1" {
-		t.Fatalf("raised %+v, want check_failed for the blocked connection and the queue only", got.Raised)
+	disk := ofKind(got.Raised, healthsvc.AlertDiskUsage)
+	if len(failed) != 1 || len(disk) != 1 || len(got.Raised) != 2 || failed[0].Subject != "rabbitmq queue q1" ||
+		disk[0].Subject != "rabbitmq publisher connection disk alarm" {
+		t.Fatalf("raised %+v, want check_failed for the queue and disk_usage for the blocked connection", got.Raised)
 	}
-	if !strings.Contains(failed[0].Message, "low on disk") {
-		t.Errorf("alert message %q does not say why", failed[0].Message)
+	if !strings.Contains(disk[0].Message, "low on disk") {
+		t.Errorf("alert message %q does not say why", disk[0].Message)
 	}
 	if !got.Ready || got.Backends[0].DeadLetters != 7 || got.Backends[0].Status != broker.HealthUnhealthy || got.Backends[0].Down {
 		t.Fatalf("ready %v, backend %+v; want ready (reachable), 7 dead letters, unhealthy (the queue)", got.Ready, got.Backends[0])
@@ -137,7 +139,7 @@ func TestCheckFailedAndDegradedConnection(t *testing.T) {
 	rep.Checks[0].Status, rep.Checks[2].Status = broker.HealthHealthy, broker.HealthHealthy
 	check(t, s)
 	if got := check(t, s); len(got.Cleared) != 2 || len(got.Active) != 0 {
-		t.Fatalf("cleared %+v, active %+v; want both check_failed cleared", got.Cleared, got.Active)
+		t.Fatalf("cleared %+v, active %+v; want check_failed and disk_usage cleared", got.Cleared, got.Active)
 	}
 }
 
@@ -153,13 +155,104 @@ func TestExpectedBrokers(t *testing.T) {
 	}, nil)
 	rep := check(t, s)
 	down := ofKind(rep.Raised, healthsvc.AlertBrokerDown)
-	if len(down) != 1 || down[0].Severity != eventmodels.SeverityError || !strings.Contains(down[0].Message, "2 of 3 expected brokers") {
-		t.Fatalf("raised %+v, want broker_down (error) for 2 of 3 brokers", rep.Raised)
+	if len(down) != 1 || down[0].Severity != eventmodels.SeverityError || !strings.Contains(down[0].Message, "2 of 3 expected brokers") ||
+		down[0].Value != 2 || down[0].Threshold != 3 {
+		t.Fatalf("raised %+v, want broker_down (error) for 2 of 3 brokers, value 2 (brokers answering), threshold 3", rep.Raised)
 	}
 	if !rep.Ready || rep.Backends[0].Status != broker.HealthDegraded || !rep.Backends[0].Degraded {
 		t.Fatalf("ready %v, backend %+v; want ready but degraded", rep.Ready, rep.Backends[0])
 	}
 	if r := s.Readiness(); !r.Ready || len(r.Degraded) != 1 {
 		t.Fatalf("readiness %+v, want ready with the degradation listed", r)
+	}
+}
+
+// TestClusterAlerts: a RabbitMQ cluster with a node down is broker_down
+// (error, value = nodes answering) though its clients are connected;
+// every node down is broker_down critical with value 0; a lopsided
+// partition leadership is partition_imbalance, a full Kafka log volume
+// disk_usage, and a log-dirs check the brokers cannot answer raises
+// nothing. Each clears when its condition ends.
+func TestClusterAlerts(t *testing.T) {
+	conn := broker.HealthCheck{Name: "rabbitmq publisher connection", Status: broker.HealthHealthy}
+	rabbit := &checker{}
+	rabbit.set(&broker.HealthReport{Status: broker.HealthDegraded, Checks: []broker.HealthCheck{conn,
+		{Name: "rabbitmq nodes", Status: broker.HealthDegraded, Value: 2, Message: "2 of 3 configured nodes reachable"}}}, nil)
+	kafka := &checker{}
+	kafka.set(&broker.HealthReport{Status: broker.HealthHealthy, Checks: []broker.HealthCheck{
+		{Name: "brokers", Status: broker.HealthHealthy, Value: 3},
+		{Name: "leaders", Status: broker.HealthHealthy, Value: 2.5, Message: "broker 0 leads everything"},
+		{Name: "log dirs", Status: broker.HealthHealthy, Value: 91, Message: "fullest log directory broker 1 /data: 91.0 % used"},
+	}}, nil)
+	s, _ := newService(t, healthsvc.Config{Checkers: map[string]broker.HealthChecker{"rabbitmq": rabbit, "kafka": kafka}}, nil)
+	rep := check(t, s)
+	down := ofKind(rep.Raised, healthsvc.AlertBrokerDown)
+	if len(down) != 1 || down[0].Backend != "rabbitmq" || down[0].Severity != eventmodels.SeverityError || down[0].Value != 2 || !rep.Ready {
+		t.Fatalf("raised %+v, ready %v; want broker_down (error, value 2) for rabbitmq, still ready", rep.Raised, rep.Ready)
+	}
+	if im := ofKind(rep.Raised, healthsvc.AlertPartitionImbalance); len(im) != 1 || im[0].Value != 2.5 || im[0].Threshold != healthsvc.DefaultImbalance {
+		t.Errorf("raised %+v, want partition_imbalance 2.5 over 2", rep.Raised)
+	}
+	if du := ofKind(rep.Raised, healthsvc.AlertDiskUsage); len(du) != 1 || du[0].Value != 91 || du[0].Threshold != healthsvc.DefaultDiskUsage {
+		t.Errorf("raised %+v, want disk_usage 91 over 80", rep.Raised)
+	}
+
+	// Every node down: the same alert, now critical in its figures.
+	down0 := conn
+	down0.Status = broker.HealthUnhealthy
+	rabbit.set(&broker.HealthReport{Status: broker.HealthUnhealthy, Checks: []broker.HealthCheck{down0,
+		{Name: "rabbitmq nodes", Status: broker.HealthUnhealthy, Value: 0}}}, nil)
+	rep = check(t, s)
+	if len(rep.Raised) != 0 || rep.Ready {
+		t.Fatalf("raised %+v, ready %v; want nothing new (the same broker_down), not ready", rep.Raised, rep.Ready)
+	}
+	for _, a := range rep.Active {
+		if a.Kind == healthsvc.AlertBrokerDown && a.Value != 0 {
+			t.Errorf("broker_down value %v with no node answering, want 0", a.Value)
+		}
+	}
+
+	// All healed; the log volume unknown (a broker that does not report it).
+	rabbit.set(&broker.HealthReport{Status: broker.HealthHealthy, Checks: []broker.HealthCheck{conn,
+		{Name: "rabbitmq nodes", Status: broker.HealthHealthy, Value: 3}}}, nil)
+	kafka.set(&broker.HealthReport{Status: broker.HealthHealthy, Checks: []broker.HealthCheck{
+		{Name: "brokers", Status: broker.HealthHealthy, Value: 3},
+		{Name: "leaders", Status: broker.HealthHealthy, Value: 1},
+		{Name: "log dirs", Status: broker.HealthHealthy, Value: 10},
+	}}, nil)
+	check(t, s)
+	if rep = check(t, s); len(rep.Cleared) != 3 || len(rep.Active) != 0 {
+		t.Fatalf("cleared %+v, active %+v; want the three cleared", rep.Cleared, rep.Active)
+	}
+	kafka.set(&broker.HealthReport{Status: broker.HealthUnknown, Checks: []broker.HealthCheck{
+		{Name: "brokers", Status: broker.HealthHealthy, Value: 3},
+		{Name: "log dirs", Status: broker.HealthHealthy, Value: -1, Message: "the brokers do not report the size of their log volumes"},
+	}}, nil)
+	if rep = check(t, s); len(rep.Raised) != 0 {
+		t.Fatalf("raised %+v for a log-dirs check without a figure, want nothing", rep.Raised)
+	}
+}
+
+// TestEventsDropped: a service that dropped events in the window raises
+// events_dropped; a window without drops clears it.
+func TestEventsDropped(t *testing.T) {
+	clk := newClock()
+	rec := healthsvc.NewRecorder(healthsvc.RecorderConfig{Clock: clk.Now})
+	s, _ := newService(t, healthsvc.Config{Signals: rec, Thresholds: healthsvc.Thresholds{Window: 5 * time.Second}}, clk)
+	rec.RecordDropped("orchestrator", 3)
+	rec.RecordOutcome("notification-service/webhook", errors.New("404"), true)
+	rep := check(t, s)
+	if d := ofKind(rep.Raised, healthsvc.AlertEventsDropped); len(d) != 1 || d[0].Subject != "orchestrator" || d[0].Value != 3 {
+		t.Fatalf("raised %+v, want events_dropped 3 for orchestrator", rep.Raised)
+	}
+	for _, sig := range rep.Services {
+		if sig.Service == "notification-service/webhook" && (sig.Failed != 1 || sig.DeadLettered != 1 || sig.DeadLetteredTotal != 1) {
+			t.Errorf("webhook signals %+v, want 1 failed and dead-lettered", sig)
+		}
+	}
+	clk.Advance(10 * time.Second)
+	check(t, s)
+	if rep = check(t, s); len(ofKind(rep.Cleared, healthsvc.AlertEventsDropped)) != 1 {
+		t.Fatalf("cleared %+v, active %+v; want events_dropped cleared a window later", rep.Cleared, rep.Active)
 	}
 }

@@ -26,6 +26,9 @@ const (
 	DefaultRecipient    = "ops"
 	DefaultUserID       = "system-health"
 	DefaultMaxPending   = 1000
+	DefaultImbalance    = 2.0
+	DefaultDiskUsage    = 80.0
+	DefaultHistory      = 1000
 	defaultStaleFactor  = 4
 	minCheckTimeout     = 100 * time.Millisecond
 	maxComponentChecks  = 64 // eventmodels' limit on SystemHealth.Checks
@@ -120,6 +123,12 @@ type Thresholds struct {
 	// out, not yet acknowledged) before AlertConsumerStuck; default 1m.
 	// Keep it above the longest a handler may take with its retries.
 	Stuck time.Duration
+	// Imbalance is the most partition leaders one Kafka broker may hold,
+	// as a multiple of its fair share (partitions / brokers); default 2.
+	Imbalance float64
+	// DiskUsage is the fullest a Kafka log volume may be, in percent;
+	// default 80.
+	DiskUsage float64
 }
 
 // Hysteresis keeps alerts from flapping. Two mechanisms act together:
@@ -181,6 +190,11 @@ func (c Config) Validate() error {
 	neg("Thresholds.Window", float64(c.Thresholds.Window))
 	neg("Thresholds.MinSamples", float64(c.Thresholds.MinSamples))
 	neg("Thresholds.Stuck", float64(c.Thresholds.Stuck))
+	neg("Thresholds.Imbalance", c.Thresholds.Imbalance)
+	neg("Thresholds.DiskUsage", c.Thresholds.DiskUsage)
+	if c.Thresholds.DiskUsage > 100 {
+		errs = append(errs, fmt.Errorf("Thresholds.DiskUsage: %v is above 100", c.Thresholds.DiskUsage))
+	}
 	neg("Hysteresis.FireAfter", float64(c.Hysteresis.FireAfter))
 	neg("Hysteresis.ClearAfter", float64(c.Hysteresis.ClearAfter))
 	if c.Thresholds.ErrorRate > 1 {
@@ -245,6 +259,12 @@ func (c Config) withDefaults() Config {
 	}
 	if t.Stuck == 0 {
 		t.Stuck = DefaultStuck
+	}
+	if t.Imbalance == 0 {
+		t.Imbalance = DefaultImbalance
+	}
+	if t.DiskUsage == 0 {
+		t.DiskUsage = DefaultDiskUsage
 	}
 	h := &c.Hysteresis
 	if h.ClearRatio == 0 {

@@ -12,14 +12,18 @@
 //     processes);
 //   - raises and clears alerts: consumer lag above 1,000 messages, an error
 //     rate above 1 %, a P99 processing time above 500 ms, a backend
-//     unreachable or missing brokers, any other failing check (a topic
-//     missing, a queue that cannot be read, a RabbitMQ resource alarm);
+//     unreachable or missing brokers or nodes, a signals endpoint that
+//     stops answering, events dropped, a disk filling (Kafka log volumes,
+//     RabbitMQ disk alarm), lopsided partition leadership, any other
+//     failing check (a topic missing, a queue that cannot be read, a
+//     RabbitMQ memory alarm) — docs/operations.md lists them all;
 //   - publishes a "notification" event when an alert starts (its severity;
 //     category "alert.<kind>") and one when it clears (severity info;
 //     category "alert.<kind>.resolved"), and a "system.health" event per
 //     backend, per service and for the whole system;
 //   - serves GET /healthz (liveness), GET /readyz (readiness: 503 while a
-//     backend is unreachable, the body says why) and GET /report.
+//     backend is unreachable, the body says why), GET /report and GET
+//     /history (the latest alert transitions).
 //
 // # Alerts and hysteresis
 //
@@ -33,7 +37,10 @@
 // that drops every other round stays one alert. An alert whose subject is
 // no longer reported (a consumer group gone) clears like a recovered one,
 // unless its backend is unreachable in that round: an unreachable backend
-// says nothing about its groups.
+// says nothing about its groups. Likewise the alerts of the services of a
+// signals endpoint that does not answer (SourceReporter, Remote) stay open
+// while AlertSourceUnreachable lasts: a hung service is not a recovered
+// one.
 //
 // # Kafka brokers
 //

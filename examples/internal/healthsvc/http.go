@@ -54,6 +54,7 @@ func (s *Service) Readiness() Readiness {
 //	GET /readyz   readiness: 200 when every backend answered in the last
 //	              round, else 503; the JSON body (Readiness) says why
 //	GET /report   the last round's Report and the Stats, as JSON
+//	GET /history  the latest alert transitions (History), as JSON
 func (s *Service) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -78,6 +79,13 @@ func (s *Service) HTTPHandler() http.Handler {
 			body.Report = &last
 		}
 		writeJSON(w, http.StatusOK, body)
+	})
+	mux.HandleFunc("GET /history", func(w http.ResponseWriter, _ *http.Request) {
+		h := s.History()
+		if h == nil {
+			h = []Transition{}
+		}
+		writeJSON(w, http.StatusOK, h)
 	})
 	return mux
 }

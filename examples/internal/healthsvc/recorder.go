@@ -74,6 +74,7 @@ type ring struct {
 type slotStats struct {
 	n                          int64 // slot number: unix nanoseconds / slot
 	handled, failed, dead, dis int64
+	dropped                    int64
 	hist                       *hdrhistogram.Histogram // nil until an attempt is recorded
 }
 
@@ -137,6 +138,33 @@ func (r *Recorder) Record(service string, took time.Duration, err error) {
 		}
 		_ = s.hist.RecordValue(us) // in range by construction
 	})
+}
+
+// RecordOutcome counts one attempt of service that has no duration of its
+// own to report, such as one channel's delivery inside a handler that
+// succeeds either way: err nil counts as handled, else as failed, and
+// deadLettered also counts a dead letter. A notification service counts
+// its channels' deliveries so: a webhook that gives up and parks the
+// notification shows in the error rate although the handler returns nil.
+func (r *Recorder) RecordOutcome(service string, err error, deadLettered bool) {
+	r.add(service, func(s *slotStats, rg *ring) {
+		if err != nil {
+			s.failed++
+		} else {
+			s.handled++
+		}
+		if deadLettered {
+			s.dead++
+			rg.dlTotal++
+		}
+	})
+}
+
+// RecordDropped counts n events service dropped on purpose (a bounded
+// best-effort queue that was full, a publish given up); they show as
+// ServiceSignals.Dropped and raise AlertEventsDropped.
+func (r *Recorder) RecordDropped(service string, n int64) {
+	r.add(service, func(s *slotStats, _ *ring) { s.dropped += n })
 }
 
 // Middleware returns a middleware that records every attempt of the
@@ -226,6 +254,7 @@ func (rg *ring) signals(name string, now, k int64) ServiceSignals {
 		out.Failed += s.failed
 		out.DeadLettered += s.dead
 		out.Discarded += s.dis
+		out.Dropped += s.dropped
 		if s.hist != nil && s.hist.TotalCount() > 0 {
 			if merged == nil {
 				merged = hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)

@@ -63,6 +63,34 @@ type RemoteConfig struct {
 	Timeout time.Duration
 	// Logger receives a warning per failed fetch; default slog.Default().
 	Logger *slog.Logger
+	// DownAfter is the consecutive failed fetches after which an endpoint
+	// counts as unreachable (Sources); until then its last signals are
+	// kept. Default 2: one slow answer is not an outage.
+	DownAfter int
+}
+
+// SourceState is what a Remote knows of one signals endpoint.
+type SourceState struct {
+	// URL of the endpoint.
+	URL string `json:"url"`
+	// Up is false once DownAfter consecutive fetches failed.
+	Up bool `json:"up"`
+	// Failures counts the consecutive failed fetches; Err is the last
+	// one's error.
+	Failures int    `json:"failures,omitempty"`
+	Err      string `json:"error,omitempty"`
+	// LastOK is when the endpoint last answered (zero: never).
+	LastOK time.Time `json:"last_ok,omitzero"`
+	// Services are the services it reported when it last answered.
+	Services []string `json:"services,omitempty"`
+}
+
+// SourceReporter is a SignalSource that knows whether each of its sources
+// answers (Remote). The health service raises AlertSourceUnreachable for a
+// source that does not, and keeps the alerts of the services it reported
+// open meanwhile.
+type SourceReporter interface {
+	Sources() []SourceState
 }
 
 // Remote is a SignalSource over the signals endpoints of other processes
@@ -79,8 +107,11 @@ type Remote struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	byURL map[string][]ServiceSignals
+	downAfter int
+
+	mu     sync.Mutex
+	byURL  map[string][]ServiceSignals
+	states map[string]*SourceState // by URL, once fetched
 }
 
 // NewRemote validates cfg (every problem at once) and returns a Remote that
@@ -99,10 +130,16 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("Timeout %v: must not be negative", cfg.Timeout))
 	}
+	if cfg.DownAfter < 0 {
+		errs = append(errs, fmt.Errorf("DownAfter %d: must not be negative", cfg.DownAfter))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("healthsvc: invalid RemoteConfig: %w", err)
 	}
-	r := &Remote{urls: slices.Clone(cfg.URLs), client: cfg.Client, timeout: cfg.Timeout, log: cfg.Logger, byURL: map[string][]ServiceSignals{}}
+	r := &Remote{urls: slices.Clone(cfg.URLs), client: cfg.Client, timeout: cfg.Timeout, log: cfg.Logger, byURL: map[string][]ServiceSignals{}, states: map[string]*SourceState{}, downAfter: cfg.DownAfter}
+	if r.downAfter == 0 {
+		r.downAfter = 2
+	}
 	if r.timeout == 0 {
 		r.timeout = 2 * time.Second
 	}
@@ -124,11 +161,29 @@ func (r *Remote) Refresh(ctx context.Context, window time.Duration) error {
 	for i, u := range r.urls {
 		wg.Go(func() {
 			sig, err := r.fetch(ctx, u, window)
+			if err != nil && ctx.Err() != nil {
+				return // cancelled: says nothing of the endpoint
+			}
 			r.mu.Lock()
+			st := r.states[u]
+			if st == nil {
+				st = &SourceState{URL: u}
+				r.states[u] = st
+			}
 			if err != nil {
-				delete(r.byURL, u)
+				st.Failures++
+				st.Err = err.Error()
+				if st.Failures >= r.downAfter {
+					st.Up = false
+					delete(r.byURL, u)
+				}
 			} else {
 				r.byURL[u] = sig
+				st.Up, st.Failures, st.Err, st.LastOK = true, 0, "", time.Now()
+				st.Services = st.Services[:0]
+				for _, s := range sig {
+					st.Services = append(st.Services, s.Service)
+				}
 			}
 			r.mu.Unlock()
 			if err != nil {
@@ -160,6 +215,25 @@ func (r *Remote) Run(ctx context.Context, interval, window time.Duration) error 
 	}
 }
 
+// Sources implements SourceReporter: the state of every endpoint fetched at
+// least once, sorted by URL. An endpoint that never answered is down from
+// its DownAfter-th failed fetch on.
+func (r *Remote) Sources() []SourceState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]SourceState, 0, len(r.states))
+	for _, st := range r.states {
+		c := *st
+		if c.Failures > 0 && c.Failures < r.downAfter && c.LastOK.IsZero() {
+			continue // not judged yet
+		}
+		c.Services = slices.Clone(st.Services)
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b SourceState) int { return cmp.Compare(a.URL, b.URL) })
+	return out
+}
+
 // Signals implements SignalSource with the results of the last fetches
 // (window was chosen when fetching), merged by service and sorted.
 func (r *Remote) Signals(time.Duration) []ServiceSignals {
@@ -178,6 +252,7 @@ func (r *Remote) Signals(time.Duration) []ServiceSignals {
 			m.DeadLettered += s.DeadLettered
 			m.Discarded += s.Discarded
 			m.DeadLetteredTotal += s.DeadLetteredTotal
+			m.Dropped += s.Dropped
 			m.P50, m.P99 = max(m.P50, s.P50), max(m.P99, s.P99)
 			m.InFlight += s.InFlight
 			m.OldestInFlight = max(m.OldestInFlight, s.OldestInFlight)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,14 +66,44 @@ func TestRemoteSignals(t *testing.T) {
 		t.Fatalf("raised %+v, want p99_latency for billing", rep.Raised)
 	}
 
-	// b stops answering: its entries go; a's stay, and the error names b.
+	// b stops answering: one failed fetch keeps its last signals (a slow
+	// answer is no outage); the second (DownAfter) drops them, and the
+	// error names b.
 	sb.Close()
 	err = r.Refresh(context.Background(), time.Minute)
 	if err == nil || !strings.Contains(err.Error(), sb.URL) {
 		t.Fatalf("Refresh with one endpoint down: %v, want an error naming %s", err, sb.URL)
 	}
+	if got := r.Signals(time.Minute); len(got) != 2 {
+		t.Fatalf("signals after one failed fetch: %+v, want both kept", got)
+	}
+	_ = r.Refresh(context.Background(), time.Minute)
 	if got := r.Signals(time.Minute); len(got) != 1 || got[0].Service != "billing" || got[0].Attempts() != 500 {
 		t.Fatalf("signals after b went down: %+v, want a's billing alone", got)
+	}
+	src := r.Sources()
+	if len(src) == 2 && src[0].URL == sb.URL+healthsvc.SignalsPath {
+		src[0], src[1] = src[1], src[0] // sorted by URL; the ports decide
+	}
+	if len(src) != 2 || !src[0].Up || src[1].Up || src[1].URL != sb.URL+healthsvc.SignalsPath ||
+		!slices.Equal(src[1].Services, []string{"audit", "billing"}) {
+		t.Fatalf("sources %+v, want a up and b down with its last services", src)
+	}
+
+	// The health service raises source_unreachable for b, and billing's
+	// alerts stay open: a's share alone (1 %) says nothing of b's.
+	rep = check(t, s)
+	if un := ofKind(rep.Raised, healthsvc.AlertSourceUnreachable); len(un) != 1 || un[0].Subject != sb.URL+healthsvc.SignalsPath {
+		t.Fatalf("raised %+v, want source_unreachable for b", rep.Raised)
+	}
+	for range 3 {
+		rep = check(t, s)
+		if len(rep.Cleared) != 0 {
+			t.Fatalf("cleared %+v while b does not answer, want nothing cleared", rep.Cleared)
+		}
+	}
+	if len(ofKind(rep.Active, healthsvc.AlertErrorRate)) != 1 || len(ofKind(rep.Active, healthsvc.AlertLatency)) != 1 {
+		t.Fatalf("active %+v, want billing's error_rate and p99_latency still open", rep.Active)
 	}
 }
 

@@ -24,10 +24,18 @@ type Service struct {
 	expected map[string]int // learned broker counts
 	outbox   []*eventmodels.Notification
 
-	mu     sync.Mutex // guards last, lastAt and stats
-	last   *Report
-	lastAt time.Time // when last was judged
-	stats  Stats
+	mu      sync.Mutex // guards last, lastAt, stats and history
+	last    *Report
+	lastAt  time.Time // when last was judged
+	stats   Stats
+	history []Transition // the latest DefaultHistory, oldest first
+}
+
+// Transition is an alert that started or cleared, as History lists it.
+type Transition struct {
+	// Event is "raised" or "cleared".
+	Event string `json:"event"`
+	Alert Alert  `json:"alert"`
 }
 
 // Stats counts what the service did since New.
@@ -66,6 +74,9 @@ type Report struct {
 	Backends []BackendReport `json:"backends"`
 	// Services are the signals of the services, sorted by name.
 	Services []ServiceSignals `json:"services"`
+	// Sources are the signals endpoints and whether they answer (when
+	// Config.Signals is a SourceReporter such as Remote).
+	Sources []SourceState `json:"sources,omitempty"`
 	// Raised and Cleared are the alerts that started and cleared in this
 	// round; Active are all alerts active after it. Each sorted by ID.
 	Raised  []Alert `json:"raised,omitempty"`
@@ -118,15 +129,36 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 	now := s.cfg.Clock()
 	probes := probe(ctx, s.cfg.Checkers, s.cfg.CheckTimeout)
 	var signals []ServiceSignals
+	var sources []SourceState
 	if s.cfg.Signals != nil {
 		signals = s.cfg.Signals.Signals(s.cfg.Thresholds.Window)
+		if sr, ok := s.cfg.Signals.(SourceReporter); ok {
+			sources = sr.Sources()
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return Report{}, fmt.Errorf("healthsvc: round cancelled: %w", err)
 	}
 
-	rep := Report{Time: now, Ready: true, Services: signals}
+	rep := Report{Time: now, Ready: true, Services: signals, Sources: sources}
 	var obs []observation
+	// The services of an endpoint that does not answer are unknown: their
+	// alerts are neither judged nor cleared until it answers again.
+	unknown := map[string]bool{}
+	for _, src := range sources {
+		a := Alert{Kind: AlertSourceUnreachable, Subject: src.URL, Severity: eventmodels.SeverityError, Value: float64(src.Failures)}
+		if src.Up {
+			a.Message = "signals endpoint " + src.URL + " answers"
+			obs = append(obs, observation{alert: a, level: levelClear})
+			continue
+		}
+		a.Message = fmt.Sprintf("signals endpoint %s does not answer (%d failed fetches; last error: %s); the alerts of %v stay open until it does",
+			src.URL, src.Failures, src.Err, src.Services)
+		obs = append(obs, observation{alert: a, level: levelFire})
+		for _, svc := range src.Services {
+			unknown[svc] = true
+		}
+	}
 	down := map[string]bool{}
 	names := make([]string, 0, len(probes))
 	for name := range probes {
@@ -153,7 +185,13 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 			}
 		}
 	}
+	if len(unknown) > 0 {
+		statuses = append(statuses, broker.HealthDegraded)
+	}
 	for _, sig := range signals {
+		if unknown[sig.Service] {
+			continue // partial figures (another endpoint's share): hold
+		}
 		o, st := s.serviceObservations(sig)
 		obs = append(obs, o...)
 		statuses = append(statuses, st)
@@ -167,7 +205,7 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 			isDown, probed := down[a.Backend]
 			return probed && !isDown
 		}
-		return s.cfg.Signals != nil
+		return s.cfg.Signals != nil && !unknown[a.Subject] && a.Kind != AlertSourceUnreachable
 	}
 	rep.Raised, rep.Cleared = s.alerts.round(now, obs, absentClears)
 	rep.Active = s.alerts.active()
@@ -182,6 +220,15 @@ func (s *Service) Check(ctx context.Context) (Report, error) {
 	s.stats.Rounds++
 	s.stats.AlertsRaised += int64(len(rep.Raised))
 	s.stats.AlertsCleared += int64(len(rep.Cleared))
+	for _, a := range rep.Raised {
+		s.history = append(s.history, Transition{Event: "raised", Alert: a})
+	}
+	for _, a := range rep.Cleared {
+		s.history = append(s.history, Transition{Event: "cleared", Alert: a})
+	}
+	if over := len(s.history) - DefaultHistory; over > 0 {
+		s.history = slices.Delete(s.history, 0, over)
+	}
 	kept := rep.clone() // the caller may change what Check returns
 	s.last, s.lastAt = &kept, s.cfg.Clock()
 	s.mu.Unlock()
@@ -225,15 +272,30 @@ func (s *Service) serviceObservations(sig ServiceSignals) ([]observation, broker
 		{alert: rateAlert, level: measured(rate, th.ErrorRate, ratio)},
 		{alert: latAlert, level: measured(p99, p99Line, ratio)},
 	}
+	drop := Alert{Kind: AlertEventsDropped, Subject: sig.Service, Severity: eventmodels.SeverityWarning, Value: float64(sig.Dropped),
+		Message: fmt.Sprintf("service %s dropped %d events over %v", sig.Service, sig.Dropped, win)}
+	if sig.Dropped > 0 {
+		obs = append(obs, observation{alert: drop, level: levelFire})
+	} else {
+		obs = append(obs, observation{alert: drop, level: levelClear})
+	}
 	stuck, stuckLevel := stuckObservation(sig.Service, int(sig.InFlight), sig.OldestInFlight, th.Stuck, ratio)
 	if sig.InFlight > 0 || sig.OldestInFlight > 0 {
 		obs = append(obs, observation{alert: stuck, level: stuckLevel})
 	}
 	st := broker.HealthHealthy
-	if rate > th.ErrorRate || p99 > p99Line || stuckLevel == levelFire && sig.InFlight > 0 {
+	if rate > th.ErrorRate || p99 > p99Line || sig.Dropped > 0 || stuckLevel == levelFire && sig.InFlight > 0 {
 		st = broker.HealthDegraded
 	}
 	return obs, st
+}
+
+// History returns the latest alert transitions (at most DefaultHistory),
+// oldest first: every alert raised and cleared, with its figures then.
+func (s *Service) History() []Transition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.history)
 }
 
 // Alerts returns the active alerts, sorted by ID.
@@ -260,6 +322,7 @@ func (s *Service) Last() (Report, bool) {
 // clone returns a copy of r that shares no slice with it.
 func (r Report) clone() Report {
 	r.NotReady = slices.Clone(r.NotReady)
+	r.Sources = slices.Clone(r.Sources)
 	r.Services = slices.Clone(r.Services)
 	r.Raised, r.Cleared, r.Active = slices.Clone(r.Raised), slices.Clone(r.Cleared), slices.Clone(r.Active)
 	r.Backends = slices.Clone(r.Backends)

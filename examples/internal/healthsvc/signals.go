@@ -41,6 +41,10 @@ type ServiceSignals struct {
 	// window; 0 without attempts.
 	P50 time.Duration `json:"p50"`
 	P99 time.Duration `json:"p99"`
+	// Dropped counts events the service dropped on purpose in the window
+	// (a best-effort path that could not keep up or reach its broker;
+	// see Recorder.RecordDropped).
+	Dropped int64 `json:"dropped,omitempty"`
 	// InFlight is how many messages the service's subscriptions hold now
 	// (handed out, not acknowledged), and OldestInFlight how long the
 	// oldest has been held; filled by WithInFlight.

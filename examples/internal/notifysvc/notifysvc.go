@@ -39,6 +39,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock stamps notification events; default time.Now.
 	Clock func() time.Time
+	// OnDelivery, if set, is told of every channel delivery's outcome:
+	// err nil when delivered, else the channel's error, with deadLettered
+	// true when the channel gave up and parked the notification (the
+	// handler then succeeds: the job event is not retried). A program
+	// counts them in its signals (healthsvc.Recorder.RecordOutcome), so
+	// that failing deliveries raise the error-rate alert. It must not
+	// block.
+	OnDelivery func(channel eventmodels.Channel, err error, deadLettered bool)
 }
 
 // DefaultDedupeWindow is how many (channel, event) pairs the default
@@ -329,6 +337,9 @@ func (s *Service) deliver(ctx context.Context, name eventmodels.Channel, e event
 		return err
 	}
 	derr := ch.Deliver(ctx, n)
+	if s.cfg.OnDelivery != nil {
+		s.cfg.OnDelivery(name, derr, errors.Is(derr, ErrDeadLettered))
+	}
 	switch {
 	case derr == nil:
 		s.count(func(st *Stats) { st.Delivered[name]++ })

@@ -267,7 +267,14 @@ func TestWebhookDeadLetter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			svc := e.newService(t, notifysvc.Config{Channels: []notifysvc.Channel{wh, notifysvc.NewLogChannel(nil)}})
+			var outMu sync.Mutex
+			outcomes := map[string]int{}
+			svc := e.newService(t, notifysvc.Config{Channels: []notifysvc.Channel{wh, notifysvc.NewLogChannel(nil)},
+				OnDelivery: func(ch eventmodels.Channel, err error, dead bool) {
+					outMu.Lock()
+					outcomes[fmt.Sprintf("%s err=%v dead=%v", ch, err != nil, dead)]++
+					outMu.Unlock()
+				}})
 			c, err := svc.Subscribe(ctx, e.bus, "notify", 1)
 			if err != nil {
 				t.Fatal(err)
@@ -289,6 +296,14 @@ func TestWebhookDeadLetter(t *testing.T) {
 			if st.Delivered[eventmodels.ChannelLog] != int64(len(evs)) || st.Delivered[eventmodels.ChannelWebhook] != 0 || sum(st.Failed) != 0 {
 				t.Errorf("stats %+v", st)
 			}
+			// Every outcome was reported: the dead letters as failures,
+			// although the handler succeeded.
+			outMu.Lock()
+			want := map[string]int{"webhook err=true dead=true": len(evs), "log err=false dead=false": len(evs)}
+			if fmt.Sprint(outcomes) != fmt.Sprint(want) {
+				t.Errorf("OnDelivery saw %v, want %v", outcomes, want)
+			}
+			outMu.Unlock()
 			attempts, accepted, _ := hook.snapshot()
 			if len(accepted) != 0 || len(attempts) != len(evs) {
 				t.Errorf("webhook accepted %d, saw %d notifications; want 0 and %d", len(accepted), len(attempts), len(evs))

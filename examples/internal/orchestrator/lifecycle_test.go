@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
@@ -265,5 +267,31 @@ func TestNewAndSubmitErrors(t *testing.T) {
 	}
 	if _, err := r.svc.Submit(context.Background(), "alice", spec(1)); !errors.Is(err, orchestrator.ErrStopped) {
 		t.Errorf("Submit after Shutdown: %v, want ErrStopped", err)
+	}
+}
+
+// TestRealtimeOutageDoesNotSlowSubmit: with the real-time broker hanging
+// (every publish waits for its timeout, as during a RabbitMQ outage),
+// Submit returns at once; the bounded queue drops what does not fit,
+// counts it and reports each drop.
+func TestRealtimeOutageDoesNotSlowSubmit(t *testing.T) {
+	rt := testkit.NewMockPublisher()
+	rt.SetLatency(time.Hour)
+	var dropped atomic.Int64
+	r := newRig(t, orchestrator.SimConfig{Seed: 1, Speed: 0}, withRealtimePublisher(rt), withConfig(func(c *orchestrator.Config) {
+		c.RealtimeQueue = 2
+		c.RealtimeTimeout = time.Hour
+		c.OnRealtimeDrop = func(eventmodels.Event, error) { dropped.Add(1) }
+	}))
+	start := time.Now()
+	submitN(t, r.svc, 20)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("20 submits took %v with the real-time broker hanging: the API waits for it", took)
+	}
+	st := r.svc.Stats()
+	// One event is being published (hanging), two wait: every other
+	// job.submitted was dropped as the queue was full.
+	if full := st.RealtimeFull.Load(); full < 17 || full != dropped.Load() || st.RealtimeSent.Load() != 0 {
+		t.Fatalf("queue-full drops %d, reported %d, sent %d; want at least 17, all reported, none sent", full, dropped.Load(), st.RealtimeSent.Load())
 	}
 }

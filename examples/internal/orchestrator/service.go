@@ -42,6 +42,21 @@ type Config struct {
 	PublishAttempts int
 	// RealtimeAttempts is how often a real-time publish is tried; default 3.
 	RealtimeAttempts int
+	// RealtimeQueue bounds the real-time events waiting to be published.
+	// Real-time publishing never slows the API or the jobs: events are
+	// queued and one worker publishes them in order; when the queue is
+	// full (the real-time broker is down or slow) an event is dropped and
+	// counted. Default 1024.
+	RealtimeQueue int
+	// RealtimeTimeout bounds the publishing of one real-time event, its
+	// attempts included; default 5s.
+	RealtimeTimeout time.Duration
+	// OnRealtimeDrop, if set, is told of every real-time event dropped
+	// (queue full, or every attempt failed; an event no live view is
+	// subscribed to, broker.ErrUnroutable, is not a drop), e.g. to count it in the
+	// service's signals (healthsvc.Recorder.RecordDropped). It must not
+	// block.
+	OnRealtimeDrop func(ev eventmodels.Event, err error)
 	// Clock stamps events; default time.Now.
 	Clock func() time.Time
 	// JobIDPrefix starts every job ID; default "job-".
@@ -74,6 +89,10 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	rtq       chan eventmodels.Event // real-time events to publish, in order
+	rtPending atomic.Int64           // queued or being published
+	rtDone    chan struct{}          // closed when the real-time worker returns
+
 	stats Stats
 }
 
@@ -83,8 +102,16 @@ type Stats struct {
 	Published       atomic.Int64 // durable events confirmed
 	PublishRetries  atomic.Int64 // durable publish attempts that failed
 	RealtimeSent    atomic.Int64 // real-time events confirmed
-	RealtimeDropped atomic.Int64 // real-time events given up after RealtimeAttempts
+	RealtimeDropped atomic.Int64 // real-time events dropped: queue full, or given up after RealtimeAttempts
+	RealtimeFull    atomic.Int64 // of RealtimeDropped, those dropped because the queue was full
+	// RealtimeUnrouted counts real-time events nobody was subscribed to
+	// (broker.ErrUnroutable: no live view open): not sent, not dropped.
+	RealtimeUnrouted atomic.Int64
 }
+
+// ErrRealtimeQueueFull is the error OnRealtimeDrop gets for an event
+// dropped because Config.RealtimeQueue events were already waiting.
+var ErrRealtimeQueueFull = errors.New("orchestrator: real-time queue full")
 
 // New returns a service; its jobs run until Shutdown.
 func New(cfg Config) (*Service, error) {
@@ -103,6 +130,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RealtimeAttempts <= 0 {
 		cfg.RealtimeAttempts = 3
 	}
+	if cfg.RealtimeQueue <= 0 {
+		cfg.RealtimeQueue = 1024
+	}
+	if cfg.RealtimeTimeout <= 0 {
+		cfg.RealtimeTimeout = 5 * time.Second
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -114,7 +147,10 @@ func New(cfg Config) (*Service, error) {
 	}
 	cfg.Sim = cfg.Sim.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, next: 1, ctx: ctx, cancel: cancel}, nil
+	s := &Service{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, next: 1, ctx: ctx, cancel: cancel,
+		rtq: make(chan eventmodels.Event, cfg.RealtimeQueue), rtDone: make(chan struct{})}
+	go s.realtimeWorker()
+	return s, nil
 }
 
 // record applies a transition the service published to its job. It always
@@ -258,6 +294,26 @@ func (s *Service) Wait(ctx context.Context) error {
 		v := j.view()
 		return fmt.Errorf("orchestrator: job %s stopped in status %s: %s", v.JobID, v.Status, v.LastError)
 	}
+	return s.waitRealtime(ctx)
+}
+
+// waitRealtime waits until every real-time event queued so far was
+// published or dropped.
+func (s *Service) waitRealtime(ctx context.Context) error {
+	if s.rtPending.Load() == 0 {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.rtPending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.rtDone:
+			return nil
+		case <-t.C:
+		}
+	}
 	return nil
 }
 
@@ -270,7 +326,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); <-s.rtDone; close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -382,11 +438,49 @@ func clipText(s string) string {
 	return s[:cut] + ellipsis
 }
 
+// publishRealtime queues ev for the real-time worker, or drops it (and
+// counts it) when the queue is full: it never blocks.
 func (s *Service) publishRealtime(ev eventmodels.Event) {
 	if s.cfg.Realtime == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	s.rtPending.Add(1)
+	select {
+	case s.rtq <- ev:
+	default:
+		s.rtPending.Add(-1)
+		s.stats.RealtimeFull.Add(1)
+		s.dropRealtime(ev, ErrRealtimeQueueFull)
+	}
+}
+
+// realtimeWorker publishes the queued real-time events in order until the
+// service stops; what is left then is dropped.
+func (s *Service) realtimeWorker() {
+	defer close(s.rtDone)
+	for {
+		select {
+		case <-s.ctx.Done():
+			for {
+				select {
+				case ev := <-s.rtq:
+					s.dropRealtime(ev, ErrStopped)
+					s.rtPending.Add(-1)
+				default:
+					return
+				}
+			}
+		case ev := <-s.rtq:
+			s.sendRealtime(ev)
+			s.rtPending.Add(-1)
+		}
+	}
+}
+
+// sendRealtime publishes ev, trying RealtimeAttempts times within
+// RealtimeTimeout.
+func (s *Service) sendRealtime(ev eventmodels.Event) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RealtimeTimeout)
 	defer cancel()
 	var err error
 	for range s.cfg.RealtimeAttempts {
@@ -394,11 +488,22 @@ func (s *Service) publishRealtime(ev eventmodels.Event) {
 			s.stats.RealtimeSent.Add(1)
 			return
 		}
+		if errors.Is(err, broker.ErrUnroutable) {
+			s.stats.RealtimeUnrouted.Add(1) // no live view listens: nothing to deliver
+			return
+		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
+	s.dropRealtime(ev, err)
+}
+
+func (s *Service) dropRealtime(ev eventmodels.Event, err error) {
 	s.stats.RealtimeDropped.Add(1)
+	if s.cfg.OnRealtimeDrop != nil {
+		s.cfg.OnRealtimeDrop(ev, err)
+	}
 	s.log.Warn("real-time publish dropped", "type", ev.Envelope().EventType, "key", ev.Key(), "error", err)
 }
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/opsview"
 )
@@ -31,6 +32,33 @@ type Service struct {
 	// Help is printed by --help (Help.Name defaults to Name); Main adds
 	// the endpoints every program serves (/signals).
 	Help Help
+	// Options, if set, adjusts the platform's options once the flags are
+	// parsed (the health service's lag groups).
+	Options func(o *Options) error
+}
+
+// FaultFileEnv names an environment variable for fault-injection tests
+// (scripts/alerts-e2e.sh): when it names a file, the first attempt of
+// every message this process handles fails while that file exists (the
+// retry then succeeds, so nothing is lost), which raises the health
+// service's error-rate alert. Never set it in production.
+const FaultFileEnv = "EVENTS_FAULT_FILE"
+
+// errInjected is the error of an attempt failed by FaultFileEnv.
+var errInjected = errors.New("fault injected: " + FaultFileEnv + " names a file that exists")
+
+// faultHook fails first attempts while path exists.
+func faultHook(path string) broker.AttemptMiddleware {
+	return func(next broker.Handler) broker.Handler {
+		return func(ctx context.Context, m *broker.Message) error {
+			if m.Delivery.Attempt <= 1 {
+				if _, err := os.Stat(path); err == nil {
+					return errInjected
+				}
+			}
+			return next(ctx, m)
+		}
+	}
 }
 
 // Main runs svc as a process: parses args (the platform flags, --http and
@@ -68,6 +96,16 @@ func Main(svc Service, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("service", svc.Name)
 	opts.Logger, opts.Source = log, "urn:cosmic-horizons:"+svc.Name
+	if svc.Options != nil {
+		if err := svc.Options(&opts); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", svc.Name, err)
+			return 2
+		}
+	}
+	if f := os.Getenv(FaultFileEnv); f != "" {
+		log.Warn("fault injection on: first handler attempts fail while the file exists", "env", FaultFileEnv, "file", f)
+		opts.Hooks = append(opts.Hooks, faultHook(f))
+	}
 	if err := serve(svc, opts, *addr, log); err != nil {
 		log.Error("stopped", "error", err)
 		return 1

@@ -53,6 +53,15 @@ type Options struct {
 	Source string
 	// Logger; default discard.
 	Logger *slog.Logger
+	// LagGroups are consumer groups of other processes whose lag the
+	// durable path's health reports (kafkabus.Config.LagGroups); with
+	// LagDiscover it reports every group the Kafka cluster lists
+	// (kafkabus.Config.LagDiscover). RabbitLagGroups are durable RabbitMQ
+	// groups whose queue depth the real-time path's health reports
+	// (rabbitbus.Config.LagGroups). For a health service.
+	LagGroups       []string
+	LagDiscover     bool
+	RabbitLagGroups []rabbitbus.LagGroup
 	// Step, if set, is told what Open is starting as it starts it (e.g.
 	// "starting the embedded Kafka cluster (3 brokers)"), so that a program
 	// can say why it is not ready yet.
@@ -165,7 +174,7 @@ func Open(ctx context.Context, o Options) (_ *Platform, err error) {
 		p.RealtimeDesc = "in-memory bus"
 	} else {
 		o.step("connecting to RabbitMQ at " + strings.Join(redact(o.AMQPURLs), ","))
-		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq"), Hooks: o.Hooks}
+		cfg := rabbitbus.Config{URLs: o.AMQPURLs, Logger: o.Logger.With("path", "rabbitmq"), Hooks: o.Hooks, LagGroups: o.RabbitLagGroups}
 		rc, err := rabbitbus.New(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("platform: RabbitMQ: %w", err)
@@ -198,7 +207,8 @@ func (p *Platform) openKafka(ctx context.Context, o Options) error {
 		p.closers = append(p.closers, func() error { c.Close(); return nil })
 		p.KafkaAddrs = c.Addrs()
 	}
-	cfg := kafkabus.Config{Brokers: p.KafkaAddrs, Logger: o.Logger.With("path", "kafka"), Hooks: o.Hooks}
+	cfg := kafkabus.Config{Brokers: p.KafkaAddrs, Logger: o.Logger.With("path", "kafka"), Hooks: o.Hooks,
+		LagGroups: o.LagGroups, LagDiscover: o.LagDiscover}
 	o.step(fmt.Sprintf("creating the %d platform topics and their dead-letter topics on Kafka at %s", len(events.PlatformTopics()), strings.Join(p.KafkaAddrs, ",")))
 	admin, err := kafkabus.NewAdmin(ctx, cfg)
 	if err != nil {

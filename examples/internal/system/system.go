@@ -121,7 +121,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	cfg.step("starting the job orchestrator")
 	if s.Services.Orchestrator, err = orchestrator.New(orchestrator.Config{
 		Durable: p.Durable, Realtime: p.Realtime, Replayer: p.Replayer, Sim: cfg.Sim,
-		Logger: cfg.Logger.With("service", "orchestrator"),
+		Logger:         cfg.Logger.With("service", "orchestrator"),
+		OnRealtimeDrop: func(eventmodels.Event, error) { p.Signals.RecordDropped("orchestrator", 1) },
 	}); err != nil {
 		return nil, err
 	}
@@ -161,6 +162,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Channels: []notifysvc.Channel{
 			notifysvc.NewLogChannel(cfg.Logger.With("service", "notifications")),
 			notifysvc.NewBrowserChannel(s.Services.Dashboard),
+		},
+		OnDelivery: func(ch eventmodels.Channel, err error, dead bool) {
+			p.Signals.RecordOutcome("notification-service/"+string(ch), err, dead)
 		},
 	}); err != nil {
 		return nil, err
