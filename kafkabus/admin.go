@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/ctxcall"
 )
 
 // Admin provisions topics and inspects the cluster. Get one from NewAdmin
@@ -86,28 +87,6 @@ func (a *Admin) Close() error {
 		return a.ca.Close() // closes the client too
 	}
 	return nil
-}
-
-// withCtx runs fn, which does blocking sarama admin I/O, and returns when it
-// does or when ctx ends (fn then finishes in the background, bounded by the
-// client's timeouts, and its result is dropped).
-func withCtx[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
 }
 
 // ErrTopicDrift is matched (errors.Is) by the *DriftError EnsureTopics
@@ -199,7 +178,7 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs []broker.TopicSpec, opts
 	if err != nil {
 		return nil, err
 	}
-	brokers, err := withCtx(ctx, func() ([]*sarama.Broker, error) {
+	brokers, err := ctxcall.Do(ctx, func() ([]*sarama.Broker, error) {
 		bs, _, err := ca.DescribeCluster()
 		return bs, err
 	})
@@ -210,7 +189,7 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs []broker.TopicSpec, opts
 	for i, s := range all {
 		names[i] = s.Name
 	}
-	meta, err := withCtx(ctx, func() ([]*sarama.TopicMetadata, error) { return ca.DescribeTopics(names) })
+	meta, err := ctxcall.Do(ctx, func() ([]*sarama.TopicMetadata, error) { return ca.DescribeTopics(names) })
 	if err != nil {
 		return nil, fmt.Errorf("kafkabus: describe topics: %w", err)
 	}
@@ -228,7 +207,7 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs []broker.TopicSpec, opts
 			continue
 		}
 		detail := topicDetail(s, len(brokers))
-		_, err := withCtx(ctx, func() (struct{}, error) { return struct{}{}, ca.CreateTopic(s.Name, detail, false) })
+		_, err := ctxcall.Do(ctx, func() (struct{}, error) { return struct{}{}, ca.CreateTopic(s.Name, detail, false) })
 		switch {
 		case err == nil:
 			rep.Created = append(rep.Created, s.Name)
@@ -307,11 +286,11 @@ func (a *Admin) compare(ctx context.Context, ca sarama.ClusterAdmin, specs []bro
 		names[i] = s.Name
 		res[i] = &sarama.ConfigResource{Type: sarama.TopicResource, Name: s.Name, ConfigNames: []string{"retention.ms", "max.message.bytes"}}
 	}
-	meta, err := withCtx(ctx, func() ([]*sarama.TopicMetadata, error) { return ca.DescribeTopics(names) })
+	meta, err := ctxcall.Do(ctx, func() ([]*sarama.TopicMetadata, error) { return ca.DescribeTopics(names) })
 	if err != nil {
 		return nil, fmt.Errorf("kafkabus: describe topics: %w", err)
 	}
-	configs, err := withCtx(ctx, func() ([]*sarama.ConfigResourceResult, error) {
+	configs, err := ctxcall.Do(ctx, func() ([]*sarama.ConfigResourceResult, error) {
 		return ca.DescribeConfigs(res, sarama.DescribeConfigsOptions{})
 	})
 	if err != nil {

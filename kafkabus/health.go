@@ -10,6 +10,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/ctxcall"
 )
 
 // Health implements broker.HealthChecker. It reports:
@@ -55,7 +56,7 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 		brokers []*sarama.Broker
 		ctrl    int32
 	}
-	cl, err := withCtx(ctx, func() (cluster, error) {
+	cl, err := ctxcall.Do(ctx, func() (cluster, error) {
 		if err := client.RefreshMetadata(); err != nil {
 			return cluster{}, err
 		}
@@ -91,7 +92,7 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 	add(logDirCheck(ctx, ca, cl.brokers))
 	extra := slices.Clone(b.cfg.LagGroups)
 	if b.cfg.LagDiscover {
-		listed, err := withCtx(ctx, func() (map[string]string, error) { return ca.ListConsumerGroups() })
+		listed, err := ctxcall.Do(ctx, func() (map[string]string, error) { return ca.ListConsumerGroups() })
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -113,7 +114,7 @@ func (b *Backend) Health(ctx context.Context) (*broker.HealthReport, error) {
 	}
 	slices.Sort(names)
 	for _, g := range names {
-		lags, err := withCtx(ctx, func() ([]broker.GroupLag, error) { return groupLag(ca, client, g, groups[g]) })
+		lags, err := ctxcall.Do(ctx, func() ([]broker.GroupLag, error) { return groupLag(ca, client, g, groups[g]) })
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -220,7 +221,7 @@ func logDirCheck(ctx context.Context, ca sarama.ClusterAdmin, brokers []*sarama.
 	for i, br := range brokers {
 		ids[i] = br.ID()
 	}
-	dirs, err := withCtx(ctx, func() (map[int32][]sarama.DescribeLogDirsResponseDirMetadata, error) { return ca.DescribeLogDirs(ids) })
+	dirs, err := ctxcall.Do(ctx, func() (map[int32][]sarama.DescribeLogDirsResponseDirMetadata, error) { return ca.DescribeLogDirs(ids) })
 	if err != nil {
 		return check("log dirs", broker.HealthHealthy, -1, "log directories not described: %v", err)
 	}

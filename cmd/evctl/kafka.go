@@ -12,6 +12,7 @@ import (
 
 	events "github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/ctxcall"
 	"github.com/cosmic-horizons/events/kafkabus"
 )
 
@@ -41,7 +42,7 @@ func openKafka(ctx context.Context, o *options) (*kafkaBackend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, usagef("Kafka configuration: %v", err)
 	}
-	client, err := withCtx(ctx, func() (sarama.Client, error) { return sarama.NewClient(cfg.Brokers, cfg.SaramaConfig()) })
+	client, err := ctxcall.Do(ctx, func() (sarama.Client, error) { return sarama.NewClient(cfg.Brokers, cfg.SaramaConfig()) })
 	if err != nil {
 		return nil, fmt.Errorf("connect to Kafka %v: %w", cfg.Brokers, err)
 	}
@@ -51,27 +52,6 @@ func openKafka(ctx context.Context, o *options) (*kafkaBackend, error) {
 		return nil, fmt.Errorf("connect to Kafka: %w", err)
 	}
 	return &kafkaBackend{cfg: cfg, client: client, admin: admin}, nil
-}
-
-// withCtx runs blocking client I/O and returns when it does or ctx ends
-// (the call then finishes in the background, bounded by sarama's timeouts).
-func withCtx[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
 }
 
 func (k *kafkaBackend) close() error {
@@ -445,7 +425,7 @@ func (k *kafkaBackend) topics(ctx context.Context, o *options) (*topicsReport, e
 	}
 	groups := []string(o.groups)
 	if len(groups) == 0 {
-		all, err := withCtx(ctx, k.admin.ListConsumerGroups)
+		all, err := ctxcall.Do(ctx, k.admin.ListConsumerGroups)
 		if err != nil {
 			return nil, fmt.Errorf("list consumer groups: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	events "github.com/cosmic-horizons/events"
 	"github.com/cosmic-horizons/events/broker"
+	"github.com/cosmic-horizons/events/internal/ctxcall"
 	"github.com/cosmic-horizons/events/rabbitbus"
 )
 
@@ -43,7 +44,7 @@ func openRabbit(ctx context.Context, o *options) (*rabbitBackend, error) {
 	}
 	var errs []error
 	for _, u := range cfg.URLs {
-		conn, err := withCtx(ctx, func() (*amqp.Connection, error) {
+		conn, err := ctxcall.Do(ctx, func() (*amqp.Connection, error) {
 			return amqp.DialConfig(u, amqp.Config{Heartbeat: heartbeat, TLSClientConfig: cfg.TLS,
 				Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": "evctl"}})
 		})

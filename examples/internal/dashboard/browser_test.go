@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/browsertest"
 	"github.com/cosmic-horizons/events/examples/internal/dashboard"
 	"github.com/cosmic-horizons/events/examples/internal/orchestrator"
 )
@@ -24,22 +25,6 @@ import (
 // ScreenshotEnv names the file the browser test writes its screenshot to;
 // default a file in the test's temporary directory (logged).
 const ScreenshotEnv = "DASHBOARD_SCREENSHOT"
-
-// chromiumPath finds Debian's chromium. Without it the test is skipped,
-// except under CI (CI set), where it fails: .ci/run installs it.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium); the browser test must run in CI")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium)")
-	return ""
-}
 
 // wsGate refuses WebSocket upgrades with 503 while closed, so a test can
 // hold the page disconnected.
@@ -105,33 +90,6 @@ func (s *stack) waitJob(ctx context.Context, t *testing.T, id string) orchestrat
 	}
 }
 
-// browser starts headless chromium with a fresh profile.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path := chromiumPath(t)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-	)
-	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// Start the browser with the context that lives as long as the test.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
 // recordStatuses installs a recorder of every status each row shows, in
 // order (the page sets data-status on its rows).
 const recordStatuses = `(() => {
@@ -157,7 +115,7 @@ func rowStatus(id string) string {
 // runs, and sees the page reconnect and re-sync; it writes a screenshot.
 func TestBrowserDashboard(t *testing.T) {
 	s := newStack(t, orchestrator.SimConfig{Seed: 3, FailureRatio: 0.2, Speed: 4, QueueDelay: 4 * time.Second, RunTime: 4 * time.Second})
-	b := browser(t)
+	b := browsertest.Start(t, 1440, 900)
 	ctx, cancel := context.WithTimeout(b, 60*time.Second)
 	defer cancel()
 	poll := func(what, expr string) {

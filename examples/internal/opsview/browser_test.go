@@ -14,6 +14,7 @@ import (
 
 	"github.com/cosmic-horizons/events/broker"
 	"github.com/cosmic-horizons/events/eventmodels"
+	"github.com/cosmic-horizons/events/examples/internal/browsertest"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
 	"github.com/cosmic-horizons/events/examples/internal/opsview"
 )
@@ -26,47 +27,6 @@ const (
 	ScreenshotURLEnv = "OPS_SCREENSHOT_URL"
 	ScreenshotEnv    = "OPS_SCREENSHOT"
 )
-
-// chromiumPath finds Debian's chromium. Without it the test is skipped,
-// except under CI (CI set), where it fails: .ci/run installs it.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium); the browser test must run in CI")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium)")
-	return ""
-}
-
-// browser starts headless chromium with a fresh profile.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1300),
-	)
-	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
 
 func poll(ctx context.Context, t *testing.T, what, expr string) {
 	t.Helper()
@@ -112,7 +72,7 @@ func TestBrowserOperatorView(t *testing.T) {
 	srv := httptest.NewServer(v.Handler())
 	t.Cleanup(srv.Close)
 
-	b := browser(t)
+	b := browsertest.Start(t, 1440, 1300)
 	bctx, cancel := context.WithTimeout(b, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/ops")); err != nil {
@@ -183,7 +143,7 @@ func TestScreenshot(t *testing.T) {
 	if url == "" || path == "" {
 		t.Skip("set " + ScreenshotURLEnv + " and " + ScreenshotEnv)
 	}
-	b := browser(t)
+	b := browsertest.Start(t, 1440, 1300)
 	ctx, cancel := context.WithTimeout(b, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
