@@ -133,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		keys      = fs.Int("keys", 1000, "distinct jobs (partition keys)")
 		share     = fs.Float64("metrics-share", 0.3, "fraction of job.metrics events; the rest are job lifecycle events")
 		trace     = fs.Float64("trace-ratio", 0.01, "fraction of publishes traced by the OpenTelemetry SDK (sdk mode); 0 for none")
+		otel      = fs.Bool("otel", true, "run the sdk arm with the OpenTelemetry hooks (tracing at -trace-ratio, metrics); default false in -mode peer, where the watermill arm runs without middleware")
 		warmup    = fs.Duration("warmup", time.Second, "first part of each run whose events count but whose latencies do not (connections and fetch sessions settle)")
 		drain     = fs.Duration("drain", 30*time.Second, "how long to wait for the last events after publishing; what is missing then is lost")
 		repeat    = fs.Int("repeat", 1, "runs per configuration (modes alternate); tables show medians")
@@ -282,6 +283,7 @@ flags.`,
 	if *trace == 0 {
 		c.session.Options.TraceRatio = -1
 	}
+	c.session.Options.NoOTel = !*otel || (c.peer && !flagSet(fs, "otel"))
 	c.session.Run = benchcore.RunConfig{Count: *count, Duration: d, Publishers: *pubs, Batch: *batch, Drain: *drain, Warmup: *warmup}
 	// Check both now rather than after an embedded cluster has started.
 	probe := c.session.Options

@@ -197,3 +197,26 @@ func TestRunPeerWritesOutputs(t *testing.T) {
 		t.Errorf("%d clean runs reported, want 9:\n%s", n, stderr.String())
 	}
 }
+
+// TestOTelHooksFlag: the sdk arm carries the OpenTelemetry hooks unless
+// -otel=false, except in the peer comparison, where it runs bare like the
+// watermill arm unless -otel is given.
+func TestOTelHooksFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		noOTel bool
+	}{
+		{[]string{"-mode", "sdk"}, false},
+		{[]string{"-mode", "sdk", "-otel=false"}, true},
+		{[]string{"-mode", "peer"}, true},
+		{[]string{"-mode", "peer", "-otel"}, false},
+	} {
+		c, err := parseFlags(tc.args, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("parseFlags(%q): %v", tc.args, err)
+		}
+		if c.session.Options.NoOTel != tc.noOTel {
+			t.Errorf("parseFlags(%q): NoOTel %v, want %v", tc.args, c.session.Options.NoOTel, tc.noOTel)
+		}
+	}
+}

@@ -108,6 +108,11 @@ type Options struct {
 	// OpenTelemetry SDK tracer provider that records but exports nothing;
 	// default 0.01, negative for none.
 	TraceRatio float64
+	// NoOTel runs the SDK arm without the OpenTelemetry hooks (tracing
+	// and metrics), as the watermill arm runs without middleware; the send
+	// time then travels through a PublishHook of its own. The peer
+	// comparison sets it by default (eventbench -otel).
+	NoOTel bool
 	// Workload shapes the events.
 	Workload WorkloadConfig
 	// Backlog says that the run publishes before it subscribes (RunDrain):
@@ -204,6 +209,7 @@ func NewDriver(o Options, run RunID) (Driver, error) {
 // OpenTelemetry tracing and metrics as its hooks (on SDK providers of the
 // driver's own, recording, exporting nothing), publishing and subscribing.
 type sdkParts struct {
+	noOTel   bool
 	run      RunID
 	workload *Workload
 	bus      *events.Bus // over a placeholder publisher until the backend exists
@@ -235,7 +241,7 @@ func (sentPropagator) Extract(ctx context.Context, _ propagation.TextMapCarrier)
 func (sentPropagator) Fields() []string { return []string{HeaderSent} }
 
 func newSDK(o Options, run RunID) (*sdkParts, error) {
-	s := &sdkParts{run: run}
+	s := &sdkParts{run: run, noOTel: o.NoOTel}
 	raw, err := newPeerCodec()
 	if err != nil {
 		return nil, err
@@ -265,11 +271,28 @@ func newSDK(o Options, run RunID) (*sdkParts, error) {
 
 // newBus returns a Bus over pub routing every event to topic.
 func (s *sdkParts) newBus(pub broker.Publisher, topic string, reg *eventmodels.Registry) (*events.Bus, error) {
+	hooks := events.WithHooks(s.tracing, s.metrics)
+	if s.noOTel {
+		hooks = events.WithHooks(sentHook{})
+	}
 	return events.NewBus(pub,
 		events.WithRegistry(reg),
 		events.WithSource("eventbench"),
 		events.WithRoute(func(eventmodels.TypeInfo, eventmodels.Event) string { return topic }),
-		events.WithHooks(s.tracing, s.metrics))
+		hooks)
+}
+
+// sentHook writes HeaderSent from the publish ctx when the OpenTelemetry
+// hooks (whose propagator does it otherwise) are off.
+type sentHook struct{}
+
+func (sentHook) BeforePublish(ctx context.Context, msgs []*broker.Message) (context.Context, func(error)) {
+	if sent, ok := ctx.Value(sentKey{}).(string); ok {
+		for _, m := range msgs {
+			m.SetHeader(HeaderSent, sent)
+		}
+	}
+	return ctx, nil
 }
 
 // attach returns the bus over the backend's publisher.
