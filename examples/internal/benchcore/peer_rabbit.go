@@ -3,7 +3,6 @@ package benchcore
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
@@ -132,10 +131,7 @@ func (d *peerRabbitDriver) Close() error {
 		errs = append(errs, d.pub.Close())
 	}
 	if d.admin != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		errs = append(errs, d.admin.DeleteGroup(ctx, d.o.Topic, d.o.Group), d.admin.DeleteTopic(ctx, d.o.Topic))
-		cancel()
-		errs = append(errs, d.admin.Close())
+		errs = append(errs, dropTopology(d.admin, d.o.Topic, d.o.Group), d.admin.Close())
 	}
 	d.sdk.close()
 	return errors.Join(errs...)

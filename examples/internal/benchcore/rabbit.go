@@ -219,13 +219,39 @@ func (d *rabbitDriver) Close() error {
 		}
 	}
 	if d.admin != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		errs = append(errs, d.admin.DeleteGroup(ctx, d.o.Topic, d.o.Group), d.admin.DeleteTopic(ctx, d.o.Topic))
-		cancel()
-		errs = append(errs, d.admin.Close())
+		errs = append(errs, dropTopology(d.admin, d.o.Topic, d.o.Group), d.admin.Close())
 	}
 	d.sdk.close()
 	return errors.Join(errs...)
 }
 
 func (d *rabbitDriver) Workload() *Workload { return d.sdk.workload }
+
+// dropTopology deletes a run's group queues and topic exchange, each try up
+// to three times a second apart: deleting a quorum queue can fail while the
+// broker's write-ahead log restarts (seen here: Exception 541
+// INTERNAL_ERROR, "wal_down" in the broker's log), and a run's figures do
+// not depend on its cleanup. The last error of each is returned.
+func dropTopology(admin *rabbitbus.Backend, topic, group string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	try := func(op func(context.Context) error) error {
+		var err error
+		for attempt := range 3 {
+			if attempt > 0 {
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return errors.Join(err, ctx.Err())
+				}
+			}
+			if err = op(ctx); err == nil {
+				return nil
+			}
+		}
+		return err
+	}
+	return errors.Join(
+		try(func(ctx context.Context) error { return admin.DeleteGroup(ctx, topic, group) }),
+		try(func(ctx context.Context) error { return admin.DeleteTopic(ctx, topic) }))
+}
