@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -88,28 +89,39 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// openDeadLetters finishes a dlq command's parsing (fs holds its flags:
+// no positional arguments, a valid filter), opens the broker and lists the
+// dead-letter sources selected. The caller closes b.
+func openDeadLetters(ctx context.Context, fs *flag.FlagSet, args []string, o *options) (b backend, kind string, srcs []string, err error) {
+	if err := parse(fs, args); err != nil {
+		return nil, "", nil, err
+	}
+	if err := noArgs(fs); err != nil {
+		return nil, "", nil, err
+	}
+	if err := o.checkFilter(); err != nil {
+		return nil, "", nil, err
+	}
+	b, kind, err = open(ctx, o)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if srcs, err = b.deadLetterSources(ctx, o); err != nil {
+		_ = b.close()
+		return nil, "", nil, err
+	}
+	return b, kind, srcs, nil
+}
+
 func cmdList(ctx context.Context, args []string, e *env) error {
 	var o options
 	fs := newFlags("dlq list", &o, e.stderr)
 	selectionFlags(fs, &o)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := o.checkFilter(); err != nil {
-		return err
-	}
-	b, kind, err := open(ctx, &o)
+	b, kind, srcs, err := openDeadLetters(ctx, fs, args, &o)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	srcs, err := b.deadLetterSources(ctx, &o)
-	if err != nil {
-		return err
-	}
 	f := o.filterFor(kind)
 	out := make([]dlqSummary, 0, len(srcs))
 	for _, src := range srcs {
@@ -192,25 +204,12 @@ func cmdShow(ctx context.Context, args []string, e *env) error {
 	fs := newFlags("dlq show", &o, e.stderr)
 	selectionFlags(fs, &o)
 	fs.IntVar(&o.limit, "limit", 0, "show at most this many dead letters per source (0: all)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := o.checkFilter(); err != nil {
-		return err
-	}
-	dec, err := newDecoder()
-	if err != nil {
-		return err
-	}
-	b, kind, err := open(ctx, &o)
+	b, kind, srcs, err := openDeadLetters(ctx, fs, args, &o)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	srcs, err := b.deadLetterSources(ctx, &o)
+	dec, err := newDecoder()
 	if err != nil {
 		return err
 	}

@@ -65,24 +65,11 @@ func cmdRedrive(ctx context.Context, args []string, e *env) error {
 	selectionFlags(fs, &o)
 	fs.BoolVar(&o.dryRun, "dry-run", false, "show what would go back; publish and commit nothing")
 	fs.StringVar(&o.progressGroup, "progress-group", "", "Kafka: consumer group recording the redrive's progress (default evctl-redrive-<dlq topic>[-<hash of the filters>])")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := o.checkFilter(); err != nil {
-		return err
-	}
-	b, kind, err := open(ctx, &o)
+	b, kind, srcs, err := openDeadLetters(ctx, fs, args, &o)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	srcs, err := b.deadLetterSources(ctx, &o)
-	if err != nil {
-		return err
-	}
 	var results []*redriveResult
 	var moved []*messageView
 	dec, err := newDecoder()
