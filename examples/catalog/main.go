@@ -15,12 +15,11 @@ import (
 	"os"
 	"reflect"
 	"text/tabwriter"
-	"time"
 
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
+	"github.com/cosmic-horizons/events/internal/samples"
 	"github.com/cosmic-horizons/events/schemas"
-	"github.com/google/uuid"
 )
 
 func main() {
@@ -62,7 +61,7 @@ func run() error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "EVENT TYPE\tTOPIC\tKEY\tDATASCHEMA\tAVRO B\tJSON B\tROUND TRIP")
 	var firstJSON []byte
-	for _, e := range sampleEvents() {
+	for _, e := range samples.All() {
 		typ := e.Envelope().EventType
 		info, _ := reg.Lookup(typ)
 		a, err := avroCodec.Encode(e)
@@ -98,62 +97,8 @@ func run() error {
 	out, _ := json.MarshalIndent(pretty, "", "  ")
 	fmt.Printf("\nA job.submitted event in JSON:\n%s\n", out)
 
-	bad := sampleEvents()[2].(*eventmodels.JobStatusChanged)
+	bad := samples.All()[2].(*eventmodels.JobStatusChanged)
 	bad.FromStatus, bad.ToStatus, bad.UserID = eventmodels.StatusCompleted, eventmodels.StatusRunning, ""
 	fmt.Printf("\nAn illegal event is refused with every broken field:\n  %v\n", bad.Validate())
 	return nil
-}
-
-// epoch is the fixed time the sample events carry.
-var epoch = time.Date(2026, 3, 1, 12, 30, 45, 123_000_000, time.UTC)
-
-// correlation is the correlation ID every sample event shares.
-var correlation = uuid.MustParse("0190f1c2-3b4a-7c5d-8e6f-102030405060")
-
-// sampleEvents returns one event of each built-in type, every field filled
-// in, in registry order of the job lifecycle, then metrics, notification,
-// audit and health. Each call returns new events.
-func sampleEvents() []eventmodels.Event {
-	opts := []eventmodels.Option{eventmodels.WithClock(func() time.Time { return epoch }), eventmodels.WithCorrelationID(correlation)}
-	const user, job = "astro-user-7", "job-000042"
-	metrics := eventmodels.NewJobMetrics(user, job, "proj-vlass", eventmodels.Usage{
-		CPUHours: 12.5, GPUHours: 3.25, MemoryPeakMB: 48_000,
-		RuntimeMS: 5_400_000, QueueWaitMS: 90_000, Progress: 64.5,
-	}, opts...)
-	metrics.Node = "hpc-node-17"
-	completed := eventmodels.NewJobCompleted(user, job, eventmodels.Usage{
-		CPUHours: 16, GPUHours: 4, MemoryPeakMB: 51_200, RuntimeMS: 7_200_000, QueueWaitMS: 90_000, Progress: 100,
-	}, opts...)
-	completed.OutputURI = "s3://cosmic/results/job-000042/"
-	failed := eventmodels.NewJobFailed(user, job, eventmodels.StatusRunning, eventmodels.ErrorOutOfMemory, "process killed: memory limit 64 GiB exceeded", opts...)
-	failed.ExitCode, failed.Retryable, failed.RuntimeMS = 137, true, 1_800_000
-	changed := eventmodels.NewJobStatusChanged(user, job, eventmodels.StatusRunning, eventmodels.StatusRunning, 42.5, opts...)
-	changed.Message, changed.Node = "imaging pass 2 of 5", "hpc-node-17"
-	queued := eventmodels.NewJobQueued(user, job, "gpu-large", 3, opts...)
-	queued.EstimatedWaitMS = 120_000
-	note := eventmodels.NewNotification(user, "astro-user-7@example.org", eventmodels.ChannelEmail, eventmodels.SeverityInfo,
-		"Job job-000042 completed", "Your imaging job finished in 2h0m; results are ready.", opts...)
-	note.Category, note.JobID = "job.completed", job
-	audit := eventmodels.NewAudit(user, "job.submit", eventmodels.Resource{Type: "job", ID: job}, eventmodels.OutcomeSuccess, opts...)
-	audit.Details = eventmodels.LabelsOf(map[string]string{"ip": "10.1.2.3", "client": "cli/2.1"})
-	return []eventmodels.Event{
-		eventmodels.NewJobSubmitted(user, job, eventmodels.JobSpec{
-			ProjectID: "proj-vlass", Telescope: "VLA", Instrument: "WIDAR", JobName: "vlass-epoch3-tile-17",
-			Queue: "gpu-large", Priority: 5,
-			Resources:  eventmodels.Resources{CPUCores: 32, GPUs: 2, MemoryMB: 65_536, WalltimeSeconds: 14_400},
-			Parameters: eventmodels.LabelsOf(map[string]string{"field": "T17", "band": "S", "ünïcode": "✓"}),
-		}, opts...),
-		queued,
-		changed,
-		completed,
-		failed,
-		eventmodels.NewJobCancelled(user, job, eventmodels.StatusQueued, "superseded by job-000043", opts...),
-		metrics,
-		note,
-		audit,
-		eventmodels.NewSystemHealth("health-service", "kafka", eventmodels.HealthDegraded, 4.75, []eventmodels.HealthCheck{
-			{Name: "brokers_reachable", Status: eventmodels.HealthHealthy, Value: 3},
-			{Name: "consumer_lag.metrics", Status: eventmodels.HealthDegraded, Message: "lag 1200 > 1000", Value: 1200},
-		}, opts...),
-	}
 }
