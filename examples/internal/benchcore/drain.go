@@ -73,15 +73,7 @@ func RunDrain(ctx context.Context, cfg RunConfig, drv Driver, run RunID, base Re
 	res.CPUSeconds = (cpu2 - cpu0).Seconds()
 	res.PeakRSSMiB = float64(PeakRSS()) / (1 << 20)
 
-	counts := c.ledger.Counts()
-	pub, e2e := c.Latency()
-	res.Seconds = pubEnd.Sub(start).Seconds()
-	res.Sent, res.Acked, res.Failed = counts.Sent, counts.Acked, counts.Failed
-	res.Consumed, res.Lost, res.Duplicates = counts.Consumed, counts.Lost(), counts.Duplicates
-	res.Unconfirmed, res.Foreign = counts.Unconfirmed(), counts.Foreign+counts.OutOfRange
-	if res.Seconds > 0 {
-		res.PublishRate = float64(counts.Acked) / res.Seconds
-	}
+	counts := res.account(c, start, pubEnd)
 	first, last := c.FirstConsume(), c.LastConsume()
 	if !first.IsZero() {
 		res.FirstEventSeconds = first.Sub(subStart).Seconds()
@@ -91,6 +83,5 @@ func RunDrain(ctx context.Context, cfg RunConfig, drv Driver, run RunID, base Re
 		}
 	}
 	res.Throughput = res.DrainRate
-	res.Publish, res.EndToEnd = LatencyOf(pub), LatencyOf(e2e)
 	return res, publishErr, ctx.Err()
 }

@@ -136,6 +136,22 @@ func Run(ctx context.Context, cfg RunConfig, drv Driver, run RunID, base Result)
 	rss := PeakRSS()
 	stopProgress()
 
+	counts := res.account(c, start, pubEnd)
+	if last := c.LastConsume(); !last.IsZero() && last.After(start) {
+		res.Throughput = float64(counts.Consumed) / last.Sub(start).Seconds()
+	}
+	res.CPUSeconds = cpu.Seconds()
+	res.PeakRSSMiB = float64(rss) / (1 << 20)
+	publishErr = pubErr
+	if err := ctx.Err(); err != nil {
+		return res, publishErr, err
+	}
+	return res, publishErr, nil
+}
+
+// account fills res with c's accounting and latencies for a run that
+// published from start to pubEnd, and returns the counts.
+func (res *Result) account(c *Collector, start, pubEnd time.Time) Counts {
 	counts := c.ledger.Counts()
 	pub, e2e := c.Latency()
 	res.Seconds = pubEnd.Sub(start).Seconds()
@@ -145,17 +161,8 @@ func Run(ctx context.Context, cfg RunConfig, drv Driver, run RunID, base Result)
 	if res.Seconds > 0 {
 		res.PublishRate = float64(counts.Acked) / res.Seconds
 	}
-	if last := c.LastConsume(); !last.IsZero() && last.After(start) {
-		res.Throughput = float64(counts.Consumed) / last.Sub(start).Seconds()
-	}
 	res.Publish, res.EndToEnd = LatencyOf(pub), LatencyOf(e2e)
-	res.CPUSeconds = cpu.Seconds()
-	res.PeakRSSMiB = float64(rss) / (1 << 20)
-	publishErr = pubErr
-	if err := ctx.Err(); err != nil {
-		return res, publishErr, err
-	}
-	return res, publishErr, nil
+	return counts
 }
 
 // progress prints a progress line every interval until the returned
