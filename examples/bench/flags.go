@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/examples/internal/benchcore"
-	"github.com/cosmic-horizons/events/examples/internal/listflag"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
+	"github.com/cosmic-horizons/events/internal/envconf"
 )
 
 // defaultRabbitURL is the local broker of the development machines and CI.
@@ -193,7 +193,7 @@ flags.`,
 		// publishers, 3 rounds, 5 s runs, the latency scenario at 1,000/s.
 		backends = []string{benchcore.BackendKafka, benchcore.BackendRabbitMQ, benchcore.BackendMemory}
 		if flagSet(fs, "backend") {
-			backends = listflag.Split(*backend)
+			backends = envconf.Split(*backend)
 		}
 		if len(backends) == 0 {
 			return nil, errors.New("-backend: want one or more of memory, kafka, rabbitmq")
@@ -276,7 +276,7 @@ flags.`,
 		}
 	}
 	c.session.Options = benchcore.Options{
-		Backend: *backend, Brokers: listflag.Split(*brokers), URLs: listflag.Split(*urls), QueueType: *queueType,
+		Backend: *backend, Brokers: envconf.Split(*brokers), URLs: envconf.Split(*urls), QueueType: *queueType,
 		Partitions: *parts, Subscribers: *subs, Concurrency: *conc, MaxInFlight: *inflight, TraceRatio: *trace,
 		Workload: benchcore.WorkloadConfig{BodySize: *size, Keys: *keys, MetricsShare: *share},
 	}
@@ -302,7 +302,7 @@ flags.`,
 		for _, b := range backends {
 			counts[b] = *drainN
 		}
-		c.compare = benchcore.Comparison{Session: c.session, Backends: backends, Scenarios: listflag.Split(*scenarios),
+		c.compare = benchcore.Comparison{Session: c.session, Backends: backends, Scenarios: envconf.Split(*scenarios),
 			Repeat: c.repeat, LatencyRate: c.rates[0], DrainCount: counts}
 		if c.rates[0] == 0 {
 			return nil, errors.New("-mode peer: -rate is the latency scenario's offered rate; want a number of events/s")

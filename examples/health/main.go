@@ -36,8 +36,8 @@ import (
 	"time"
 
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
-	"github.com/cosmic-horizons/events/examples/internal/listflag"
 	"github.com/cosmic-horizons/events/examples/internal/platform"
+	"github.com/cosmic-horizons/events/internal/envconf"
 	"github.com/cosmic-horizons/events/rabbitbus"
 )
 
@@ -95,7 +95,7 @@ it clears.`,
 			var signals healthsvc.SignalSource = p.Signals
 			var remote *healthsvc.Remote
 			if signalsFrom != "" {
-				r, err := healthsvc.NewRemote(healthsvc.RemoteConfig{URLs: listflag.Split(signalsFrom), Timeout: signalsTimeout, Logger: log})
+				r, err := healthsvc.NewRemote(healthsvc.RemoteConfig{URLs: envconf.Split(signalsFrom), Timeout: signalsTimeout, Logger: log})
 				if err != nil {
 					return nil, nil, err
 				}
@@ -126,7 +126,7 @@ it clears.`,
 // parseLagGroups splits --lag-groups: "group" entries are Kafka groups,
 // "group@topic" entries Kafka groups and RabbitMQ group queues.
 func parseLagGroups(s string) (kafka []string, rabbit []rabbitbus.LagGroup, err error) {
-	for _, e := range listflag.Split(s) {
+	for _, e := range envconf.Split(s) {
 		group, topic, at := strings.Cut(e, "@")
 		if group == "" || (at && topic == "") {
 			return nil, nil, fmt.Errorf(`--lag-groups: %q: want "group" or "group@topic"`, e)

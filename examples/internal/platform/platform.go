@@ -25,8 +25,8 @@ import (
 	"github.com/cosmic-horizons/events/eventmodels"
 	"github.com/cosmic-horizons/events/examples/internal/devkafka"
 	"github.com/cosmic-horizons/events/examples/internal/healthsvc"
-	"github.com/cosmic-horizons/events/examples/internal/listflag"
 	"github.com/cosmic-horizons/events/examples/internal/opsview"
+	"github.com/cosmic-horizons/events/internal/envconf"
 	"github.com/cosmic-horizons/events/kafkabus"
 	"github.com/cosmic-horizons/events/rabbitbus"
 )
@@ -78,18 +78,18 @@ func (o Options) step(what string) {
 // the KAFKA_BROKERS and AMQP_URLS environment variables.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("kafka-brokers", "comma-separated Kafka bootstrap addresses (env KAFKA_BROKERS); empty: an embedded in-process Kafka cluster", func(s string) error {
-		o.KafkaBrokers = listflag.Split(s)
+		o.KafkaBrokers = envconf.Split(s)
 		return nil
 	})
 	fs.Func("amqp-urls", "comma-separated RabbitMQ node URLs (env AMQP_URLS); empty: the in-memory bus", func(s string) error {
-		o.AMQPURLs = listflag.Split(s)
+		o.AMQPURLs = envconf.Split(s)
 		return nil
 	})
 	if o.KafkaBrokers == nil {
-		o.KafkaBrokers = listflag.Split(os.Getenv("KAFKA_BROKERS"))
+		o.KafkaBrokers = envconf.Split(os.Getenv("KAFKA_BROKERS"))
 	}
 	if o.AMQPURLs == nil {
-		o.AMQPURLs = listflag.Split(os.Getenv("AMQP_URLS"))
+		o.AMQPURLs = envconf.Split(os.Getenv("AMQP_URLS"))
 	}
 }
 
