@@ -186,22 +186,39 @@ func (b *Bus) Publish(ctx context.Context, events ...eventmodels.Event) (err err
 	if err != nil {
 		return err
 	}
+	ctx, complete := b.startPublish(ctx, msgs)
+	err = b.pub.Publish(ctx, msgs...)
+	if complete != nil {
+		complete(err)
+	}
+	return err
+}
+
+// startPublish runs the PublishHooks' BeforePublish for msgs and returns
+// the ctx to publish with and the function to call once with the outcome
+// (the HookPublished observers, then the hooks' ends in reverse order), or
+// nil when the Bus has no publish hooks.
+func (b *Bus) startPublish(ctx context.Context, msgs []*broker.Message) (context.Context, func(error)) {
+	if len(b.pubHks) == 0 && len(b.pubObs) == 0 {
+		return ctx, nil
+	}
+	var ends []func(error)
 	for _, h := range b.pubHks {
 		var end func(error)
 		ctx, end = h.BeforePublish(ctx, msgs)
 		if end != nil {
-			defer func() { end(err) }()
+			ends = append(ends, end)
 		}
 	}
-	if len(b.pubObs) > 0 {
-		start := time.Now()
-		defer func() {
-			for _, o := range b.pubObs {
-				o.OnPublished(ctx, msgs, time.Since(start), err)
-			}
-		}()
+	start := time.Now()
+	return ctx, func(err error) {
+		for _, o := range b.pubObs {
+			o.OnPublished(ctx, msgs, time.Since(start), err)
+		}
+		for i := len(ends) - 1; i >= 0; i-- {
+			ends[i](err)
+		}
 	}
-	return b.pub.Publish(ctx, msgs...)
 }
 
 // messages returns the messages of events, or the first event's error.
@@ -252,22 +269,9 @@ func (b *Bus) PublishAsync(ctx context.Context, done func(error), events ...even
 	if err != nil {
 		return err
 	}
-	var ends []func(error)
-	for _, h := range b.pubHks {
-		var end func(error)
-		ctx, end = h.BeforePublish(ctx, msgs)
-		if end != nil {
-			ends = append(ends, end)
-		}
-	}
-	start := time.Now()
-	complete := func(err error) {
-		for i := len(ends) - 1; i >= 0; i-- { // as Publish's deferred calls
-			ends[i](err)
-		}
-		for _, o := range b.pubObs {
-			o.OnPublished(ctx, msgs, time.Since(start), err)
-		}
+	ctx, complete := b.startPublish(ctx, msgs)
+	if complete == nil {
+		complete = func(error) {}
 	}
 	finish := func(err error) { complete(err); done(err) }
 	ap, ok := b.pub.(broker.AsyncPublisher)
